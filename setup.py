@@ -1,0 +1,41 @@
+"""tinyvideo-mx: VGAN (Generating Videos with Scene Dynamics) in MXNet Gluon.
+
+Every pin below is one that works together on Python 3.11 (see docs/platform.md):
+mxnet 1.9.1 is the last MXNet release and uses ``np.bool`` (removed in numpy 1.24), so numpy stays at
+1.23.5; OpenCV >= 4.11 / 5.x pulls numpy 2, so OpenCV stays below 4.11. gluoncv requires the GUI
+``opencv-python`` build, so that is the one we depend on (one cv2, never a headless copy beside it).
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="tinyvideo-mx",
+    version="0.1.0",
+    description="Generating Videos with Scene Dynamics (VGAN) in MXNet Gluon",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["tinyvideo_mx", "tinyvideo_mx.*", "stabilize", "stabilize.*"]),
+    install_requires=[
+        "mxnet==1.9.1",
+        "numpy==1.23.5",
+        "opencv-python==4.10.0.84",
+        "gluoncv==0.10.5.post0",
+        "click==8.1.8",
+        "tqdm==4.67.1",             # progress bars
+        "imageio==2.36.1",          # GIF writing
+        "imageio-ffmpeg==0.5.1",    # MP4 (H.264) via the ffmpeg binary shipped in its wheel
+        "pillow==11.0.0",
+        "tensorboardX==2.6.2.2",    # TensorBoard event files
+        "protobuf==4.25.8",
+        # gluoncv's own dependencies, pinned to versions that accept numpy 1.23.5
+        "scipy==1.15.3",
+        "matplotlib==3.10.9",
+        "pandas==2.3.3",
+    ],
+    extras_require={
+        "gpu": ["mxnet-cu112==1.9.1"],
+        "test": ["pytest==8.3.4"],
+    },
+    entry_points={"console_scripts": ["tinyvideo-mx=tinyvideo_mx.cli:main"]},
+)

@@ -1,0 +1,50 @@
+import os
+
+from click.testing import CliRunner
+
+from tinyvideo_mx.cli import main
+
+
+def test_help_lists_the_commands():
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for command in ("train", "sample", "export"):
+        assert f"  {command} " in result.output
+
+
+def test_train_sample_export_resume_from_the_command_line(tmp_path):
+    runner = CliRunner()
+    run = str(tmp_path / "run")
+    result = runner.invoke(main, ["train", "--preset", "tiny", "--out", run, "--quiet", "--iterations", "2"])
+    assert result.exit_code == 0, result.output
+    assert "trained 2 iterations" in result.output
+    result = runner.invoke(main, ["train", "--resume", run, "--iterations", "3", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "trained 3 iterations" in result.output and os.path.isdir(os.path.join(run, "ckpt-00000003"))
+    out = str(tmp_path / "samples")
+    result = runner.invoke(main, ["sample", run, "--out", out, "-n", "2", "--seed", "4"])
+    assert result.exit_code == 0, result.output
+    # 4 grids x (GIF + MP4) + background grid PNG + per clip: video GIF + MP4, mask GIF, background PNG
+    assert result.output.startswith(f"wrote {4 * 2 + 1 + 2 * 4} files to {out} (mean mask ")
+    assert os.path.exists(os.path.join(out, "clips", "0001_video.mp4"))
+    result = runner.invoke(main, ["export", run, "--out", str(tmp_path / "exp" / "g")])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == str(tmp_path / "exp" / "g-symbol.json")
+
+
+def test_bad_inputs_end_with_one_clear_line(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["train", "--data", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "r"), "--quiet"])
+    assert result.exit_code == 1
+    assert result.output == f"Error: {tmp_path / 'nope.txt'}: list file not found\n"
+    result = runner.invoke(main, ["sample", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "no checkpoint found" in result.output
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "list.txt").write_text("a.jpg\nb.jpg\n")
+    result = runner.invoke(main, ["train", "--preset", "tiny", "--data", str(bad / "list.txt"), "--out", str(tmp_path / "r2"),
+                                  "--quiet", "--max-bad", "1", "--batch-size", "2"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: 2 unusable clips, more than the limit of 1 (--max-bad); the last one: ")
+    assert result.output.rstrip().endswith(": file not found")

@@ -1,0 +1,108 @@
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import autograd, nd
+
+from tinyvideo_mx.factory import prepare
+from tinyvideo_mx.layers import BatchNorm3D, count_trainable
+from tinyvideo_mx.networks import Discriminator, Generator, compose, first_kernel
+
+
+def built(block):
+    return prepare(block, [mx.cpu()], hybridize=False)
+
+
+def test_full_size_parameter_counts_match_the_original():
+    G, D = built(Generator()), built(Discriminator())
+    assert count_trainable(G) == 16_245_383
+    assert count_trainable(D) == 11_057_858
+    # The oneDNN workaround fuses the 64->3 video head and the 64->1 mask head into one 64->4 layer:
+    # 64*3*4*4*4 + 3 and 64*1*4*4*4 + 1 parameters before, 64*4*4*4*4 + 4 after: the same count.
+    head = G.foreground[-1]
+    assert head.weight.shape == (64, 4, 4, 4, 4) and head.bias.shape == (4,)
+    assert head.weight.data().size + 4 == (64 * 3 * 64 + 3) + (64 * 1 * 64 + 1)
+    assert count_trainable(G.foreground) == 12_667_716 and count_trainable(G.background) == 3_577_667
+
+
+def test_output_shapes_tiny_and_full_kernels():
+    G, D = built(Generator(nz=10, ngf=4, frames=16, size=32)), built(Discriminator(ndf=4, frames=16, size=32))
+    video, fg, mask, bg = G(nd.random.normal(shape=(3, 10)))
+    assert video.shape == (3, 3, 16, 32, 32) and fg.shape == (3, 3, 16, 32, 32)
+    assert mask.shape == (3, 1, 16, 32, 32) and bg.shape == (3, 3, 32, 32)
+    assert D(video).shape == (3, 2)
+    assert first_kernel(32, 64) == (2, 4, 4)
+    assert G.foreground[0].weight.shape == (10, 32, 1, 2, 2)
+
+
+def test_bad_sizes_are_rejected_with_a_clear_message():
+    with pytest.raises(ValueError, match="frames and size must be positive multiples of 16; got frames=20, size=64"):
+        Generator(frames=20)
+
+
+def test_composition_is_the_formula_on_hand_made_layers():
+    rng = np.random.default_rng(0)
+    f = rng.uniform(-1, 1, (2, 3, 4, 5, 5)).astype(np.float32)
+    m = rng.uniform(0, 1, (2, 1, 4, 5, 5)).astype(np.float32)
+    b = rng.uniform(-1, 1, (2, 3, 5, 5)).astype(np.float32)
+    out = compose(nd, nd.array(f), nd.array(m), nd.array(b)).asnumpy()
+    for n in range(2):
+        for c in range(3):
+            for t in range(4):
+                expected = m[n, 0, t] * f[n, c, t] + (1 - m[n, 0, t]) * b[n, c]
+                np.testing.assert_allclose(out[n, c, t], expected, rtol=1e-6, atol=1e-6)
+
+
+def test_generator_video_is_composed_from_its_own_layers():
+    G = built(Generator(nz=10, ngf=4, frames=16, size=16))
+    video, fg, mask, bg = (x.asnumpy() for x in G(nd.random.normal(shape=(2, 10))))
+    np.testing.assert_allclose(video, mask * fg + (1 - mask) * bg[:, :, None], rtol=1e-5, atol=1e-6)
+    assert fg.min() > -1 and fg.max() < 1 and mask.min() > 0 and mask.max() < 1
+
+
+def layers_of(seq, kind):
+    return [b for b in seq if type(b).__name__ == kind]
+
+
+def test_initialisation_follows_main_lua():
+    mx.random.seed(1)
+    G, D = built(Generator()), built(Discriminator())
+    deconv = layers_of(G.foreground, "Conv3DTranspose")[1]      # 512 -> 256
+    w = deconv.weight.data().asnumpy()
+    assert w.shape == (512, 256, 4, 4, 4)
+    assert abs(w.mean()) < 1e-4 and abs(w.std() - 0.01) < 1e-4
+    assert not deconv.bias.data().asnumpy().any()
+    gamma = G.foreground[1].bn.gamma.data().asnumpy()
+    assert abs(gamma.mean() - 1) < 0.01 and abs(gamma.std() - 0.02) < 0.005
+    w = layers_of(D.features, "Conv3D")[2].weight.data().asnumpy()
+    assert w.shape == (256, 128, 4, 4, 4) and abs(w.std() - 0.01) < 1e-4
+    bn_g, bn_d = G.foreground[1].bn, D.features[3].bn
+    assert bn_g._kwargs["eps"] == 1e-5 and bn_d._kwargs["eps"] == 1e-3
+    assert bn_g._kwargs["momentum"] == 0.9 and bn_d._kwargs["momentum"] == 0.9
+    assert G.background[1]._kwargs["eps"] == 1e-5
+    assert [type(b).__name__ for b in D.features[:4]] == ["Conv3D", "LeakyReLU", "Conv3D", "BatchNorm3D"]  # none after conv 1
+
+
+def test_batchnorm3d_trains_and_infers_like_torch_batchnorm():
+    rng = np.random.default_rng(3)
+    x = rng.normal(2.0, 3.0, (4, 8, 3, 5, 5)).astype(np.float32)
+    bn = BatchNorm3D(1e-3, 8)
+    bn.initialize()
+    gamma = rng.normal(1, 0.02, 8).astype(np.float32)
+    bn.bn.gamma.set_data(nd.array(gamma))
+    with autograd.record():
+        y = bn(nd.array(x))
+    y.backward()      # MXNet's oneDNN BatchNorm updates the running statistics in backward
+    mean = x.mean(axis=(0, 2, 3, 4))
+    var = x.var(axis=(0, 2, 3, 4))
+    expected = gamma[None, :, None, None, None] * (x - mean[None, :, None, None, None]) / np.sqrt(var + 1e-3)[None, :, None, None, None]
+    np.testing.assert_allclose(y.asnumpy(), expected, rtol=1e-4, atol=1e-4)
+    # Torch momentum 0.1: running = 0.9 * running + 0.1 * batch statistic.
+    np.testing.assert_allclose(bn.bn.running_mean.data().asnumpy(), 0.1 * mean, rtol=1e-4)
+    running_var = bn.bn.running_var.data().asnumpy()
+    # MXNet accumulates the biased batch variance; Torch the unbiased one (x n/(n-1), n = N*T*H*W per
+    # channel: 1.0005 at n=2048, the smallest n of the full-size networks). Documented deviation.
+    np.testing.assert_allclose(running_var, 0.9 + 0.1 * var, rtol=1e-4)
+    # Inference (no autograd.record): running statistics, as Torch's evaluate().
+    z = bn(nd.array(x)).asnumpy()
+    expected = gamma[None, :, None, None, None] * (x - (0.1 * mean)[None, :, None, None, None]) / np.sqrt(running_var + 1e-3)[None, :, None, None, None]
+    np.testing.assert_allclose(z, expected, rtol=1e-4, atol=1e-4)

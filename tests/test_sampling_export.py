@@ -1,0 +1,77 @@
+import json
+import os
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+from tinyvideo_mx import media
+from tinyvideo_mx.export import export_generator, import_generator
+from tinyvideo_mx.sampling import OUTPUTS, latents, load_generator, run_generator, sample, slerp
+from tinyvideo_mx.training import GanTraining
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    GanTraining(tiny_config(iterations=2, sample_every=0, checkpoint_every=2), str(run_dir), progress=False).run()
+    return str(run_dir)
+
+
+def test_sampling_is_reproducible_and_uses_bn_running_statistics(trained_run):
+    G, config = load_generator(trained_run)
+    z = latents(5, 4, config.nz)
+    a, b = run_generator(G, z), run_generator(G, z)
+    for key in OUTPUTS:
+        np.testing.assert_array_equal(a[key], b[key])
+    np.testing.assert_array_equal(latents(5, 6, config.nz)[:4], z)       # more clips never change the first ones
+    assert not np.allclose(run_generator(G, latents(6, 1, config.nz))["video"], a["video"][:1])
+    # Inference BN: a clip does not depend on the rest of its batch.
+    alone = run_generator(G, z[:1])["video"][0]
+    np.testing.assert_allclose(alone, a["video"][0], atol=1e-5)
+
+
+def test_sample_writes_files_people_open(trained_run, tmp_path):
+    summary = sample(trained_run, str(tmp_path), n=3, seed=1, interpolate=(1, 2), steps=4, scale=2)
+    for name in ["grid_video", "grid_foreground", "grid_mask", "grid_foreground_x_mask", "interpolation"]:
+        for ext in ("gif", "mp4"):
+            assert os.path.getsize(tmp_path / f"{name}.{ext}") > 0
+    frames = media.read_video(str(tmp_path / "clips" / "0002_video.gif"))
+    assert frames.shape == (16, 32, 32, 3)                     # 16 frames of 16x16, doubled
+    assert media.read_video(str(tmp_path / "clips" / "0002_video.mp4")).shape == (16, 32, 32, 3)
+    assert media.read_video(str(tmp_path / "interpolation.mp4")).shape[0] == 16
+    assert os.path.exists(tmp_path / "clips" / "0000_background.png") and os.path.exists(tmp_path / "grid_background.png")
+    on_disk = json.load(open(tmp_path / "summary.json"))
+    assert on_disk["seed"] == 1 and 0 < on_disk["mask_mean"] < 1 and on_disk["mask_mean"] == summary["mask_mean"]
+
+
+def test_gif_holds_the_clip(tmp_path):
+    video = np.zeros((3, 4, 6, 6), np.float32) - 1
+    video[0, 2] = 1.0                               # frame 2 is red
+    media.write_gif(str(tmp_path / "c.gif"), media.to_frames(video))
+    frames = media.read_video(str(tmp_path / "c.gif"))
+    assert frames.shape == (4, 6, 6, 3)
+    assert (frames[2, :, :, 0] == 255).all() and (frames[1] == 0).all()
+
+
+def test_slerp_endpoints_and_norms():
+    a, b = latents(0, 1, 100)[0], latents(1, 1, 100)[0]
+    path = slerp(a, b, 5)
+    np.testing.assert_allclose(path[0], a, atol=1e-6)
+    np.testing.assert_allclose(path[-1], b, atol=1e-6)
+    assert path.shape == (5, 100)
+
+
+def test_export_round_trip_matches_the_live_generator(trained_run, tmp_path):
+    symbol, params, meta = export_generator(trained_run, str(tmp_path / "gen"))
+    assert os.path.basename(symbol) == "gen-symbol.json" and os.path.basename(params) == "gen-0000.params"
+    net = import_generator(str(tmp_path / "gen"))
+    G, config = load_generator(trained_run)
+    z = latents(3, 2, config.nz)
+    live = run_generator(G, z)
+    exported = net(mx.nd.array(z))
+    assert len(exported) == 4
+    for key, out in zip(OUTPUTS, exported):
+        np.testing.assert_allclose(out.asnumpy(), live[key], atol=1e-6, err_msg=key)
+    assert json.load(open(meta))["outputs"] == ["video", "foreground", "mask", "background"]

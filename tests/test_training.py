@@ -1,0 +1,248 @@
+import errno
+import json
+import os
+import struct
+
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import autograd, gluon, nd
+
+from conftest import tiny_config
+from tinyvideo_mx import checkpoint, losses
+from tinyvideo_mx.training import GanTraining, latent
+
+
+def params_of(block):
+    return {k[len(block.prefix):]: v.data().asnumpy().copy() for k, v in block.collect_params().items()}
+
+
+def assert_same_params(a, b, **tol):
+    assert a.keys() == b.keys()
+    for k in a:
+        if tol:
+            np.testing.assert_allclose(a[k], b[k], err_msg=k, **tol)
+        else:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_losses_match_hand_computation():
+    logits = np.array([[2.0, -1.0], [0.5, 0.25]], np.float32)
+    ce = losses.cross_entropy(nd.array(logits), losses.FAKE).asscalar()
+    expected = np.mean([np.log(np.exp(l).sum()) - l[1] for l in logits.astype(np.float64)])
+    assert ce == pytest.approx(expected, rel=1e-6)
+    mask = nd.array(np.random.default_rng(0).uniform(0, 1, (2, 1, 4, 3, 3)))
+    mask.attach_grad()
+    with autograd.record():
+        prior = losses.mask_prior(mask, 0.1)
+    prior.backward()
+    assert abs(prior.asscalar() - 0.1 * mask.asnumpy().mean()) < 1e-7
+    np.testing.assert_allclose(mask.grad.asnumpy(), 0.1 / mask.size)   # L1Penalty's sizeAverage gradient
+
+
+class LinearD(gluon.HybridBlock):
+    """A discriminator that is linear in its input, so dL/dinput can be computed by hand."""
+
+    def __init__(self, inputs, **kw):
+        super().__init__(**kw)
+        with self.name_scope():
+            self.dense = gluon.nn.Dense(2, in_units=inputs, weight_initializer=mx.init.Normal(0.05))
+
+    def hybrid_forward(self, F, x):
+        return self.dense(F.flatten(x))
+
+
+def relative_error(got, want):
+    return float(np.abs(got - want).max() / (np.abs(want).max() + 1e-20))
+
+
+def informative(grads):
+    """Names of the parameters whose gradient is not pure rounding noise: a convolution bias right
+    before a BatchNorm has a true gradient of exactly 0 (BN subtracts it again)."""
+    scale = np.median([np.abs(g).max() for g in grads.values()])
+    return [k for k, g in grads.items() if np.abs(g).max() > 1e-3 * scale]
+
+
+@pytest.mark.parametrize("g_step", ["reuse", "recompute"])
+def test_generator_step_uses_the_originals_d_weights_and_activations(g_step, tmp_path):
+    """reuse: dL/dfake from the D-step logits, through D's *updated* weights (Torch's updateGradInput
+    after optim.adam on D). recompute: logits of the updated D. G's gradients must match their own
+    hand-made reference, and not the other mode's."""
+    cfg = tiny_config(g_step=g_step, hybridize=False, batch_size=3)
+    run = GanTraining(cfg, str(tmp_path / "run"), progress=False)
+    inputs = 3 * cfg.frames * cfg.size * cfg.size
+    run.D = LinearD(inputs)
+    run.D.initialize()
+    run.trainers["D"] = gluon.Trainer(run.D.collect_params(), "adam", {"learning_rate": 0.05, "beta1": 0.5})
+    real = nd.array(np.random.default_rng(1).uniform(-1, 1, (3, 3, cfg.frames, cfg.size, cfg.size)))
+    z = nd.array(latent(cfg.seed, 0, 3, cfg.nz))
+    G_before = params_of(run.G)
+    W_old, b_old = (p.data().asnumpy().copy() for p in (run.D.dense.weight, run.D.dense.bias))
+    with autograd.record():
+        video, _, _, _ = run.G(z)                  # same BN batch statistics as the step will use
+    fake = video.asnumpy().reshape(3, -1)
+    run.step(real)
+    W_new, b_new = (p.data().asnumpy() for p in (run.D.dense.weight, run.D.dense.bias))
+    assert np.abs(W_new - W_old).max() > 1e-3                     # D really moved
+
+    def reference_grads(logits):
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        dlogits = (p - np.array([1.0, 0.0])) / 3                  # d CE(., REAL) / d logits, batch mean
+        dfake = (dlogits @ W_new).reshape(video.shape)            # always through the updated weights
+        ref = GanTraining(cfg, str(tmp_path / "ref"), progress=False)
+        for k, v in ref.G.collect_params().items():
+            v.set_data(nd.array(G_before[k[len(ref.G.prefix):]]))
+        with autograd.record():
+            video2, _, mask2, _ = ref.G(z)
+            prior = losses.mask_prior(mask2, cfg.mask_penalty)
+        autograd.backward([video2, prior], head_grads=[nd.array(dfake), None])
+        return {k[len(ref.G.prefix):]: v.grad().asnumpy() for k, v in ref.G.collect_params().items() if v.grad_req != "null"}
+
+    references = {"reuse": reference_grads(fake @ W_old.T + b_old), "recompute": reference_grads(fake @ W_new.T + b_new)}
+    got = {k[len(run.G.prefix):]: v.grad().asnumpy() for k, v in run.G.collect_params().items() if v.grad_req != "null"}
+    other = "recompute" if g_step == "reuse" else "reuse"
+    names = informative(references[g_step])
+    assert len(names) > len(got) // 2
+    assert max(relative_error(got[k], references[g_step][k]) for k in names) < 2e-3
+    assert max(relative_error(got[k], references[other][k]) for k in names) > 2e-2
+
+
+def use_sgd(run, lr=0.1):
+    """Plain SGD, so a step moves every parameter by exactly -lr * gradient (Adam's first step is
+    ~lr * sign(g) and would turn rounding noise in tiny gradients into full-size differences)."""
+    kvstore = "device" if len(run.contexts) > 1 else None
+    run.trainers = {name: gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": lr}, kvstore=kvstore)
+                    for name, net in (("G", run.G), ("D", run.D))}
+
+
+def step_deltas(cfg, run_dir, init_from, real, z=None):
+    run = GanTraining(cfg, str(run_dir), progress=False)
+    checkpoint.load_into(init_from, {"G": run.G, "D": run.D}, ctx=run.contexts)
+    use_sgd(run)
+    before = (params_of(run.G), params_of(run.D))
+    if z is not None:
+        run.generator_inputs = lambda r, it: nd.array(z)
+    run.step(real)
+    run.data.close()
+    after = (params_of(run.G), params_of(run.D))
+    return run, [{k: a[k] - b[k] for k in a} for a, b in zip(after, before)]
+
+
+def assert_same_deltas(a, b, tolerance=1e-3):
+    names = informative(b)
+    assert len(names) > len(b) // 2
+    for k in names:
+        scale = np.abs(b[k]).max()
+        np.testing.assert_allclose(a[k], b[k], rtol=tolerance, atol=tolerance * scale, err_msg=k)
+
+
+def test_hybridized_step_equals_imperative_step(tmp_path):
+    """Regression: hybridize(static_shape=True) trained D the wrong way in MXNet 1.9.1."""
+    cfg = dict(ngf=8, ndf=8, size=32, batch_size=4)
+    base = GanTraining(tiny_config(**cfg), str(tmp_path / "base"), progress=False)
+    ckpt, real = base.save_checkpoint(), base.next_batch()
+    base.data.close()
+    _, hybrid = step_deltas(tiny_config(**cfg), tmp_path / "h", ckpt, real)
+    _, imperative = step_deltas(tiny_config(hybridize=False, **cfg), tmp_path / "i", ckpt, real)
+    for h, i in zip(hybrid, imperative):
+        assert max(np.abs(v).max() for v in i.values()) > 1e-6    # the step really moved the networks
+        assert_same_deltas(h, i, tolerance=1e-2)
+
+
+def test_exact_resume_gives_identical_parameters(tmp_path):
+    cfg = tiny_config(iterations=4, checkpoint_every=2, sample_every=0)
+    straight = GanTraining(cfg, str(tmp_path / "straight"), progress=False).run()
+    first = GanTraining(tiny_config(iterations=2, checkpoint_every=2, sample_every=0), str(tmp_path / "split"), progress=False).run()
+    assert first.iteration == 2
+    resumed = GanTraining.resume(str(tmp_path / "split"), progress=False, iterations=4).run()
+    assert resumed.iteration == 4
+    assert_same_params(params_of(straight.G), params_of(resumed.G))
+    assert_same_params(params_of(straight.D), params_of(resumed.D))
+    meta = checkpoint.read_meta(checkpoint.resolve(str(tmp_path / "split")))
+    assert meta["iteration"] == 4 and meta["rng"] == {"kind": "counter", "seed": 0, "next_iteration": 4}
+    assert meta["data"]["next_batch"] == 4 and meta["config"]["iterations"] == 4
+    assert sorted(os.listdir(checkpoint.resolve(str(tmp_path / "split")))) == ["D.params", "D.states", "G.params", "G.states", "meta.json"]
+
+
+def test_full_disk_while_checkpointing_loses_nothing(tmp_path, monkeypatch, caplog):
+    cfg = tiny_config(iterations=4, checkpoint_every=2, sample_every=0)
+    run = GanTraining(cfg, str(tmp_path), progress=False)
+    run.step(run.next_batch())
+    run.step(run.next_batch())
+    good = run.save_checkpoint()
+    real_rename = os.rename
+
+    def full_disk(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "rename", full_disk)
+    run.step(run.next_batch())
+    with pytest.raises(checkpoint.CheckpointError) as err:
+        run.save_checkpoint()
+    assert str(err.value) == (f"could not write checkpoint {tmp_path / 'ckpt-00000003'}: No space left on device; "
+                              "the previous checkpoint is intact")
+    assert sorted(os.listdir(tmp_path)) == ["ckpt-00000002", "latest"]     # no half-written folder left
+    assert checkpoint.resolve(str(tmp_path)) == good
+    # During the loop a failed interval checkpoint is reported and training goes on; the final one must succeed.
+    run._checkpoint(final=False)
+    assert run.checkpoint_failures == 1
+    monkeypatch.setattr(os, "rename", real_rename)
+    run._checkpoint(final=True)
+    assert checkpoint.resolve(str(tmp_path)).endswith("ckpt-00000003")
+    run.data.close()
+
+
+def test_two_contexts_equal_one_context_on_a_duplicated_batch(tmp_path):
+    """Each context gets one half; with identical halves the BN statistics per half equal the full
+    batch's, so two CPU contexts must give the single-context update (the multi-GPU code path on CPU)."""
+    base = GanTraining(tiny_config(batch_size=4), str(tmp_path / "base"), progress=False)
+    ckpt, half_real = base.save_checkpoint(), base.next_batch()[:2]
+    base.data.close()
+    real = nd.concat(half_real, half_real, dim=0)
+    half_z = latent(0, 0, 2, base.config.nz)
+    z = np.concatenate([half_z, half_z])
+    _, single = step_deltas(tiny_config(batch_size=4), tmp_path / "one", ckpt, real, z)
+    run, double = step_deltas(tiny_config(batch_size=4, ctx="cpu0,cpu1"), tmp_path / "two", ckpt, real, z)
+    for p in list(run.G.collect_params().values()) + list(run.D.collect_params().values()):
+        a, b = (x.asnumpy() for x in p.list_data())
+        np.testing.assert_array_equal(a, b)          # the replicas stay identical
+    for s_, d in zip(single, double):
+        assert_same_deltas(d, s_)
+
+
+@pytest.mark.parametrize("g_step", ["reuse", "recompute"])
+def test_realistic_channel_counts_train_without_crashing(tmp_path, g_step):
+    """Full widths (512..64 channels; the oneDNN bugs only show in backward at >= 8 channels), short clips."""
+    cfg = tiny_config(ngf=64, ndf=64, frames=16, size=32, batch_size=2, iterations=3, sample_every=3,
+                      checkpoint_every=3, g_step=g_step)
+    run = GanTraining(cfg, str(tmp_path), progress=False).run()
+    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert [r["iteration"] for r in rows] == [1, 2, 3]
+    assert all(np.isfinite(r[k]) for r in rows for k in ("loss_d", "loss_g", "mask_mean"))
+    assert rows[-1]["loss_g"] == pytest.approx(rows[-1]["loss_g_adv"] + rows[-1]["penalty"])
+    assert run.iteration == 3 and os.path.exists(tmp_path / "samples" / "iter00000003_video.gif")
+
+
+def read_tfevents(path):
+    from tensorboardX.proto import event_pb2
+    out = []
+    with open(path, "rb") as f:
+        data = f.read()
+    pos = 0
+    while pos < len(data):
+        (length,) = struct.unpack("<Q", data[pos:pos + 8])
+        event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
+        pos += 12 + length + 4
+        for v in event.summary.value:
+            out.append((event.step, v.tag, v.simple_value))
+    return out
+
+
+def test_scalars_are_written_for_tensorboard(tmp_path):
+    GanTraining(tiny_config(iterations=2, sample_every=0, checkpoint_every=2), str(tmp_path), progress=False).run()
+    (events,) = os.listdir(tmp_path / "tensorboard")
+    scalars = read_tfevents(tmp_path / "tensorboard" / events)
+    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert {(s, t) for s, t, _ in scalars} >= {(1, "train/loss_d"), (2, "train/mask_mean"), (2, "train/loss_g_adv")}
+    by_key = {(s, t): v for s, t, v in scalars}
+    assert by_key[(2, "train/loss_d")] == pytest.approx(rows[1]["loss_d"], rel=1e-6)

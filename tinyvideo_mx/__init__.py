@@ -1,0 +1,7 @@
+"""tinyvideo-mx: Generating Videos with Scene Dynamics (VGAN, Vondrick et al., NIPS 2016) in MXNet Gluon.
+
+Rooms: ``networks`` (G and D), ``conditional`` (image -> video), ``losses``, ``training`` (the loop),
+``checkpoint``, ``sampling``, ``export``, ``data`` (strips, lists, DataIter, synthetic set), ``media``
+(GIF/MP4/PNG), ``cli`` (the ``tinyvideo-mx`` command).
+"""
+__version__ = "0.1.0"

@@ -1,0 +1,152 @@
+"""The ``tinyvideo-mx`` command: a thin face over the library (each command calls one function)."""
+import logging
+import os
+import sys
+import warnings
+
+import click
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)   # mxnet 1.9.1 on numpy 1.23 / Python 3.11
+
+
+def _setup_logging(run_dir=None, verbose=False):
+    logger = logging.getLogger("tinyvideo_mx")
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not logger.handlers:
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+        console.setLevel(logging.WARNING if not verbose else logging.DEBUG)
+        logger.addHandler(console)
+    if run_dir:
+        os.makedirs(run_dir, exist_ok=True)
+        handler = logging.FileHandler(os.path.join(run_dir, "train.log"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+
+
+class FriendlyErrors(click.Group):
+    """Known failures (bad data, bad checkpoints, bad options) end with one clear line, not a traceback."""
+
+    def invoke(self, ctx):
+        from .checkpoint import CheckpointError
+        from .data.iterator import TooManyBadClips
+        from .data.listfile import ListFileError
+        from .data.strips import StripError
+        try:
+            return super().invoke(ctx)
+        except (CheckpointError, TooManyBadClips, ListFileError, StripError, ValueError) as e:
+            raise click.ClickException(str(e)) from e
+
+
+@click.group(cls=FriendlyErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tinyvideo-mx")
+def main():
+    """tinyvideo-mx: Generating Videos with Scene Dynamics (VGAN) in MXNet Gluon.
+
+    \b
+    Quick start (trains briefly on the built-in synthetic data, then samples):
+      tinyvideo-mx train --preset demo --out runs/demo
+      tinyvideo-mx sample runs/demo --out runs/demo/samples
+    """
+
+
+@main.command()
+@click.option("--data", "data_list", type=click.Path(), default=None,
+              help="List file of JPEG strips (one path per line). Default: the built-in synthetic dataset.")
+@click.option("--data-root", type=click.Path(), default=None, help="Folder the list's paths are relative to (default: the list's folder).")
+@click.option("--out", "run_dir", type=click.Path(), default="runs/vgan", show_default=True, help="Run folder: checkpoints, logs, samples.")
+@click.option("--preset", type=click.Choice(["original", "demo", "tiny"]), default="original", show_default=True,
+              help="original = the paper's sizes; demo = a ~5-minute CPU run; tiny = seconds (smoke tests).")
+@click.option("--conditional", is_flag=True, help="Train the image-to-video model (main_conditional.lua).")
+@click.option("--iterations", type=int, default=None, help="Total iterations (default: 100 epochs, as niter=100).")
+@click.option("--batch-size", type=int, default=None)
+@click.option("--lr", type=float, default=None, help="Adam learning rate (2e-4).")
+@click.option("--frames", type=int, default=None, help="Frames per clip, a multiple of 16 (32).")
+@click.option("--size", type=int, default=None, help="Frame size, a multiple of 16 (64).")
+@click.option("--frame-height", type=int, default=None, help="Rows per frame in the strips on disk (128).")
+@click.option("--ngf", type=int, default=None, help="Generator base width (64; conditional 128).")
+@click.option("--ndf", type=int, default=None, help="Discriminator base width (64; conditional 128).")
+@click.option("--g-step", type=click.Choice(["reuse", "recompute"]), default=None,
+              help="reuse (original): G step reuses the D-step forward; recompute: fresh D(G(z)) after D's update.")
+@click.option("--sampling", type=click.Choice(["replacement", "shuffle", "sequential"]), default=None,
+              help="Batch sampling (original: replacement).")
+@click.option("--ctx", default=None, help="Contexts: cpu, cpu0,cpu1, gpu0 or gpu0,gpu1,... (data parallel).")
+@click.option("--checkpoint-every", type=int, default=None)
+@click.option("--sample-every", type=int, default=None, help="Write sample grids every N iterations (0: never).")
+@click.option("--max-bad", type=int, default=None, help="Abort after this many distinct unusable clips (50).")
+@click.option("--workers", "num_workers", type=int, default=None, help="Decoding threads (2).")
+@click.option("--seed", type=int, default=None)
+@click.option("--resume", "resume", type=click.Path(exists=True), default=None,
+              help="Continue exactly from a run folder or checkpoint folder (other options may extend --iterations).")
+@click.option("--no-hybridize", is_flag=True, help="Run the networks imperatively (debugging).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(data_list, data_root, run_dir, preset, conditional, iterations, batch_size, lr, frames, size,
+          frame_height, ngf, ndf, g_step, sampling, ctx, checkpoint_every, sample_every, max_bad,
+          num_workers, seed, resume, no_hybridize, quiet):
+    """Train VGAN (two-stream generator vs 3-D discriminator) on strips or the built-in data."""
+    from .config import make_config
+    from .training import GanTraining
+    if resume:
+        _setup_logging(resume if os.path.isdir(resume) else None)
+        run = GanTraining.resume(resume, progress=not quiet, iterations=iterations)
+    else:
+        overrides = dict(data_list=data_list, data_root=data_root, iterations=iterations, batch_size=batch_size,
+                         lr=lr, frames=frames, size=size, frame_height=frame_height, ngf=ngf, ndf=ndf,
+                         g_step=g_step, sampling=sampling, ctx=ctx, checkpoint_every=checkpoint_every,
+                         sample_every=sample_every, max_bad=max_bad, num_workers=num_workers, seed=seed)
+        if conditional:
+            from .conditional import conditional_overrides
+            overrides = conditional_overrides(preset, overrides)
+        if no_hybridize:
+            overrides["hybridize"] = False
+        _setup_logging(run_dir)
+        run = GanTraining(make_config(preset, **overrides), run_dir, progress=not quiet)
+    run.run()
+    click.echo(f"trained {run.iteration} iterations; checkpoints in {run.run_dir}")
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(exists=True))
+@click.option("--out", "out_dir", type=click.Path(), default=None, help="Output folder (default: <run>/samples-seed<N>).")
+@click.option("-n", "--num", "n", type=int, default=16, show_default=True, help="Number of videos.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Latent seed: same seed, same videos.")
+@click.option("--interpolate", type=int, nargs=2, default=None, metavar="SEED_A SEED_B",
+              help="Also write a latent walk between the first clips of two seeds.")
+@click.option("--steps", type=int, default=8, show_default=True, help="Points on the latent walk.")
+@click.option("--fps", type=float, default=25, show_default=True)
+@click.option("--scale", type=int, default=2, show_default=True, help="Nearest-neighbour enlargement of the written videos.")
+@click.option("--normalize", type=click.Choice(["none", "frame"]), default="none", show_default=True,
+              help="frame: stretch each frame to its min..max, like generate.lua's display.")
+@click.option("--conditional", is_flag=True, help="Conditional model: predict the future of --image files.")
+@click.option("--image", "images", multiple=True, type=click.Path(), help="Input image(s) for --conditional (repeatable).")
+def sample(checkpoint, out_dir, n, seed, interpolate, steps, fps, scale, normalize, conditional, images):
+    """Write sample videos (GIF + MP4), foregrounds, masks and backgrounds (PNG) from a checkpoint."""
+    _setup_logging()
+    normalize = None if normalize == "none" else normalize
+    if conditional or images:
+        from .conditional import sample_conditional
+        out_dir = out_dir or os.path.join(checkpoint, "future")
+        summary = sample_conditional(checkpoint, images, out_dir, fps=fps, scale=scale, normalize=normalize)
+    else:
+        from .sampling import sample as run_sample
+        out_dir = out_dir or os.path.join(checkpoint, f"samples-seed{seed}")
+        summary = run_sample(checkpoint, out_dir, n=n, seed=seed, interpolate=interpolate, steps=steps,
+                             fps=fps, scale=scale, normalize=normalize)
+    click.echo(f"wrote {summary['files']} files to {out_dir} "
+               f"(mean mask {summary['mask_mean']:.3f}, mask > 0.5 on {100 * summary['mask_fraction_above_half']:.1f}% of pixels)")
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(exists=True))
+@click.option("--out", "prefix", type=click.Path(), default=None,
+              help="Output prefix (default: <run>/export/generator) -> PREFIX-symbol.json, PREFIX-0000.params.")
+def export(checkpoint, prefix):
+    """Export the generator as symbol JSON + params for MXNet serving (outputs: video, foreground, mask, background)."""
+    from .export import export_generator
+    prefix = prefix or os.path.join(checkpoint, "export", "generator")
+    for path in export_generator(checkpoint, prefix):
+        click.echo(path)
+
+
+if __name__ == "__main__":
+    main()

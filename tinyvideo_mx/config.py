@@ -1,0 +1,84 @@
+"""Training configuration. Defaults are the original's (main.lua); presets shrink the model for CPU."""
+import dataclasses
+import json
+
+G_STEP_MODES = ("reuse", "recompute")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    # data
+    data_list: str = None          # None: the embedded synthetic dataset
+    data_root: str = None          # None: the list file's folder
+    frame_height: int = 128        # rows per frame on disk
+    synthetic_clips: int = 256
+    sampling: str = "replacement"  # original: batches drawn with replacement
+    num_workers: int = 2
+    max_bad: int = 50
+    # model
+    model: str = "unconditional"   # or "conditional" (main_conditional.lua)
+    frames: int = 32
+    size: int = 64
+    nz: int = 100
+    ngf: int = 64
+    ndf: int = 64
+    cond_noise: int = 0            # conditional only: z size joined to the code (0 = none, faithful)
+    # optimisation
+    batch_size: int = 64
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    epsilon: float = 1e-8
+    mask_penalty: float = 0.1      # 0.1 * mean(m) (L1Penalty(0.1, sizeAverage=true))
+    l1_weight: float = 10.0        # conditional only: 10 * mean|G(x0)[:, :, 0] - x0|
+    g_step: str = "reuse"          # "reuse": the original's G step; "recompute": a fresh D(G(z)) after D's update
+    iterations: int = None         # None: 100 epochs of floor(#clips / batch) iterations, as niter = 100
+    seed: int = 0
+    # run
+    ctx: str = "cpu"
+    kvstore: str = "device"
+    hybridize: bool = True
+    checkpoint_every: int = 1000
+    sample_every: int = 100
+    log_every: int = 10
+    keep_checkpoints: int = 3
+
+    def __post_init__(self):
+        if self.g_step not in G_STEP_MODES:
+            raise ValueError(f"g_step must be one of {G_STEP_MODES}, got {self.g_step!r}")
+        if self.model not in ("unconditional", "conditional"):
+            raise ValueError(f"model must be 'unconditional' or 'conditional', got {self.model!r}")
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown configuration keys: {sorted(unknown)}")
+        return cls(**values)
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+# Presets only change sizes and lengths; the algorithm stays the original's.
+PRESETS = {
+    "original": {},
+    # ~5 minutes on 2 CPU cores: quarter-area frames, half the frames, half the widths.
+    "demo": dict(frames=16, size=32, ngf=32, ndf=32, batch_size=16, iterations=1200,
+                 sample_every=200, checkpoint_every=400, log_every=20),
+    # seconds: for tests and smoke runs
+    "tiny": dict(frames=16, size=16, ngf=8, ndf=8, batch_size=4, iterations=4, synthetic_clips=16,
+                 sample_every=2, checkpoint_every=2, log_every=1, num_workers=1),
+}
+
+
+def make_config(preset="original", **overrides):
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    values = dict(PRESETS[preset])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(**values)

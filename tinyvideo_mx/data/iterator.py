@@ -1,0 +1,168 @@
+"""``StripIter``: an ``mx.io.DataIter`` over strip files, decoded by OpenCV in worker threads with
+prefetching (OpenCV releases the GIL while decoding and resizing).
+
+Which clips make batch k is a pure function of (seed, k): sampling with replacement draws B indices
+uniformly (the original's ``randomize = 1``); ``shuffle`` walks a fresh permutation per epoch;
+``sequential`` reads the list in order. So the iterator's whole state is the next batch number plus the
+clips found bad, and a resumed run sees exactly the batches the uninterrupted run would have.
+
+An epoch is floor(#clips / batch) batches, as in the original; ``next`` raises StopIteration at its end
+and ``reset`` moves on to the next epoch.
+
+A clip that cannot be used (missing, unreadable, corrupt, truncated, mis-sized) is logged with its path
+and reason, remembered, and replaced by another clip chosen deterministically; more than ``max_bad``
+distinct bad clips abort with ``TooManyBadClips``.
+"""
+import collections
+import concurrent.futures
+import logging
+
+import mxnet as mx
+import numpy as np
+
+from .strips import StripError, load_strip
+
+log = logging.getLogger(__name__)
+
+SAMPLING_MODES = ("replacement", "shuffle", "sequential")
+MAX_REPLACEMENT_TRIES = 1000
+
+
+class TooManyBadClips(RuntimeError):
+    pass
+
+
+class StripIter(mx.io.DataIter):
+    def __init__(self, paths, batch_size, frames=32, size=64, frame_height=128, sampling="replacement",
+                 seed=0, num_workers=2, prefetch=2, max_bad=50, part_index=0, num_parts=1,
+                 data_name="data", loader=None):
+        super().__init__(batch_size)
+        if sampling not in SAMPLING_MODES:
+            raise ValueError(f"sampling must be one of {SAMPLING_MODES}, got {sampling!r}")
+        self.paths = list(paths)[part_index::num_parts]   # a worker's shard in distributed training
+        if len(self.paths) < batch_size and sampling != "replacement":
+            raise ValueError(f"{len(self.paths)} clips cannot fill one batch of {batch_size} without replacement")
+        self.frames, self.size, self.frame_height = frames, size, frame_height
+        self.sampling, self.seed, self.max_bad = sampling, seed, max_bad
+        self.prefetch = max(1, prefetch)
+        self._load = loader or (lambda path: load_strip(path, frame_height, frames, size))
+        self.batches_per_epoch = max(1, len(self.paths) // batch_size)
+        self.data_name = data_name
+        self.bad = {}                 # path -> reason, for every distinct bad clip met
+        self.next_batch = 0           # global batch counter (never reset: it also numbers epochs)
+        self._epoch_end = self.batches_per_epoch
+        self._pool = concurrent.futures.ThreadPoolExecutor(max(1, num_workers), thread_name_prefix="strips")
+        self._pending = collections.OrderedDict()   # batch number -> list of futures
+
+    # -- what the iterator yields ----------------------------------------------------------------
+    @property
+    def provide_data(self):
+        shape = (self.batch_size, 3, self.frames, self.size, self.size)
+        return [mx.io.DataDesc(self.data_name, shape, np.float32, layout="NCDHW")]
+
+    @property
+    def provide_label(self):
+        return []
+
+    def batch_indices(self, k):
+        """Indices of the clips of batch ``k`` (a pure function of seed and k)."""
+        n, b = len(self.paths), self.batch_size
+        if self.sampling == "replacement":
+            return np.random.default_rng([self.seed, k]).integers(0, n, size=b)
+        epoch, within = divmod(k, self.batches_per_epoch)
+        order = (np.random.default_rng([self.seed, 1 << 20, epoch]).permutation(n)
+                 if self.sampling == "shuffle" else np.arange(n))
+        return order[within * b:(within + 1) * b]
+
+    # -- state for exact resume ------------------------------------------------------------------
+    def state_dict(self):
+        return {"next_batch": self.next_batch, "bad": dict(self.bad)}
+
+    def load_state_dict(self, state):
+        self._drop_pending()
+        self.next_batch = int(state["next_batch"])
+        self.bad = dict(state.get("bad", {}))
+        self._epoch_end = (self.next_batch // self.batches_per_epoch + 1) * self.batches_per_epoch
+
+    # -- DataIter protocol -----------------------------------------------------------------------
+    def reset(self):
+        if self.next_batch >= self._epoch_end:
+            self._epoch_end += self.batches_per_epoch
+
+    def next(self):
+        if self.next_batch >= self._epoch_end:
+            raise StopIteration
+        k = self.next_batch
+        clips = self.load_batch(k)
+        self.next_batch += 1
+        return mx.io.DataBatch(data=[mx.nd.array(clips)], label=[], pad=0, index=self.batch_indices(k),
+                               provide_data=self.provide_data, provide_label=[])
+
+    def load_batch(self, k):
+        """The (B, 3, T, S, S) float32 array of batch ``k``, replacing bad clips."""
+        for ahead in range(k, k + self.prefetch + 1):
+            if ahead not in self._pending:
+                self._pending[ahead] = [self._submit(i) for i in self.batch_indices(ahead)]
+        for stale in [j for j in self._pending if j < k]:
+            self._pending.pop(stale)
+        futures = self._pending.pop(k)
+        out = np.empty((self.batch_size, 3, self.frames, self.size, self.size), np.float32)
+        for slot, future in enumerate(futures):
+            try:
+                out[slot] = future.result()
+            except StripError as e:
+                self._record_bad(e)
+                out[slot] = self._replacement(k, slot)
+        return out
+
+    def _submit(self, index):
+        path = self.paths[index]
+        if path in self.bad:
+            return _failed(StripError(path, self.bad[path]))
+        return self._pool.submit(self._load, path)
+
+    def _record_bad(self, error):
+        if error.path in self.bad:
+            return
+        self.bad[error.path] = error.reason
+        log.warning("bad clip skipped: %s: %s (%d bad so far, limit %d)",
+                    error.path, error.reason, len(self.bad), self.max_bad)
+        if len(self.bad) > self.max_bad:
+            raise TooManyBadClips(
+                f"{len(self.bad)} unusable clips, more than the limit of {self.max_bad} (--max-bad); "
+                f"the last one: {error.path}: {error.reason}")
+
+    def _replacement(self, k, slot):
+        rng = np.random.default_rng([self.seed, k, slot, 7])
+        for _ in range(MAX_REPLACEMENT_TRIES):
+            path = self.paths[int(rng.integers(0, len(self.paths)))]
+            if path in self.bad:
+                continue
+            try:
+                return self._load(path)
+            except StripError as e:
+                self._record_bad(e)
+        raise TooManyBadClips(f"no usable clip found in {MAX_REPLACEMENT_TRIES} tries "
+                              f"({len(self.bad)} of {len(self.paths)} clips are bad)")
+
+    def _drop_pending(self):
+        for futures in self._pending.values():
+            for f in futures:
+                f.cancel()
+        self._pending.clear()
+
+    def close(self):
+        self._drop_pending()
+        self._pool.shutdown(wait=True)
+
+    def __del__(self):
+        try:
+            self._pool.shutdown(wait=False)
+        except Exception:
+            pass
+
+
+def _failed(error):
+    future = concurrent.futures.Future()
+    future.set_exception(error)
+    return future

@@ -1,0 +1,27 @@
+"""The original's objectives (spec sections 1d, 2, 4e).
+
+D ends in 2 logits and is trained with softmax cross-entropy (``nn.CrossEntropyCriterion``), Torch
+classes 1 = real, 2 = fake, here 0 and 1. G uses the non-saturating loss (its fakes labelled real).
+Both criteria average over the batch, so the trainers step with ``step(1)``.
+"""
+from mxnet import gluon, nd
+
+REAL, FAKE = 0, 1
+_cross_entropy = gluon.loss.SoftmaxCrossEntropyLoss()
+
+
+def cross_entropy(logits, label):
+    """Mean softmax cross-entropy of (N, 2) logits against one class for the whole batch."""
+    return _cross_entropy(logits, nd.full((logits.shape[0],), label, ctx=logits.context)).mean()
+
+
+def mask_prior(mask, weight=0.1):
+    """``nn.L1Penalty(0.1, sizeAverage=true)`` on the sigmoid mask: 0.1 * mean(m) over every element
+    (not the paper's sum); m > 0 so |m| = m and the gradient is weight / m.size, as in L1Penalty."""
+    return weight * mask.mean()
+
+
+def first_frame_l1(video, image, weight=10.0):
+    """Conditional model: ``10 * AbsCriterion(G(x0)[:, :, 0], x0)``, the mean absolute error between the
+    first generated frame and the input image (main_conditional.lua)."""
+    return weight * nd.abs(nd.slice_axis(video, axis=2, begin=0, end=1).squeeze(axis=2) - image).mean()

@@ -1,0 +1,111 @@
+"""The VGAN networks (spec sections 1-2): a two-stream generator and a 3-D discriminator.
+
+Default sizes are the original's (z 100-d, 32 frames of 64x64, 64 base channels). Widths, frame count
+and frame size are arguments so tests can run tiny models; frames and size must be multiples of 16
+because both networks keep the original's four stride-2 stages and only the first (generator) / last
+(discriminator) kernel adapts: (frames/16, size/16, size/16), i.e. (2, 4, 4) at full size.
+"""
+from mxnet.gluon import nn
+
+from .layers import D_BN_EPS, G_BN_EPS, BatchNorm3D, batchnorm2d, conv3d, conv3d_transpose, conv_kwargs
+
+N_STAGES = 4  # stride-2 stages in every stream
+
+
+def first_kernel(frames, size):
+    """Kernel of the generator's first and the discriminator's last layer: (2, 4, 4) at 32x64x64."""
+    factor = 2 ** N_STAGES
+    if frames % factor or size % factor or frames < factor or size < factor:
+        raise ValueError(f"frames and size must be positive multiples of {factor}; got frames={frames}, size={size}")
+    return frames // factor, size // factor, size // factor
+
+
+def foreground_stream(in_channels, channels, kernel, in_depth=1):
+    """3-D up-sampling stream (main.lua:77-92): TransposedConv3D + BN + ReLU per entry of ``channels``;
+    the first layer uses ``kernel``/stride 1/pad 0, the rest 4x4x4/stride 2/pad 1. Ends with the fused
+    4-channel head (3 video channels + 1 mask channel). Layers reading 2 frames get the PadFrames /
+    KeepFrames workaround (see layers.py)."""
+    stream = nn.HybridSequential(prefix="foreground_")
+    depth = in_depth
+    with stream.name_scope():
+        for i, ch in enumerate(channels):
+            k, s, p = (kernel, 1, 0) if i == 0 else (4, 2, 1)
+            blocks, depth = conv3d_transpose(ch, k, s, p, in_channels, depth)
+            stream.add(*blocks, BatchNorm3D(G_BN_EPS, ch), nn.Activation("relu"))
+            in_channels = ch
+        blocks, depth = conv3d_transpose(4, 4, 2, 1, in_channels, depth, prefix="video_mask_head_")
+        stream.add(*blocks)
+    return stream
+
+
+def background_stream(in_channels, channels, first_kernel_size, first_stride=1, first_pad=0):
+    """2-D up-sampling stream (main.lua:64-75): TransposedConv2D + BN + ReLU per entry, then a 3-channel
+    TransposedConv2D(4, 2, 1) + tanh."""
+    stream = nn.HybridSequential(prefix="background_")
+    with stream.name_scope():
+        for i, ch in enumerate(channels):
+            k, s, p = (first_kernel_size, first_stride, first_pad) if i == 0 else (4, 2, 1)
+            stream.add(nn.Conv2DTranspose(ch, k, s, p, **conv_kwargs(in_channels)),
+                       batchnorm2d(G_BN_EPS, ch), nn.Activation("relu"))
+            in_channels = ch
+        stream.add(nn.Conv2DTranspose(3, 4, 2, 1, **conv_kwargs(in_channels)), nn.Activation("tanh"))
+    return stream
+
+
+def split_head(F, head):
+    """Fused head output (N, 4, T, H, W) -> foreground f = tanh(ch 0..2), mask m = sigmoid(ch 3)."""
+    foreground = F.tanh(F.slice_axis(head, axis=1, begin=0, end=3))
+    mask = F.sigmoid(F.slice_axis(head, axis=1, begin=3, end=4))
+    return foreground, mask
+
+
+def compose(F, foreground, mask, background):
+    """video = m * f + (1 - m) * b (main.lua:94-114), by broadcasting: the mask (N,1,T,H,W) over the
+    3 colours, the background (N,3,H,W) over the T frames."""
+    moving = F.broadcast_mul(mask, foreground)
+    static = F.broadcast_mul(1 - mask, F.expand_dims(background, axis=2))
+    return moving + static
+
+
+class Generator(nn.HybridBlock):
+    """Unconditional two-stream generator. ``G(z)`` returns ``(video, foreground, mask, background)``
+    with shapes (N,3,T,S,S), (N,3,T,S,S), (N,1,T,S,S), (N,3,S,S)."""
+
+    def __init__(self, nz=100, ngf=64, frames=32, size=64, **kwargs):
+        super().__init__(**kwargs)
+        kt, kh, kw = first_kernel(frames, size)
+        self.nz, self.frames, self.size = nz, frames, size
+        widths = [ngf * 8, ngf * 4, ngf * 2, ngf]
+        with self.name_scope():
+            self.foreground = foreground_stream(nz, widths, (kt, kh, kw))
+            self.background = background_stream(nz, widths, (kh, kw))
+
+    def hybrid_forward(self, F, z):
+        head = self.foreground(F.reshape(z, shape=(0, 0, 1, 1, 1)))   # View(-1,100,1,1,1)
+        background = self.background(F.reshape(z, shape=(0, 0, 1, 1)))  # View(-1,100,1,1)
+        foreground, mask = split_head(F, head)
+        return compose(F, foreground, mask, background), foreground, mask, background
+
+
+class Discriminator(nn.HybridBlock):
+    """3-D discriminator (main.lua:116-127): Conv3D(4,2,1) stages with LeakyReLU(0.2), BN (eps 1e-3) on
+    all but the first, then a (frames/16, size/16, size/16) convolution to 2 logits (real=0, fake=1)."""
+
+    def __init__(self, ndf=64, frames=32, size=64, classes=2, **kwargs):
+        super().__init__(**kwargs)
+        kernel = first_kernel(frames, size)
+        with self.name_scope():
+            self.features = nn.HybridSequential(prefix="features_")
+            with self.features.name_scope():
+                in_channels, depth = 3, frames
+                for i, ch in enumerate([ndf, ndf * 2, ndf * 4, ndf * 8]):
+                    blocks, depth = conv3d(ch, 4, 2, 1, in_channels, depth)
+                    self.features.add(*blocks)
+                    if i > 0:
+                        self.features.add(BatchNorm3D(D_BN_EPS, ch))
+                    self.features.add(nn.LeakyReLU(0.2))
+                    in_channels = ch
+            self.classifier = nn.Conv3D(classes, kernel, 1, 0, prefix="classifier_", **conv_kwargs(in_channels))
+
+    def hybrid_forward(self, F, video):
+        return F.flatten(self.classifier(self.features(video)))  # View(2):setNumInputDims(4) -> (N, 2)

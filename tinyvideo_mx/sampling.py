@@ -1,0 +1,112 @@
+"""Sampling (generate.lua, and what it lacked): videos, foregrounds, masks and backgrounds from a
+checkpoint, with BN in inference mode (running statistics, as ``net:evaluate()``), reproducible per seed.
+
+Clip i of ``sample(seed=s, n=N)`` is always the i-th row of ``default_rng(s).standard_normal((N, nz))``,
+so asking for more clips never changes the first ones.
+"""
+import json
+import os
+
+import mxnet as mx
+import numpy as np
+
+from . import checkpoint, media
+from .config import TrainConfig
+from .factory import build_networks, prepare
+
+OUTPUTS = ("video", "foreground", "mask", "background")
+
+
+def load_generator(path, ctx=None, hybridize=True):
+    """(G, config) from a run folder or checkpoint folder."""
+    ckpt = checkpoint.resolve(path)
+    config = TrainConfig.from_dict(checkpoint.read_meta(ckpt)["config"])
+    ctx = ctx or mx.cpu()
+    G, _ = build_networks(config)
+    prepare(G, [ctx], hybridize)
+    G.load_parameters(os.path.join(ckpt, "G.params"), ctx=ctx)
+    return G, config
+
+
+def latents(seed, n, nz):
+    return np.random.default_rng(seed).standard_normal((n, nz)).astype(np.float32)
+
+
+def slerp(a, b, steps):
+    """Spherical interpolation between two latent vectors (keeps Gaussian-typical norms), ``steps`` points."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    cos = np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    out = []
+    for t in np.linspace(0.0, 1.0, steps):
+        if omega < 1e-6:
+            out.append((1 - t) * a + t * b)
+        else:
+            out.append((np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega))
+    return np.stack(out).astype(np.float32)
+
+
+def run_generator(G, inputs, ctx=None, batch=16):
+    """Inference (BN running statistics) on ``inputs`` (z rows or images) -> dict of numpy arrays."""
+    ctx = ctx or mx.cpu()
+    chunks = {k: [] for k in OUTPUTS}
+    for start in range(0, len(inputs), batch):
+        outs = G(mx.nd.array(inputs[start:start + batch], ctx=ctx))
+        for key, value in zip(OUTPUTS, outs):
+            chunks[key].append(value.asnumpy())
+    return {k: np.concatenate(v) for k, v in chunks.items()}
+
+
+def mask_statistics(mask):
+    return {"mask_mean": float(mask.mean()), "mask_fraction_above_half": float((mask > 0.5).mean())}
+
+
+def write_outputs(out_dir, outputs, fps=media.DEFAULT_FPS, scale=1, columns=6, normalize=None, prefix=""):
+    """The files generate.lua showed, and more: grids of video, foreground, mask, foreground x mask
+    (GIF + MP4) and background (PNG); each clip's video (GIF + MP4), mask (GIF) and background (PNG)."""
+    os.makedirs(out_dir, exist_ok=True)
+    video, fg, mask, bg = (outputs[k] for k in OUTPUTS)
+
+    def frames(x, value_range=(-1, 1)):
+        return [media.upscale(media.to_frames(v, value_range, normalize), scale) for v in x]
+
+    layers = {"video": frames(video), "foreground": frames(fg), "mask": frames(mask, (0, 1)),
+              "foreground_x_mask": frames(fg * mask)}
+    written = []
+    for name, clips in layers.items():
+        written += media.write_video(os.path.join(out_dir, f"{prefix}grid_{name}"), media.grid(clips, columns))
+    backgrounds = [media.upscale(media.to_frames(b[:, None]), scale)[0] for b in bg]
+    background_grid = media.grid([b[None] for b in backgrounds], columns)[0]
+    media.write_png(os.path.join(out_dir, f"{prefix}grid_background.png"), background_grid)
+    written.append(os.path.join(out_dir, f"{prefix}grid_background.png"))
+    clip_dir = os.path.join(out_dir, "clips")
+    for i, (v, m, b) in enumerate(zip(layers["video"], layers["mask"], backgrounds)):
+        stem = os.path.join(clip_dir, f"{prefix}{i:04d}")
+        written += media.write_video(stem + "_video", v, fps)
+        written += media.write_video(stem + "_mask", m, fps, formats=("gif",))
+        media.write_png(stem + "_background.png", b)
+        written.append(stem + "_background.png")
+    return written
+
+
+def sample(checkpoint_path, out_dir, n=16, seed=0, interpolate=None, steps=8, fps=media.DEFAULT_FPS,
+           scale=1, normalize=None, ctx=None):
+    """Write ``n`` samples of the unconditional generator at ``checkpoint_path`` into ``out_dir``; with
+    ``interpolate=(seed_a, seed_b)`` also a latent walk between the first clips of the two seeds.
+    Returns a summary dict (also written as summary.json)."""
+    G, config = load_generator(checkpoint_path, ctx)
+    if config.model != "unconditional":
+        raise ValueError(f"{checkpoint_path} holds a {config.model} generator: use sample --conditional --image ...")
+    outputs = run_generator(G, latents(seed, n, config.nz), ctx)
+    files = write_outputs(out_dir, outputs, fps, scale, normalize=normalize)
+    summary = {"checkpoint": checkpoint.resolve(checkpoint_path), "seed": seed, "n": n, **mask_statistics(outputs["mask"])}
+    if interpolate:
+        a, b = (latents(s, 1, config.nz)[0] for s in interpolate)
+        walk = run_generator(G, slerp(a, b, steps), ctx)
+        clips = [media.upscale(media.to_frames(v, normalize=normalize), scale) for v in walk["video"]]
+        files += media.write_video(os.path.join(out_dir, "interpolation"), media.grid(clips, columns=steps), fps)
+        summary["interpolation"] = {"seeds": list(interpolate), "steps": steps}
+    summary["files"] = len(files)
+    with open(os.path.join(out_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    return summary

@@ -1,0 +1,249 @@
+"""The training loop of main.lua (and main_conditional.lua), with exact resume, logs and samples.
+
+One iteration, as in the original (spec section 3):
+
+1. D step: forward G on the generator input (G in training mode), forward D on the real batch and,
+   separately, on the fake batch (separate BN statistics); D's loss is CE(real, REAL) + CE(fake, FAKE),
+   a sum of two batch means; Adam updates D.
+2. G step: the non-saturating loss CE(D(G(z)), REAL) plus the mask prior 0.1 * mean(m) (conditional:
+   plus 10 * the frame-1 L1 instead); Adam updates G.
+
+``g_step="reuse"`` (default) is the original exactly: the G step reuses D's activations of the fake
+batch from the D step, and back-propagates them through D's *updated* weights (Torch's
+``netD:updateGradInput`` after ``optim.adam`` on D). MXNet does the same when the recorded graph is
+back-propagated after the in-place Adam update; tests/test_training.py checks the numbers.
+``g_step="recompute"`` is the usual Gluon port's deviation: a fresh D(G(z)) with the updated D (one more
+D forward per iteration, and one more update of D's BN running statistics).
+
+Multiple contexts (``--ctx cpu0,cpu1`` / ``gpu0,gpu1``) split every batch; each slice's loss is weighted
+by its share of the batch, so the summed gradients equal the full-batch mean's, as with one context
+(BN statistics are per slice, as in any data-parallel BN without synchronisation).
+"""
+import json
+import logging
+import os
+import time
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon
+
+from . import checkpoint, losses, media
+from .config import TrainConfig
+from .context import parse_contexts, split_sizes, split_to_contexts
+from .data import StripIter, read_list
+from .data import synthetic
+from .factory import build_networks, prepare
+
+log = logging.getLogger(__name__)
+SAMPLE_SEED_OFFSET = 1 << 30   # fixed z for the sample grids, disjoint from training draws
+
+
+def latent(seed, iteration, batch, nz):
+    """z of iteration ``iteration`` (counter-based: an exact resume needs no RNG state but the counter)."""
+    return np.random.default_rng([seed, iteration]).standard_normal((batch, nz)).astype(np.float32)
+
+
+def resolve_data_list(config):
+    """The list file to train on; with no ``data_list``, the embedded synthetic dataset (made once)."""
+    if config.data_list:
+        return config.data_list
+    directory = synthetic.default_directory(config.synthetic_clips, max(config.frames, 32), config.frame_height)
+    log.info("no data list given: using the embedded synthetic dataset in %s", directory)
+    return synthetic.ensure_dataset(directory, config.synthetic_clips, max(config.frames, 32), config.frame_height)
+
+
+def make_iterator(config, part_index=0, num_parts=1):
+    paths = read_list(resolve_data_list(config), config.data_root)
+    return StripIter(paths, config.batch_size, frames=config.frames, size=config.size,
+                     frame_height=config.frame_height, sampling=config.sampling, seed=config.seed,
+                     num_workers=config.num_workers, max_bad=config.max_bad,
+                     part_index=part_index, num_parts=num_parts)
+
+
+class GanTraining:
+    """Networks, optimisers, data and the loop. ``GanTraining(config, run_dir).run()`` trains;
+    ``GanTraining.resume(run_dir)`` continues a run exactly where its last checkpoint left it."""
+
+    def __init__(self, config: TrainConfig, run_dir, progress=True, iterator=None):
+        self.config, self.run_dir, self.progress = config, run_dir, progress
+        self.contexts = parse_contexts(config.ctx)
+        os.makedirs(run_dir, exist_ok=True)
+        mx.random.seed(config.seed)    # initialisation only; training draws are counter-based
+        self.G, self.D = build_networks(config)
+        for net in (self.G, self.D):
+            prepare(net, self.contexts, config.hybridize)
+        adam = dict(learning_rate=config.lr, beta1=config.beta1, beta2=config.beta2, epsilon=config.epsilon, wd=0.0)
+        kvstore = config.kvstore if len(self.contexts) > 1 else None
+        self.trainers = {name: gluon.Trainer(net.collect_params(), "adam", dict(adam), kvstore=kvstore)
+                         for name, net in (("G", self.G), ("D", self.D))}
+        self.data = iterator or make_iterator(config)
+        self.iteration = 0
+        self.total = config.iterations or 100 * self.data.batches_per_epoch   # niter = 100 epochs
+        self.checkpoint_failures = 0
+
+    # -- one iteration -----------------------------------------------------------------------------
+    def generator_inputs(self, real, iteration):
+        if self.config.model == "conditional":
+            return real[:, :, 0]                       # the clip's first frame (main_conditional.lua:219)
+        return mx.nd.array(latent(self.config.seed, iteration, real.shape[0], self.config.nz))
+
+    def generator_penalty(self, video, mask, real):
+        if self.config.model == "conditional":
+            return losses.first_frame_l1(video, real[:, :, 0], self.config.l1_weight)
+        return losses.mask_prior(mask, self.config.mask_penalty)
+
+    def step(self, real):
+        """One D step and one G step on the batch ``real`` (an NDArray (B, 3, T, S, S)).
+        Returns the batch-mean losses as floats."""
+        b = real.shape[0]
+        weights = [n / b for n in split_sizes(b, len(self.contexts))]
+        reals = split_to_contexts(real, self.contexts)
+        inputs = split_to_contexts(self.generator_inputs(real, self.iteration), self.contexts)
+        reuse = self.config.g_step == "reuse"
+        parts = []
+        with autograd.record():
+            for x, gin, w in zip(reals, inputs, weights):
+                video, _, mask, _ = self.G(gin)
+                fake = video.detach()          # the D step does not reach G (Torch copies the fake)
+                fake.attach_grad()
+                fake_logits = self.D(fake)
+                p = dict(w=w, video=video, fake=fake, mask=mask,
+                         d_real=losses.cross_entropy(self.D(x), losses.REAL),
+                         d_fake=losses.cross_entropy(fake_logits, losses.FAKE),
+                         penalty=self.generator_penalty(video, mask, x))
+                p["d_loss"] = (p["d_real"] + p["d_fake"]) * w
+                p["penalty_w"] = p["penalty"] * w
+                if reuse:
+                    p["g_adv"] = losses.cross_entropy(fake_logits, losses.REAL)
+                    p["g_adv_w"] = p["g_adv"] * w
+                parts.append(p)
+        autograd.backward([p["d_loss"] for p in parts], retain_graph=reuse)
+        self.trainers["D"].step(1)
+        if reuse:
+            # Back through D's updated weights with the D-step activations -> dL/dfake; then through G.
+            autograd.backward([p["g_adv_w"] for p in parts])
+            autograd.backward([p["video"] for p in parts] + [p["penalty_w"] for p in parts],
+                              head_grads=[p["fake"].grad for p in parts] + [None] * len(parts))
+        else:
+            with autograd.record():
+                for p in parts:
+                    p["g_adv"] = losses.cross_entropy(self.D(p["video"]), losses.REAL)
+                    p["g_adv_w"] = p["g_adv"] * p["w"]
+            autograd.backward([p["g_adv_w"] for p in parts] + [p["penalty_w"] for p in parts])
+        self.trainers["G"].step(1)
+        self.iteration += 1
+        return self._scalars(parts)
+
+    def _scalars(self, parts):
+        def total(key):
+            return float(sum(p[key].asscalar() * p["w"] for p in parts))
+        d_real, d_fake, g_adv, penalty = total("d_real"), total("d_fake"), total("g_adv"), total("penalty")
+        mask_mean = float(sum(p["mask"].mean().asscalar() * p["w"] for p in parts))
+        return {"loss_d": d_real + d_fake, "loss_d_real": d_real, "loss_d_fake": d_fake,
+                "loss_g": g_adv + penalty, "loss_g_adv": g_adv, "penalty": penalty, "mask_mean": mask_mean}
+
+    def next_batch(self):
+        try:
+            return self.data.next().data[0]
+        except StopIteration:
+            self.data.reset()
+            return self.data.next().data[0]
+
+    # -- state ------------------------------------------------------------------------------------
+    def meta(self):
+        return {"config": self.config.to_dict(), "data": self.data.state_dict(),
+                "rng": {"kind": "counter", "seed": self.config.seed, "next_iteration": self.iteration},
+                "total_iterations": self.total}
+
+    def save_checkpoint(self):
+        return checkpoint.save(self.run_dir, self.iteration, {"G": self.G, "D": self.D}, self.trainers,
+                               self.meta(), keep=self.config.keep_checkpoints)
+
+    def restore(self, checkpoint_dir):
+        meta = checkpoint.load_into(checkpoint_dir, {"G": self.G, "D": self.D}, self.trainers, ctx=self.contexts)
+        self.iteration = int(meta["iteration"])
+        self.data.load_state_dict(meta["data"])
+        return meta
+
+    @classmethod
+    def resume(cls, path, progress=True, iterations=None, **config_overrides):
+        """Continue from ``path`` (a run folder or a checkpoint folder). ``iterations`` may extend the run."""
+        ckpt = checkpoint.resolve(path)
+        meta = checkpoint.read_meta(ckpt)
+        values = dict(meta["config"], **config_overrides)
+        if iterations is not None:
+            values["iterations"] = iterations
+        run = cls(TrainConfig.from_dict(values), os.path.dirname(os.path.abspath(ckpt)), progress=progress)
+        run.restore(ckpt)
+        log.info("resumed %s at iteration %d", ckpt, run.iteration)
+        return run
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def run(self):
+        from tqdm import tqdm
+        from .tblog import ScalarLog
+        cfg = self.config
+        with open(os.path.join(self.run_dir, "config.json"), "w") as f:
+            f.write(cfg.to_json())
+        scalars = ScalarLog(self.run_dir, start=self.iteration)
+        fixed_z = latent(cfg.seed + SAMPLE_SEED_OFFSET, 0, min(cfg.batch_size, 16), cfg.nz)
+        fixed_images = None
+        bar = tqdm(total=self.total, initial=self.iteration, disable=not self.progress, unit="it",
+                   dynamic_ncols=True, desc="train")
+        started, last = time.time(), self.iteration
+        try:
+            while self.iteration < self.total:
+                real = self.next_batch()
+                if fixed_images is None and cfg.model == "conditional":
+                    fixed_images = real[: fixed_z.shape[0], :, 0].asnumpy()
+                values = self.step(real)
+                bar.update(1)
+                if self.iteration % cfg.log_every == 0 or self.iteration == self.total:
+                    elapsed = time.time() - started
+                    values["clips_per_s"] = (self.iteration - last) * cfg.batch_size / max(elapsed, 1e-9)
+                    values["bad_clips"] = len(self.data.bad)
+                    started, last = time.time(), self.iteration
+                    scalars.write(self.iteration, values)
+                    bar.set_postfix(D=f"{values['loss_d']:.3f}", G=f"{values['loss_g_adv']:.3f}",
+                                    m=f"{values['mask_mean']:.2f}", refresh=False)
+                if cfg.sample_every and (self.iteration % cfg.sample_every == 0 or self.iteration == self.total):
+                    self.write_sample_grid(fixed_images if cfg.model == "conditional" else fixed_z)
+                if self.iteration % cfg.checkpoint_every == 0 or self.iteration == self.total:
+                    self._checkpoint(final=self.iteration == self.total)
+        finally:
+            bar.close()
+            scalars.close()
+            self.data.close()
+        if self.data.bad:
+            log.warning("%d bad clips were skipped during training: %s", len(self.data.bad),
+                        "; ".join(f"{p}: {r}" for p, r in sorted(self.data.bad.items())[:10]))
+        return self
+
+    def _checkpoint(self, final):
+        try:
+            path = self.save_checkpoint()
+            log.info("checkpoint %s", path)
+        except checkpoint.CheckpointError as e:
+            # Training state is still in memory: report, keep going, try again at the next interval.
+            self.checkpoint_failures += 1
+            log.error("%s", e)
+            if final:
+                raise
+
+    def write_sample_grid(self, generator_input):
+        """Grid GIFs of the fixed samples (video and mask) for watching training."""
+        from .sampling import run_generator
+        out = run_generator(self.G, generator_input, ctx=self.contexts[0])
+        stem = os.path.join(self.run_dir, "samples", f"iter{self.iteration:08d}")
+        media.write_gif(stem + "_video.gif", media.grid([media.to_frames(v) for v in out["video"]]))
+        media.write_gif(stem + "_mask.gif", media.grid([media.to_frames(m, (0, 1)) for m in out["mask"]]))
+
+
+def train(config, run_dir, progress=True):
+    """Train from scratch with ``config`` into ``run_dir``; returns the GanTraining."""
+    return GanTraining(config, run_dir, progress=progress).run()
+
+
+def summarize_config(config):
+    return json.dumps(config.to_dict(), sort_keys=True)
