@@ -122,7 +122,7 @@ def step_deltas(cfg, run_dir, init_from, real, z=None):
     use_sgd(run)
     before = (params_of(run.G), params_of(run.D))
     if z is not None:
-        run.generator_inputs = lambda r, it: nd.array(z)
+        run.generator_inputs = lambda r, it: [nd.array(z)]
     run.step(real)
     run.data.close()
     after = (params_of(run.G), params_of(run.D))

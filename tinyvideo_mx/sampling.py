@@ -47,11 +47,13 @@ def slerp(a, b, steps):
 
 
 def run_generator(G, inputs, ctx=None, batch=16):
-    """Inference (BN running statistics) on ``inputs`` (z rows or images) -> dict of numpy arrays."""
+    """Inference (BN running statistics) -> dict of numpy arrays. ``inputs``: z rows, or a list of the
+    generator's input arrays ([z], [images] or [images, z])."""
     ctx = ctx or mx.cpu()
+    inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
     chunks = {k: [] for k in OUTPUTS}
-    for start in range(0, len(inputs), batch):
-        outs = G(mx.nd.array(inputs[start:start + batch], ctx=ctx))
+    for start in range(0, len(inputs[0]), batch):
+        outs = G(*(mx.nd.array(a[start:start + batch], ctx=ctx) for a in inputs))
         for key, value in zip(OUTPUTS, outs):
             chunks[key].append(value.asnumpy())
     return {k: np.concatenate(v) for k, v in chunks.items()}

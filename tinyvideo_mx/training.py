@@ -84,61 +84,87 @@ class GanTraining:
 
     # -- one iteration -----------------------------------------------------------------------------
     def generator_inputs(self, real, iteration):
-        if self.config.model == "conditional":
-            return real[:, :, 0]                       # the clip's first frame (main_conditional.lua:219)
-        return mx.nd.array(latent(self.config.seed, iteration, real.shape[0], self.config.nz))
+        """The generator's inputs for batch ``real``: [z], or [first frame] (+ [z]) for the conditional model."""
+        cfg = self.config
+        if cfg.model == "conditional":
+            first_frame = real[:, :, 0]                # the clip's first frame (main_conditional.lua:219)
+            if cfg.cond_noise:
+                return [first_frame, mx.nd.array(latent(cfg.seed, iteration, real.shape[0], cfg.cond_noise))]
+            return [first_frame]
+        return [mx.nd.array(latent(cfg.seed, iteration, real.shape[0], cfg.nz))]
 
-    def generator_penalty(self, video, mask, real):
+    def video_penalty(self, fake, real):
+        """Terms of G's loss on the video: the conditional model's 10 * frame-1 L1 (none otherwise)."""
         if self.config.model == "conditional":
-            return losses.first_frame_l1(video, real[:, :, 0], self.config.l1_weight)
-        return losses.mask_prior(mask, self.config.mask_penalty)
+            return losses.first_frame_l1(fake, real[:, :, 0], self.config.l1_weight)
+        return None
+
+    def mask_penalty(self, mask):
+        """Terms of G's loss on the mask: the unconditional model's 0.1 * mean(m) (none otherwise)."""
+        if self.config.model == "unconditional":
+            return losses.mask_prior(mask, self.config.mask_penalty)
+        return None
 
     def step(self, real):
         """One D step and one G step on the batch ``real`` (an NDArray (B, 3, T, S, S)).
-        Returns the batch-mean losses as floats."""
+        Returns the batch-mean losses as floats.
+
+        As in Torch, G's output is handed to D as a separate leaf (``fake``): the D step never reaches
+        G, and the G step first collects dL/dfake and then back-propagates it through G in one pass
+        (``net:backward(noise, df_dg)``), with the mask prior as G's second head. The video terms (the
+        conditional L1) get a leaf of their own and their gradient is added to D's explicitly: inside
+        autograd, oneDNN cannot sum D's blocked-layout gradient with a slice's plain one ("could not
+        create a primitive descriptor for a sum primitive")."""
         b = real.shape[0]
         weights = [n / b for n in split_sizes(b, len(self.contexts))]
         reals = split_to_contexts(real, self.contexts)
-        inputs = split_to_contexts(self.generator_inputs(real, self.iteration), self.contexts)
+        inputs = zip(*(split_to_contexts(a, self.contexts) for a in self.generator_inputs(real, self.iteration)))
         reuse = self.config.g_step == "reuse"
         parts = []
         with autograd.record():
             for x, gin, w in zip(reals, inputs, weights):
-                video, _, mask, _ = self.G(gin)
-                fake = video.detach()          # the D step does not reach G (Torch copies the fake)
+                video, _, mask, _ = self.G(*gin)
+                fake = video.detach()
                 fake.attach_grad()
-                fake_logits = self.D(fake)
-                p = dict(w=w, video=video, fake=fake, mask=mask,
-                         d_real=losses.cross_entropy(self.D(x), losses.REAL),
-                         d_fake=losses.cross_entropy(fake_logits, losses.FAKE),
-                         penalty=self.generator_penalty(video, mask, x))
+                p = dict(w=w, x=x, video=video, fake=fake, mask=mask, fake_logits=self.D(fake),
+                         d_real=losses.cross_entropy(self.D(x), losses.REAL), mask_penalty=self.mask_penalty(mask))
+                p["d_fake"] = losses.cross_entropy(p["fake_logits"], losses.FAKE)
                 p["d_loss"] = (p["d_real"] + p["d_fake"]) * w
-                p["penalty_w"] = p["penalty"] * w
-                if reuse:
-                    p["g_adv"] = losses.cross_entropy(fake_logits, losses.REAL)
-                    p["g_adv_w"] = p["g_adv"] * w
                 parts.append(p)
         autograd.backward([p["d_loss"] for p in parts], retain_graph=reuse)
         self.trainers["D"].step(1)
-        if reuse:
-            # Back through D's updated weights with the D-step activations -> dL/dfake; then through G.
-            autograd.backward([p["g_adv_w"] for p in parts])
-            autograd.backward([p["video"] for p in parts] + [p["penalty_w"] for p in parts],
-                              head_grads=[p["fake"].grad for p in parts] + [None] * len(parts))
-        else:
-            with autograd.record():
-                for p in parts:
-                    p["g_adv"] = losses.cross_entropy(self.D(p["video"]), losses.REAL)
-                    p["g_adv_w"] = p["g_adv"] * p["w"]
-            autograd.backward([p["g_adv_w"] for p in parts] + [p["penalty_w"] for p in parts])
+        with autograd.record():
+            for p in parts:
+                if not reuse:
+                    # Deviation on request: a fresh D(G(z)) with the updated D.
+                    p["fake"] = p["video"].detach()
+                    p["fake"].attach_grad()
+                    p["fake_logits"] = self.D(p["fake"])
+                # reuse (original): the D-step graph of D(fake), back-propagated through D's updated weights.
+                p["g_adv"] = losses.cross_entropy(p["fake_logits"], losses.REAL)
+                p["video_leaf"] = p["video"].detach()
+                p["video_leaf"].attach_grad()
+                p["video_penalty"] = self.video_penalty(p["video_leaf"], p["x"])
+                g_heads = [p["g_adv"] * p["w"]]
+                if p["video_penalty"] is not None:
+                    g_heads.append(p["video_penalty"] * p["w"])
+                p["g_heads"] = g_heads
+                if p["mask_penalty"] is not None:
+                    p["mask_penalty_w"] = p["mask_penalty"] * p["w"]
+        autograd.backward([h for p in parts for h in p["g_heads"]])     # -> dL/dfake (and dL/dvideo_leaf)
+        head_grads = [p["fake"].grad + p["video_leaf"].grad if p["video_penalty"] is not None else p["fake"].grad
+                      for p in parts]
+        heads = [p["video"] for p in parts] + [p["mask_penalty_w"] for p in parts if "mask_penalty_w" in p]
+        autograd.backward(heads, head_grads=head_grads + [None] * (len(heads) - len(parts)))
         self.trainers["G"].step(1)
         self.iteration += 1
         return self._scalars(parts)
 
     def _scalars(self, parts):
         def total(key):
-            return float(sum(p[key].asscalar() * p["w"] for p in parts))
-        d_real, d_fake, g_adv, penalty = total("d_real"), total("d_fake"), total("g_adv"), total("penalty")
+            return float(sum(p[key].asscalar() * p["w"] for p in parts if p[key] is not None))
+        d_real, d_fake, g_adv = total("d_real"), total("d_fake"), total("g_adv")
+        penalty = total("mask_penalty") + total("video_penalty")
         mask_mean = float(sum(p["mask"].mean().asscalar() * p["w"] for p in parts))
         return {"loss_d": d_real + d_fake, "loss_d_real": d_real, "loss_d_fake": d_fake,
                 "loss_g": g_adv + penalty, "loss_g_adv": g_adv, "penalty": penalty, "mask_mean": mask_mean}
@@ -187,16 +213,16 @@ class GanTraining:
         with open(os.path.join(self.run_dir, "config.json"), "w") as f:
             f.write(cfg.to_json())
         scalars = ScalarLog(self.run_dir, start=self.iteration)
-        fixed_z = latent(cfg.seed + SAMPLE_SEED_OFFSET, 0, min(cfg.batch_size, 16), cfg.nz)
-        fixed_images = None
+        n_fixed = min(cfg.batch_size, 16)
+        fixed = None          # the generator inputs of the sample grids, fixed for the whole run
         bar = tqdm(total=self.total, initial=self.iteration, disable=not self.progress, unit="it",
                    dynamic_ncols=True, desc="train")
         started, last = time.time(), self.iteration
         try:
             while self.iteration < self.total:
                 real = self.next_batch()
-                if fixed_images is None and cfg.model == "conditional":
-                    fixed_images = real[: fixed_z.shape[0], :, 0].asnumpy()
+                if fixed is None:
+                    fixed = [a[:n_fixed].asnumpy() for a in self.generator_inputs(real, SAMPLE_SEED_OFFSET)]
                 values = self.step(real)
                 bar.update(1)
                 if self.iteration % cfg.log_every == 0 or self.iteration == self.total:
@@ -208,7 +234,7 @@ class GanTraining:
                     bar.set_postfix(D=f"{values['loss_d']:.3f}", G=f"{values['loss_g_adv']:.3f}",
                                     m=f"{values['mask_mean']:.2f}", refresh=False)
                 if cfg.sample_every and (self.iteration % cfg.sample_every == 0 or self.iteration == self.total):
-                    self.write_sample_grid(fixed_images if cfg.model == "conditional" else fixed_z)
+                    self.write_sample_grid(fixed)
                 if self.iteration % cfg.checkpoint_every == 0 or self.iteration == self.total:
                     self._checkpoint(final=self.iteration == self.total)
         finally:
@@ -231,10 +257,10 @@ class GanTraining:
             if final:
                 raise
 
-    def write_sample_grid(self, generator_input):
+    def write_sample_grid(self, generator_inputs):
         """Grid GIFs of the fixed samples (video and mask) for watching training."""
         from .sampling import run_generator
-        out = run_generator(self.G, generator_input, ctx=self.contexts[0])
+        out = run_generator(self.G, generator_inputs, ctx=self.contexts[0])
         stem = os.path.join(self.run_dir, "samples", f"iter{self.iteration:08d}")
         media.write_gif(stem + "_video.gif", media.grid([media.to_frames(v) for v in out["video"]]))
         media.write_gif(stem + "_mask.gif", media.grid([media.to_frames(m, (0, 1)) for m in out["mask"]]))
