@@ -148,5 +148,46 @@ def export(checkpoint, prefix):
         click.echo(path)
 
 
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("--out", "out_dir", type=click.Path(), required=True, help="Output folder: strips, list.txt, report.json.")
+@click.option("--faithful", is_flag=True, help="The original algorithm: full-resolution SIFT + FLANN, no quality gate, no cut detection.")
+@click.option("--features", type=click.Choice(["sift", "orb"]), default=None, help="Feature detector (sift).")
+@click.option("--work-size", type=int, default=None, help="Short side that features and warps work at (256; 0 = full resolution).")
+@click.option("--fps", type=float, default=None, help="Resample videos to this frame rate (default: native).")
+@click.option("--min-frames", type=int, default=None, help="Drop clips shorter than this (16).")
+@click.option("--max-frames", type=int, default=None, help="Frames per clip at most (34).")
+@click.option("--max-clips", type=int, default=None, help="Clips per video at most (100).")
+@click.option("--min-matches", type=int, default=None, help="Ratio-test matches needed per frame (10).")
+@click.option("--no-scene-cuts", is_flag=True, help="Do not split clips at detected cuts.")
+@click.option("--no-quality-gate", is_flag=True, help="Accept every homography RANSAC returns.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Videos processed in parallel.")
+@click.option("--quiet", is_flag=True)
+def stabilize(inputs, out_dir, faithful, features, work_size, fps, min_frames, max_frames, max_clips, min_matches,
+              no_scene_cuts, no_quality_gate, workers, quiet):
+    """Turn video files (or folders, or .txt lists of them) into stabilised 128-px JPEG strips + list.txt.
+
+    Exit status 0 if any clip is listed, 1 if none."""
+    from stabilize import StabilizeConfig, stabilize_many
+    _setup_logging()
+    overrides = {k: v for k, v in dict(features=features, feature_size=work_size, fps=fps, min_frames=min_frames,
+                                        max_frames=max_frames, max_clips=max_clips, min_matches=min_matches).items()
+                 if v is not None}
+    if no_scene_cuts:
+        overrides["scene_cuts"] = False
+    if no_quality_gate:
+        overrides["quality_gate"] = False
+    config = StabilizeConfig.faithful(**overrides) if faithful else StabilizeConfig(**overrides)
+    report = stabilize_many(list(inputs), out_dir, config, workers=workers, progress=not quiet)
+    for video, reason in report["videos_failed"].items():
+        click.echo(f"skipped {video}: {reason}", err=True)
+    click.echo(f"{report['videos']} videos, {report['clips_written']} clips written "
+               f"({report['clips_listed']} listed in {os.path.join(out_dir, 'list.txt')}), "
+               f"{sum(report['clips_dropped'].values())} dropped, {report['frames_per_second']:.1f} frames/s")
+    if report["clips_listed"] == 0:
+        click.echo("no clips written", err=True)
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     main()

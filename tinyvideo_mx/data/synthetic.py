@@ -16,7 +16,7 @@ from ..fsutil import write_text_atomic
 from .listfile import write_list
 from .strips import write_strip
 
-VERSION = 1
+VERSION = 2
 LIST_NAME = "list.txt"
 
 
@@ -28,12 +28,12 @@ def background(rng, size):
     sky = sky_top + (sky_bottom - sky_top) * (y / horizon)
     ground = ground_top + (ground_bottom - ground_top) * ((y - horizon) / (1 - horizon))
     image = np.where(y < horizon, sky, ground) * np.ones((1, size, 1), np.float32)
-    for _ in range(6):   # low-frequency texture
+    for _ in range(3):   # faint low-frequency texture
         cx, cy = rng.uniform(0, size, 2)
-        radius = rng.uniform(0.08, 0.25) * size
+        radius = rng.uniform(0.1, 0.25) * size
         yy, xx = np.mgrid[:size, :size]
         blob = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * radius ** 2)).astype(np.float32)
-        image += blob[..., None] * rng.uniform(-0.25, 0.25, 3).astype(np.float32)
+        image += blob[..., None] * rng.uniform(-0.12, 0.12, 3).astype(np.float32)
     return np.clip(image, 0.0, 1.0)
 
 
@@ -44,7 +44,7 @@ def clip(seed, index, frames=32, size=128):
     colour = rng.uniform(0.0, 1.0, 3)
     colour[rng.integers(3)] = 1.0                         # bright, saturated objects stand out
     colour = tuple(float(c) for c in colour)
-    radius = rng.uniform(0.1, 0.16) * size
+    radius = rng.uniform(0.14, 0.2) * size
     position = rng.uniform(radius, size - radius, 2)
     angle = rng.uniform(0, 2 * np.pi)
     velocity = rng.uniform(0.025, 0.045) * size * np.array([np.cos(angle), np.sin(angle)])

@@ -1,0 +1,40 @@
+"""Every constant of the original stabiliser is an option; ``faithful()`` gives the original's setup."""
+import dataclasses
+
+
+@dataclasses.dataclass
+class StabilizeConfig:
+    # the original's constants (stabilize_videos_many.py:14-19, 108-156)
+    video_size: int = 128            # short side after resizing; frames are centre-cropped to this square
+    max_frames: int = 34             # a clip ends once it has more than 33 frames (the `len > 33` test)
+    min_frames: int = 16             # shorter clips are dropped
+    skip_frames: int = 2             # FRAMES_DELAY: frames skipped at the start of every video
+    max_clips: int = 100             # clips per video
+    min_matches: int = 10            # MIN_MATCH_COUNT
+    ratio: float = 0.7               # Lowe's ratio test
+    ransac_threshold: float = 5.0    # px, at the resolution the features are computed on
+    erode: int = 5                   # coverage-mask erosion kernel
+    jpeg_quality: int = 95
+    # beyond the original
+    features: str = "sift"           # sift | orb
+    feature_size: int = 256          # working short side: features, matching and warps (0: full resolution, as the original)
+    matcher: str = "bf"              # bf | flann (the original used FLANN KD-trees, trees=5, checks=50)
+    quality_gate: bool = True        # reject weak or extreme homographies (reason recorded)
+    min_inliers: int = 12
+    max_reprojection: float = 2.0    # RMS px of the inliers, at feature resolution
+    max_scale_change: float = 0.15   # per frame: |scale - 1| of the similarity part
+    max_shear: float = 0.15          # per frame: |anisotropy| of the affine part
+    max_perspective: float = 0.25    # per frame: relative scale spread over the frame (|h31| W + |h32| H)
+    scene_cuts: bool = True          # end a clip at a cut instead of straddling it
+    cut_threshold: float = 0.5       # Bhattacharyya distance between consecutive HSV histograms
+    fps: float = 0.0                 # resample to this frame rate (0: native, as the original)
+
+    @classmethod
+    def faithful(cls, **overrides):
+        """The original algorithm: full-resolution SIFT + FLANN, no quality gate, no cut detection."""
+        values = dict(features="sift", feature_size=0, matcher="flann", quality_gate=False, scene_cuts=False)
+        values.update(overrides)
+        return cls(**values)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)

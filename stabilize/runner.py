@@ -1,0 +1,142 @@
+"""Many videos -> strips + one list file, resumable and safe to interrupt.
+
+Layout: ``<out>/<video name>-<8 hex of its absolute path>/0000.jpg ...`` plus ``done.json`` in that
+folder, written last: a rerun skips every video whose ``done.json`` exists. Strips, ``done.json``,
+the list file and the report are written atomically, so an interrupted run never leaves a half-written
+file under a final name. Several runs may share an output folder: a video is claimed with an atomic
+``mkdir`` of ``<folder>.lock`` (as the original did), so no two workers write the same folder.
+"""
+import hashlib
+import json
+import logging
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+from tinyvideo_mx.data.listfile import write_list
+from tinyvideo_mx.data.strips import write_strip
+from tinyvideo_mx.fsutil import write_text_atomic
+
+from .config import StabilizeConfig
+from .stabilizer import clips
+from .video import VideoError
+
+log = logging.getLogger(__name__)
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ogv")
+LIST_NAME = "list.txt"
+REPORT_NAME = "report.json"
+
+
+def video_folder(out_dir, path):
+    stem = os.path.splitext(os.path.basename(path))[0]
+    digest = hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:8]
+    return os.path.join(out_dir, f"{stem}-{digest}")
+
+
+def find_videos(inputs):
+    """Files given directly, files listed in .txt lists, and video files under folders (sorted)."""
+    found = []
+    for item in inputs:
+        if os.path.isdir(item):
+            for root, _, names in os.walk(item):
+                found += [os.path.join(root, n) for n in sorted(names) if n.lower().endswith(VIDEO_EXTENSIONS)]
+        elif item.endswith(".txt"):
+            with open(item) as f:
+                found += [line.strip() for line in f if line.strip()]
+        else:
+            found.append(item)
+    return found
+
+
+def stabilize_video(path, out_dir, config):
+    """Stabilise one video into its folder. Returns its record (also saved as done.json)."""
+    folder = video_folder(out_dir, path)
+    done = os.path.join(folder, "done.json")
+    if os.path.exists(done):
+        with open(done) as f:
+            return dict(json.load(f), skipped=True)
+    lock = folder + ".lock"
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        os.mkdir(lock)
+    except FileExistsError:
+        return {"video": path, "status": "locked", "reason": f"another worker holds {lock}", "clips": [], "dropped": {}}
+    start, frames_out, notes = time.time(), 0, []
+    record = {"video": path, "folder": os.path.basename(folder), "clips": [], "dropped": {}, "notes": notes}
+    try:
+        for kind, value in clips(path, config, notes):
+            if kind == "clip":
+                name = f"{len(record['clips']):04d}.jpg"
+                write_strip(os.path.join(folder, name), value, config.jpeg_quality)
+                record["clips"].append(name)
+                frames_out += len(value)
+            else:
+                record["dropped"][value] = record["dropped"].get(value, 0) + 1
+        record["status"] = "ok" if record["clips"] else "no clips"
+    except VideoError as e:
+        record.update(status="unreadable", reason=e.reason)
+    except Exception as e:                       # one bad file never ends the batch
+        record.update(status="error", reason=f"{type(e).__name__}: {e}")
+    finally:
+        try:
+            os.rmdir(lock)
+        except OSError:
+            pass
+    record["seconds"] = round(time.time() - start, 3)
+    record["frames_written"] = frames_out
+    if record["status"] in ("ok", "no clips"):
+        write_text_atomic(done, json.dumps(record, indent=2))   # unreadable files are retried next run
+    return record
+
+
+def _work(args):
+    return stabilize_video(*args)
+
+
+def stabilize_many(inputs, out_dir, config=None, workers=1, progress=False):
+    """Stabilise every video in ``inputs``; write ``list.txt`` (every clip of every finished video,
+    relative to ``out_dir``) and ``report.json``. Returns the report."""
+    config = config or StabilizeConfig()
+    videos = find_videos(inputs)
+    start = time.time()
+    jobs = [(v, out_dir, config) for v in videos]
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            results = _progress(pool.map(_work, jobs), len(jobs), progress)
+    else:
+        results = _progress(map(_work, jobs), len(jobs), progress)
+    records = list(results)
+    for r in records:
+        if r["status"] not in ("ok", "no clips"):
+            log.warning("%s: %s", r["video"], r.get("reason", r["status"]))
+    entries = []
+    for name in sorted(os.listdir(out_dir)) if os.path.isdir(out_dir) else []:
+        done = os.path.join(out_dir, name, "done.json")
+        if os.path.isfile(done):
+            with open(done) as f:
+                entries += [f"{name}/{clip}" for clip in json.load(f)["clips"]]
+    write_list(os.path.join(out_dir, LIST_NAME), entries)
+    seconds = time.time() - start
+    new = [r for r in records if not r.get("skipped")]
+    dropped = {}
+    for r in records:
+        for reason, n in r.get("dropped", {}).items():
+            key = reason.split(" (")[0]
+            dropped[key] = dropped.get(key, 0) + n
+    report = {
+        "videos": len(records), "videos_processed": len(new), "videos_skipped_done": len(records) - len(new),
+        "videos_failed": {r["video"]: r.get("reason", r["status"]) for r in records if r["status"] not in ("ok", "no clips")},
+        "clips_written": sum(len(r["clips"]) for r in new), "clips_listed": len(entries),
+        "clips_dropped": dropped, "frames_written": sum(r.get("frames_written", 0) for r in new),
+        "seconds": round(seconds, 3), "config": config.to_dict(), "per_video": records,
+    }
+    report["frames_per_second"] = round(report["frames_written"] / seconds, 2) if seconds else 0.0
+    write_text_atomic(os.path.join(out_dir, REPORT_NAME), json.dumps(report, indent=2))
+    return report
+
+
+def _progress(iterable, total, enabled):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+    return tqdm(iterable, total=total, unit="video", desc="stabilize")

@@ -1,0 +1,81 @@
+"""Reading video files (anything FFmpeg decodes), with clear reasons for bad ones."""
+import os
+
+import cv2
+import imageio_ffmpeg
+import numpy as np
+
+
+class VideoError(Exception):
+    def __init__(self, path, reason):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
+
+
+def _first_line(error):
+    lines = [l for l in str(error).splitlines() if l.strip()]
+    return lines[-1].strip()[:200] if lines else type(error).__name__
+
+
+def frames(path, fps=0.0, notes=None):
+    """Yield BGR frames decoded by ffmpeg (as the original: ``ffmpeg -f image2pipe -pix_fmt rgb24``, at
+    the native rate); with ``fps`` > 0, resampled to that rate (nearest earlier frame). A stream that
+    ends early or breaks mid-way adds a note to ``notes`` (the frames read are still used). Unreadable
+    files raise VideoError with the reason."""
+    if not os.path.exists(path):
+        raise VideoError(path, "file not found")
+    if os.path.getsize(path) == 0:
+        raise VideoError(path, "empty file")
+    try:
+        reader = imageio_ffmpeg.read_frames(path, pix_fmt="rgb24")
+        meta = next(reader)
+    except (OSError, RuntimeError, StopIteration) as e:
+        if "does not contain any stream" in str(e):      # ffmpeg found no video stream to decode
+            raise VideoError(path, "no video stream (audio only?)") from None
+        raise VideoError(path, f"cannot be decoded as a video ({_first_line(e)})") from None
+    if not meta.get("size") or meta["size"] == (0, 0):
+        reader.close()
+        raise VideoError(path, "no video stream (audio only?)")
+    w, h = meta["size"]
+    native_fps = float(meta.get("fps") or 0.0)
+    announced = int(round(float(meta.get("duration") or 0.0) * native_fps))
+    step = native_fps / fps if fps and native_fps else 1.0
+    read, next_kept = 0, 0.0
+    try:
+        for raw in reader:
+            frame = np.frombuffer(raw, np.uint8).reshape(h, w, 3)[:, :, ::-1]
+            if read + 1e-9 >= next_kept:
+                yield np.ascontiguousarray(frame)
+                next_kept += step
+            read += 1
+    except (OSError, RuntimeError) as e:
+        if notes is not None:
+            notes.append(f"decoding stopped after {read} frames ({_first_line(e)})")
+    finally:
+        reader.close()
+    if read == 0:
+        raise VideoError(path, "no video frames could be decoded (corrupt, truncated or audio only)")
+    if notes is not None and announced and read < announced * 0.95:
+        notes.append(f"truncated: decoded {read} of about {announced} frames")
+
+
+def resize_and_crop(frame, size):
+    """The original's process_im: short side -> ``size`` (bilinear), then the centre square."""
+    h, w = frame.shape[:2]
+    scale = size / min(h, w)
+    nh, nw = max(size, int(round(h * scale))), max(size, int(round(w * scale)))
+    resized = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return resized[top:top + size, left:left + size]
+
+
+def write_video(path, frames_bgr, fps=25.0):
+    """Write BGR frames with OpenCV (MJPG in .avi, mp4v in .mp4): test fixtures and examples."""
+    h, w = frames_bgr[0].shape[:2]
+    fourcc = cv2.VideoWriter_fourcc(*("mp4v" if path.endswith(".mp4") else "MJPG"))
+    writer = cv2.VideoWriter(path, fourcc, fps, (w, h))
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV cannot write {path}")
+    for f in frames_bgr:
+        writer.write(np.ascontiguousarray(f))
+    writer.release()
