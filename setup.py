@@ -7,6 +7,8 @@ mxnet 1.9.1 is the last MXNet release and uses ``np.bool`` (removed in numpy 1.2
 """
 from setuptools import find_packages, setup
 
+SERVE = ["onnx==1.15.0", "onnxruntime==1.32.0", "multi-model-server==1.1.11", "model-archiver==1.0.3"]
+
 setup(
     name="tinyvideo-mx",
     version="0.1.0",
@@ -35,7 +37,9 @@ setup(
     ],
     extras_require={
         "gpu": ["mxnet-cu112==1.9.1"],
-        "test": ["pytest==8.3.4"],
+        # ONNX export (MXNet's exporter needs onnx < 1.16) and MXNet Model Server (needs a Java 17 runtime)
+        "serve": SERVE,
+        "test": ["pytest==8.3.4"] + SERVE,
     },
     entry_points={"console_scripts": ["tinyvideo-mx=tinyvideo_mx.cli:main"]},
 )

@@ -140,12 +140,38 @@ def sample(checkpoint, out_dir, n, seed, interpolate, steps, fps, scale, normali
 @click.argument("checkpoint", type=click.Path(exists=True))
 @click.option("--out", "prefix", type=click.Path(), default=None,
               help="Output prefix (default: <run>/export/generator) -> PREFIX-symbol.json, PREFIX-0000.params.")
-def export(checkpoint, prefix):
+@click.option("--onnx", "onnx_batch", type=int, default=None, metavar="BATCH",
+              help="Also write PREFIX.onnx with this fixed batch size (needs the 'serve' extra).")
+@click.option("--mar", is_flag=True, help="Also build PREFIX-dir/vgan.mar for multi-model-server (needs the 'serve' extra).")
+def export(checkpoint, prefix, onnx_batch, mar):
     """Export the generator as symbol JSON + params for MXNet serving (outputs: video, foreground, mask, background)."""
-    from .export import export_generator
+    from .export import export_generator, export_mar, export_onnx
     prefix = prefix or os.path.join(checkpoint, "export", "generator")
     for path in export_generator(checkpoint, prefix):
         click.echo(path)
+    if onnx_batch:
+        click.echo(export_onnx(prefix, prefix + ".onnx", onnx_batch))
+    if mar:
+        click.echo(export_mar(prefix, os.path.dirname(os.path.abspath(prefix))))
+
+
+@main.command()
+@click.argument("prefix")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--max-n", type=int, default=16, show_default=True, help="Most clips one request may ask for.")
+def serve(prefix, host, port, max_n):
+    """Serve an exported generator over HTTP: GET /ping, POST /predictions (see tinyvideo_mx/serving.py)."""
+    from .server import make_server
+    _setup_logging()
+    server = make_server(prefix, host, port, max_n)
+    click.echo(f"serving {prefix} on http://{host}:{server.server_address[1]} (POST /predictions, GET /ping)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 @main.command()

@@ -48,3 +48,63 @@ def import_generator(prefix, ctx=None):
         warnings.simplefilter("ignore")   # "Cannot decide type for the following arguments": harmless
         return mx.gluon.SymbolBlock.imports(prefix + "-symbol.json", names, prefix + "-0000.params",
                                             ctx=ctx or mx.cpu())
+
+
+def export_onnx(prefix, onnx_path, batch=1):
+    """The exported symbol/params as an ONNX file (needs ``onnx<1.16``: MXNet's exporter uses
+    ``onnx.mapping``). The batch size is fixed at export time (MXNet's exporter takes static shapes)."""
+    import numpy as np
+    with open(prefix + "-meta.json") as f:
+        meta = json.load(f)
+    shapes = [tuple([batch] + s[1:]) for s in meta["input_shapes"]]
+    mx.onnx.export_model(prefix + "-symbol.json", prefix + "-0000.params", shapes, [np.float32] * len(shapes), onnx_path)
+    _tidy_onnx(prefix + "-symbol.json", onnx_path)
+    return onnx_path
+
+
+def _tidy_onnx(symbol_path, onnx_path):
+    """MXNet's exporter lists the outputs in its own order under internal names, and lists every weight
+    as a graph input too. Name the outputs video/foreground/mask/background, in that order, and keep
+    only the real inputs (weights stay initializers)."""
+    import onnx
+    with open(symbol_path) as f:
+        symbol = json.load(f)
+    heads = [symbol["nodes"][h[0]]["name"] for h in symbol["heads"]]
+    rename = {}
+    model = onnx.load(onnx_path)
+    by_name = {o.name: o for o in model.graph.output}
+    for head, name in zip(heads, OUTPUTS):
+        match = by_name.get(head) or next(o for n, o in by_name.items() if n.startswith(head))
+        rename[match.name] = name
+    for node in model.graph.node:
+        node.output[:] = [rename.get(o, o) for o in node.output]
+        node.input[:] = [rename.get(i, i) for i in node.input]
+    outputs = sorted(model.graph.output, key=lambda o: OUTPUTS.index(rename[o.name]))
+    for o in outputs:
+        o.name = rename[o.name]
+    del model.graph.output[:]
+    model.graph.output.extend(outputs)
+    weights = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in weights]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    onnx.checker.check_model(model)
+    onnx.save(model, onnx_path)
+
+
+def export_mar(prefix, export_dir, name="vgan"):
+    """A model archive for multi-model-server (``model-archiver`` 1.0.x): the exported generator plus
+    ``mms_handler.py``. Returns the path of ``<name>.mar``."""
+    import shutil
+    import subprocess
+    import tempfile
+    from . import mms_handler
+    with tempfile.TemporaryDirectory() as staging:
+        for suffix in ("-symbol.json", "-0000.params", "-meta.json"):
+            shutil.copy(prefix + suffix, os.path.join(staging, "generator" + suffix))
+        shutil.copy(mms_handler.__file__, os.path.join(staging, "tinyvideo_mms_handler.py"))
+        os.makedirs(export_dir, exist_ok=True)
+        subprocess.run(["model-archiver", "--model-name", name, "--model-path", staging,
+                        "--handler", "tinyvideo_mms_handler:handle", "--export-path", export_dir,
+                        "--runtime", "python3", "-f"], check=True, capture_output=True, text=True)
+    return os.path.join(export_dir, f"{name}.mar")

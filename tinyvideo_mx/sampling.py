@@ -46,16 +46,29 @@ def slerp(a, b, steps):
     return np.stack(out).astype(np.float32)
 
 
-def run_generator(G, inputs, ctx=None, batch=16):
+INFERENCE_BATCH = 16
+
+
+def run_generator(G, inputs, ctx=None, batch=INFERENCE_BATCH):
     """Inference (BN running statistics) -> dict of numpy arrays. ``inputs``: z rows, or a list of the
-    generator's input arrays ([z], [images] or [images, z])."""
+    generator's input arrays ([z], [images] or [images, z]).
+
+    The network always runs on exactly ``batch`` rows (the last chunk is padded with zeros; rows are
+    independent in inference, so results do not change). oneDNN reorders transposed-convolution
+    weights in place for inference, and a later inference at another batch size then fails ("Check
+    failed: weights.GetMKLDNNData()->get_desc() == IOLogicalSwapDesc", full widths); one fixed size
+    avoids it. Training steps at another batch size in between are fine."""
     ctx = ctx or mx.cpu()
-    inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    inputs = [np.asarray(a, np.float32) for a in (inputs if isinstance(inputs, (list, tuple)) else [inputs])]
+    total = len(inputs[0])
     chunks = {k: [] for k in OUTPUTS}
-    for start in range(0, len(inputs[0]), batch):
-        outs = G(*(mx.nd.array(a[start:start + batch], ctx=ctx) for a in inputs))
+    for start in range(0, total, batch):
+        rows = min(batch, total - start)
+        padded = [np.concatenate([a[start:start + rows], np.zeros((batch - rows,) + a.shape[1:], np.float32)])
+                  for a in inputs]
+        outs = G(*(mx.nd.array(a, ctx=ctx) for a in padded))
         for key, value in zip(OUTPUTS, outs):
-            chunks[key].append(value.asnumpy())
+            chunks[key].append(value.asnumpy()[:rows])
     return {k: np.concatenate(v) for k, v in chunks.items()}
 
 

@@ -1,0 +1,163 @@
+"""Serving an exported generator: one request/response contract, shared by the light HTTP server
+(``tinyvideo-mx serve``) and the MXNet Model Server handler (``mms_handler.py``).
+
+Request (JSON object; every field optional except ``images`` for a conditional model):
+
+    {"seed": 0, "n": 1, "outputs": ["video"], "format": "npz", "fps": 25, "scale": 1,
+     "images": ["<base64 image file>", ...]}
+
+* unconditional model: the clips are rows ``0..n-1`` of ``default_rng(seed).standard_normal((n, nz))``,
+  exactly as ``tinyvideo-mx sample --seed`` draws them, so a response holds the same numbers as local
+  sampling with that seed;
+* conditional model: one clip per image (``n`` is ignored);
+* ``format``: ``npz`` (one float32 array per requested output), ``json`` (shape/mean/min/max per output),
+  ``gif`` / ``mp4`` (the grid of the first requested output, encoded exactly as ``sample`` writes
+  ``grid_<output>.gif``).
+
+Errors are ``RequestError``s with an HTTP status (400 bad request, 413 too many clips) and a message.
+"""
+import base64
+import io
+import json
+import os
+import tempfile
+import threading
+
+import numpy as np
+
+from . import media
+from .sampling import OUTPUTS, latents
+
+FORMATS = {"npz": "application/octet-stream", "json": "application/json", "gif": "image/gif", "mp4": "video/mp4"}
+FIELDS = {"seed": int, "n": int, "outputs": list, "format": str, "fps": (int, float), "scale": int, "images": list}
+
+
+class RequestError(Exception):
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class SamplingService:
+    """A loaded exported generator answering requests; safe to call from many threads."""
+
+    def __init__(self, prefix, max_n=16, ctx=None):
+        with open(prefix + "-meta.json") as f:
+            self.meta = json.load(f)
+        self.prefix, self.ctx, self.max_n = prefix, ctx, max_n
+        self.config = self.meta["config"]
+        # Requests are padded to a bucket size and each bucket has its own network (own weight
+        # arrays): oneDNN reorders weights in place for one inference batch size and then fails at
+        # another (see sampling.run_generator). Buckets 1, 4, 16, ... up to max_n.
+        self.buckets = sorted({min(4 ** k, max_n) for k in range(8) if 4 ** (k - 1) < max_n} | {max_n})
+        self._nets = {}
+        self._lock = threading.Lock()      # one forward at a time: MXNet's engine is shared
+
+    def _net(self, bucket):
+        from .export import import_generator
+        if bucket not in self._nets:
+            self._nets[bucket] = import_generator(self.prefix, self.ctx)
+        return self._nets[bucket]
+
+    # -- parsing ----------------------------------------------------------------------------------
+    def parse(self, body):
+        try:
+            request = json.loads(body or b"{}")
+        except (ValueError, UnicodeDecodeError) as e:
+            raise RequestError(400, f"request body is not valid JSON ({e})") from None
+        if not isinstance(request, dict):
+            raise RequestError(400, "request must be a JSON object")
+        unknown = sorted(set(request) - set(FIELDS))
+        if unknown:
+            raise RequestError(400, f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(FIELDS)}")
+        for key, kind in FIELDS.items():
+            if key in request and (not isinstance(request[key], kind) or isinstance(request[key], bool)):
+                names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+                raise RequestError(400, f"field '{key}' must be {names}, got {type(request[key]).__name__}")
+        out = {"seed": request.get("seed", 0), "n": request.get("n", 1), "outputs": request.get("outputs", ["video"]),
+               "format": request.get("format", "npz"), "fps": request.get("fps", media.DEFAULT_FPS),
+               "scale": request.get("scale", 1), "images": request.get("images")}
+        if out["format"] not in FORMATS:
+            raise RequestError(400, f"format must be one of {', '.join(FORMATS)}, got {out['format']!r}")
+        bad = [o for o in out["outputs"] if o not in OUTPUTS]
+        if bad or not out["outputs"]:
+            raise RequestError(400, f"outputs must be a non-empty list of {', '.join(OUTPUTS)}; got {out['outputs']}")
+        if not 0 <= out["seed"] < 2 ** 63:
+            raise RequestError(400, "seed must be a non-negative 63-bit integer")
+        if not 1 <= out["scale"] <= 8 or not 1 <= out["fps"] <= 100:
+            raise RequestError(400, "scale must be 1..8 and fps 1..100")
+        conditional = self.meta["model"] == "conditional"
+        count = len(out["images"] or []) if conditional else out["n"]
+        if conditional and not out["images"]:
+            raise RequestError(400, "this model predicts the future of images: send 'images' (base64 image files)")
+        if not conditional and out["images"] is not None:
+            raise RequestError(400, "this model is unconditional: 'images' is not accepted")
+        if count < 1:
+            raise RequestError(400, "n must be at least 1")
+        if count > self.max_n:
+            raise RequestError(413, f"at most {self.max_n} clips per request, asked for {count}")
+        return out
+
+    # -- generating -------------------------------------------------------------------------------
+    def inputs(self, request):
+        """The generator's input arrays for a parsed request."""
+        if self.meta["model"] == "conditional":
+            from .conditional import ImageError, load_image
+            arrays = []
+            for i, text in enumerate(request["images"]):
+                try:
+                    data = base64.b64decode(text, validate=True)
+                except (ValueError, TypeError):
+                    raise RequestError(400, f"images[{i}] is not base64") from None
+                with tempfile.NamedTemporaryFile(suffix=".img") as f:
+                    f.write(data)
+                    f.flush()
+                    try:
+                        arrays.append(load_image(f.name, self.config["size"]))
+                    except ImageError:
+                        raise RequestError(400, f"images[{i}] is not a readable image") from None
+            inputs = [np.stack(arrays)]
+            if self.config.get("cond_noise"):
+                inputs.append(latents(request["seed"], len(arrays), self.config["cond_noise"]))
+        else:
+            inputs = [latents(request["seed"], request["n"], self.config["nz"])]
+        return inputs
+
+    def generate(self, request):
+        """{output name: float32 array} for a parsed request."""
+        from .sampling import run_generator
+        inputs = self.inputs(request)
+        rows = len(inputs[0])
+        bucket = next(b for b in self.buckets if b >= rows)
+        with self._lock:
+            arrays = run_generator(self._net(bucket), inputs, self.ctx, batch=bucket)
+        return {k: arrays[k] for k in request["outputs"]}
+
+    def respond(self, body):
+        """(HTTP status, content type, response bytes) for a raw request body."""
+        try:
+            request = self.parse(body)
+            arrays = self.generate(request)
+        except RequestError as e:
+            return e.status, "application/json", json.dumps({"error": e.message}).encode()
+        return 200, FORMATS[request["format"]], encode(arrays, request)
+
+
+def encode(arrays, request):
+    fmt = request["format"]
+    if fmt == "npz":
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        return buffer.getvalue()
+    if fmt == "json":
+        return json.dumps({k: {"shape": list(v.shape), "mean": float(v.mean()), "min": float(v.min()),
+                               "max": float(v.max())} for k, v in arrays.items()}).encode()
+    name = request["outputs"][0]
+    value_range = (0, 1) if name == "mask" else (-1, 1)
+    clips = arrays[name] if name != "background" else arrays[name][:, :, None]
+    frames = media.grid([media.upscale(media.to_frames(c, value_range), request["scale"]) for c in clips])
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, f"grid.{fmt}")
+        (media.write_gif if fmt == "gif" else media.write_mp4)(path, frames, request["fps"])
+        with open(path, "rb") as f:
+            return f.read()
