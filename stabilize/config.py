@@ -17,7 +17,8 @@ class StabilizeConfig:
     jpeg_quality: int = 95
     # beyond the original
     features: str = "sift"           # sift | orb
-    feature_size: int = 256          # working short side: features, matching and warps (0: full resolution, as the original)
+    feature_size: int = 192          # working short side: features, matching and warps (0: full resolution, as the original)
+    max_features: int = 500          # strongest keypoints kept per frame (0: all, as the original); matching is quadratic
     matcher: str = "bf"              # bf | flann (the original used FLANN KD-trees, trees=5, checks=50)
     quality_gate: bool = True        # reject weak or extreme homographies (reason recorded)
     min_inliers: int = 12
@@ -32,7 +33,7 @@ class StabilizeConfig:
     @classmethod
     def faithful(cls, **overrides):
         """The original algorithm: full-resolution SIFT + FLANN, no quality gate, no cut detection."""
-        values = dict(features="sift", feature_size=0, matcher="flann", quality_gate=False, scene_cuts=False)
+        values = dict(features="sift", feature_size=0, max_features=0, matcher="flann", quality_gate=False, scene_cuts=False)
         values.update(overrides)
         return cls(**values)
 

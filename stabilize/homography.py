@@ -11,10 +11,10 @@ class Tracker:
     def __init__(self, config):
         self.config = config
         if config.features == "sift":
-            self.detector = cv2.SIFT_create()
+            self.detector = cv2.SIFT_create(nfeatures=config.max_features)
             norm = cv2.NORM_L2
         elif config.features == "orb":
-            self.detector = cv2.ORB_create(nfeatures=1500)
+            self.detector = cv2.ORB_create(nfeatures=config.max_features or 1500)
             norm = cv2.NORM_HAMMING
         else:
             raise ValueError(f"features must be 'sift' or 'orb', got {config.features!r}")

@@ -107,3 +107,12 @@ def test_cli_conditional_sample_error_and_export(conditional_run, tmp_path):
     live = run_generator(G, [images])
     for key, out in zip(OUTPUTS, net(nd.array(images))):
         np.testing.assert_allclose(out.asnumpy(), live[key], atol=1e-6, err_msg=key)
+
+
+def test_conditional_training_on_two_contexts_resumes_exactly(tmp_path):
+    cfg = dict(model="conditional", ngf=4, ndf=4, batch_size=4, ctx="cpu0,cpu1", sample_every=0, checkpoint_every=2)
+    straight = GanTraining(tiny_config(iterations=3, **cfg), str(tmp_path / "a"), progress=False).run()
+    GanTraining(tiny_config(iterations=2, **cfg), str(tmp_path / "b"), progress=False).run()
+    resumed = GanTraining.resume(str(tmp_path / "b"), progress=False, iterations=3).run()
+    for (name, a), b in zip(straight.G.collect_params().items(), resumed.G.collect_params().values()):
+        np.testing.assert_array_equal(a.data().asnumpy(), b.data().asnumpy(), err_msg=name)

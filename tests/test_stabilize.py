@@ -10,39 +10,11 @@ from click.testing import CliRunner
 from stabilize import StabilizeConfig, stabilize_many
 from stabilize.metrics import residual_motion
 from stabilize.stabilizer import clips
+from stabilize.synthetic import MOTIONS, camera, texture
 from stabilize.video import VideoError, frames, write_video
 from tinyvideo_mx.data import StripIter, load_strip, read_list
 
 OPENCV_DATA = "/usr/share/doc/opencv-doc/examples/data"
-
-
-def texture(seed, size, tint):
-    rng = np.random.default_rng(seed)
-    noise = rng.uniform(0, 255, (size // 8, size // 8, 3)).astype(np.float32)
-    image = cv2.resize(noise, (size, size), interpolation=cv2.INTER_CUBIC)
-    image += cv2.resize(rng.uniform(-60, 60, (size // 2, size // 2, 3)).astype(np.float32), (size, size))
-    return np.clip(image * np.array(tint), 0, 255).astype(np.uint8)
-
-
-def camera(scene, n, motion, size=(240, 320)):
-    """Frames of a camera moving over ``scene``: motion(t) -> (dx, dy, degrees, zoom)."""
-    h, w = size
-    cy, cx = scene.shape[0] / 2, scene.shape[1] / 2
-    out = []
-    for t in range(n):
-        dx, dy, angle, zoom = motion(t)
-        M = cv2.getRotationMatrix2D((cx, cy), angle, zoom)
-        M[0, 2] += -cx + w / 2 + dx
-        M[1, 2] += -cy + h / 2 + dy
-        out.append(cv2.warpAffine(scene, M, (w, h), flags=cv2.INTER_LINEAR))
-    return out
-
-
-MOTIONS = {
-    "translate": lambda t: (2.5 * t, 1.2 * t, 0.0, 1.0),
-    "rotate": lambda t: (0.0, 0.0, 0.4 * t, 1.0),
-    "zoom": lambda t: (0.0, 0.0, 0.0, 1.0 + 0.006 * t),
-}
 
 
 @pytest.mark.parametrize("motion", sorted(MOTIONS))
@@ -154,3 +126,15 @@ def test_cli_exit_status_says_whether_anything_was_written(tmp_path):
     result = runner.invoke(main, ["stabilize", path, "--out", str(tmp_path / "o2"), "--quiet", "--faithful"])
     assert result.exit_code == 0, result.output
     assert "1 clips written" in result.output
+
+
+def test_a_process_pool_gives_the_same_clips(tmp_path):
+    for i in range(2):
+        write_video(str(tmp_path / f"v{i}.avi"), camera(texture(10 + i, 480, (1, 1, 1)), 40, MOTIONS["translate"]), fps=25)
+    serial = stabilize_many([str(tmp_path)], str(tmp_path / "serial"))
+    pooled = stabilize_many([str(tmp_path)], str(tmp_path / "pooled"), workers=2)
+    assert serial["clips_written"] == pooled["clips_written"] == 2
+    assert open(tmp_path / "serial" / "list.txt").read() == open(tmp_path / "pooled" / "list.txt").read()
+    for entry in read_list(str(tmp_path / "serial" / "list.txt")):
+        name = os.path.relpath(entry, tmp_path / "serial")
+        assert open(entry, "rb").read() == open(tmp_path / "pooled" / name, "rb").read()

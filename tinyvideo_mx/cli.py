@@ -58,6 +58,8 @@ def main():
 @click.option("--preset", type=click.Choice(["original", "demo", "tiny"]), default="original", show_default=True,
               help="original = the paper's sizes; demo = a ~5-minute CPU run; tiny = seconds (smoke tests).")
 @click.option("--conditional", is_flag=True, help="Train the image-to-video model (main_conditional.lua).")
+@click.option("--cond-noise", type=int, default=None,
+              help="Conditional only: join a z of this size to the code for stochastic futures (0, as the original).")
 @click.option("--iterations", type=int, default=None, help="Total iterations (default: 100 epochs, as niter=100).")
 @click.option("--batch-size", type=int, default=None)
 @click.option("--lr", type=float, default=None, help="Adam learning rate (2e-4).")
@@ -80,7 +82,7 @@ def main():
               help="Continue exactly from a run folder or checkpoint folder (other options may extend --iterations).")
 @click.option("--no-hybridize", is_flag=True, help="Run the networks imperatively (debugging).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(data_list, data_root, run_dir, preset, conditional, iterations, batch_size, lr, frames, size,
+def train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterations, batch_size, lr, frames, size,
           frame_height, ngf, ndf, g_step, sampling, ctx, checkpoint_every, sample_every, max_bad,
           num_workers, seed, resume, no_hybridize, quiet):
     """Train VGAN (two-stream generator vs 3-D discriminator) on strips or the built-in data."""
@@ -93,7 +95,8 @@ def train(data_list, data_root, run_dir, preset, conditional, iterations, batch_
         overrides = dict(data_list=data_list, data_root=data_root, iterations=iterations, batch_size=batch_size,
                          lr=lr, frames=frames, size=size, frame_height=frame_height, ngf=ngf, ndf=ndf,
                          g_step=g_step, sampling=sampling, ctx=ctx, checkpoint_every=checkpoint_every,
-                         sample_every=sample_every, max_bad=max_bad, num_workers=num_workers, seed=seed)
+                         sample_every=sample_every, max_bad=max_bad, num_workers=num_workers, seed=seed,
+                         cond_noise=cond_noise)
         if conditional:
             from .conditional import conditional_overrides
             overrides = conditional_overrides(preset, overrides)
