@@ -157,8 +157,23 @@ class GanTraining:
         heads = [p["video"] for p in parts] + [p["mask_penalty_w"] for p in parts if "mask_penalty_w" in p]
         autograd.backward(heads, head_grads=head_grads + [None] * (len(heads) - len(parts)))
         self.trainers["G"].step(1)
+        if len(self.contexts) > 1:
+            self._average_running_statistics()
         self.iteration += 1
         return self._scalars(parts)
+
+    def _average_running_statistics(self):
+        """BN running statistics are updated per context (each from its slice). Average them after every
+        iteration so all replicas hold the same state: checkpoints save the average anyway (Gluon's
+        save_parameters reduces over contexts), and an exact resume needs the saved state to be the
+        training state."""
+        for net in (self.G, self.D):
+            for param in net.collect_params().values():
+                if param.grad_req == "null":
+                    copies = param.list_data()
+                    mean = mx.nd.add_n(*(c.as_in_context(self.contexts[0]) for c in copies)) / len(copies)
+                    for c in copies:
+                        mean.copyto(c)
 
     def _scalars(self, parts):
         def total(key):
