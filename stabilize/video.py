@@ -5,11 +5,11 @@ import cv2
 import imageio_ffmpeg
 import numpy as np
 
+from tinyvideo_mx.errors import FileProblem
 
-class VideoError(Exception):
-    def __init__(self, path, reason):
-        super().__init__(f"{path}: {reason}")
-        self.path, self.reason = path, reason
+
+class VideoError(FileProblem):
+    """A video file that cannot be read: ``path`` and ``reason``."""
 
 
 def _first_line(error):

@@ -40,15 +40,16 @@ def server(exported):
     srv.server_close()
 
 
-def post(url, payload, raw=None):
+def post(url, payload, raw=None, endpoint="/predictions"):
+    """(status, content type, body) of a JSON POST; HTTP errors are answers too."""
     data = raw if raw is not None else json.dumps(payload).encode()
-    request = urllib.request.Request(url + "/predictions", data=data, method="POST",
+    request = urllib.request.Request(url + endpoint, data=data, method="POST",
                                      headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, response.headers["Content-Type"], response.read()
     except urllib.error.HTTPError as e:
-        return e.code, e.headers["Content-Type"], e.read()
+        return e.code, e.headers.get("Content-Type"), e.read()
 
 
 def test_ping(server):
@@ -187,7 +188,7 @@ def test_mxnet_model_server_end_to_end(exported, tmp_path):
         while True:
             assert proc.poll() is None, "model server exited at start (see logs/ in the test folder)"
             try:
-                status, _, body = _post_mms(url, {"seed": 5, "n": 2})
+                status, _, body = post(url, {"seed": 5, "n": 2}, endpoint="/predictions/vgan")
                 if status == 200:
                     break
             except (urllib.error.URLError, ConnectionError):
@@ -196,7 +197,7 @@ def test_mxnet_model_server_end_to_end(exported, tmp_path):
             time.sleep(1)
         G, config = load_generator(str(exported / "run"))
         np.testing.assert_allclose(np.load(io.BytesIO(body))["video"], run_generator(G, latents(5, 2, config.nz))["video"], atol=1e-6)
-        status, _, body = _post_mms(url, {"n": 99})
+        status, _, body = post(url, {"n": 99}, endpoint="/predictions/vgan")
         assert status == 413
     finally:
         os.killpg(proc.pid, signal.SIGKILL)       # the JVM and every process of its session ...
@@ -208,16 +209,6 @@ def test_mxnet_model_server_end_to_end(exported, tmp_path):
                 pass
         time.sleep(0.5)
     assert processes_mentioning(str(tmp_path)) == []
-
-
-def _post_mms(url, payload):
-    request = urllib.request.Request(url + "/predictions/vgan", data=json.dumps(payload).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, response.headers["Content-Type"], response.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers.get("Content-Type"), e.read()
 
 
 def test_the_conditional_generator_is_servable_too(tmp_path):

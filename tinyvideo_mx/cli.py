@@ -31,10 +31,10 @@ class FriendlyErrors(click.Group):
         from .checkpoint import CheckpointError
         from .data.iterator import TooManyBadClips
         from .data.listfile import ListFileError
-        from .data.strips import StripError
+        from .errors import FileProblem
         try:
             return super().invoke(ctx)
-        except (CheckpointError, TooManyBadClips, ListFileError, StripError, ValueError) as e:
+        except (CheckpointError, TooManyBadClips, ListFileError, FileProblem, ValueError) as e:
             raise click.ClickException(str(e)) from e
 
 
@@ -182,7 +182,7 @@ def serve(prefix, host, port, max_n):
 @click.option("--out", "out_dir", type=click.Path(), required=True, help="Output folder: strips, list.txt, report.json.")
 @click.option("--faithful", is_flag=True, help="The original algorithm: full-resolution SIFT + FLANN, no quality gate, no cut detection.")
 @click.option("--features", type=click.Choice(["sift", "orb"]), default=None, help="Feature detector (sift).")
-@click.option("--work-size", type=int, default=None, help="Short side that features and warps work at (256; 0 = full resolution).")
+@click.option("--work-size", type=int, default=None, help="Short side that features and warps work at (192; 0 = full resolution).")
 @click.option("--fps", type=float, default=None, help="Resample videos to this frame rate (default: native).")
 @click.option("--min-frames", type=int, default=None, help="Drop clips shorter than this (16).")
 @click.option("--max-frames", type=int, default=None, help="Frames per clip at most (34).")

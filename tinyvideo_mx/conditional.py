@@ -19,6 +19,7 @@ import numpy as np
 from mxnet.gluon import nn
 
 from . import checkpoint, media
+from .errors import FileProblem
 from .layers import D_BN_EPS, batchnorm2d, conv_kwargs
 from .networks import Discriminator, N_STAGES, background_stream, compose, first_kernel, foreground_stream, split_head
 
@@ -90,8 +91,8 @@ def conditional_overrides(preset, overrides):
     return out
 
 
-class ImageError(ValueError):
-    pass
+class ImageError(FileProblem):
+    """An input image that cannot be read."""
 
 
 def load_image(path, size):
@@ -99,10 +100,10 @@ def load_image(path, size):
     short-side resize + centre crop) and area averaging (the data path's down-scaling)."""
     data = np.fromfile(path, np.uint8) if os.path.isfile(path) else None
     if data is None:
-        raise ImageError(f"{path}: file not found")
+        raise ImageError(path, "file not found")
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
-        raise ImageError(f"{path}: not a readable image")
+        raise ImageError(path, "not a readable image")
     h, w = image.shape[:2]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2

@@ -97,26 +97,29 @@ class KeepFrames(nn.HybridBlock):
         return F.slice_axis(x, axis=2, begin=0, end=self.frames)
 
 
+def _depth_safe(layer, conv_side_depth, pad_frames, out_depth):
+    """``layer`` alone, or between PadFrames / KeepFrames where its convolution side has depth 2."""
+    if needs_depth_padding(conv_side_depth):
+        return [PadFrames(pad_frames), layer, KeepFrames(out_depth)]
+    return [layer]
+
+
 def conv3d_transpose(channels, kernel, stride, pad, in_channels, in_depth, **kwargs):
     """A Conv3DTranspose as a list of blocks (with the depth-2 workaround where it applies), and its
-    output depth."""
+    output depth. Its convolution side is its input; one more input frame adds ``stride`` output frames."""
     kt = kernel[0] if isinstance(kernel, tuple) else kernel
     out_depth = (in_depth - 1) * stride - 2 * pad + kt
     layer = nn.Conv3DTranspose(channels, kernel, stride, pad, **conv_kwargs(in_channels), **kwargs)
-    if stride > 1 and needs_depth_padding(in_depth):
-        return [PadFrames(1), layer, KeepFrames(out_depth)], out_depth
-    return [layer], out_depth
+    return _depth_safe(layer, in_depth, 1, out_depth), out_depth
 
 
 def conv3d(channels, kernel, stride, pad, in_channels, in_depth, **kwargs):
-    """A Conv3D as a list of blocks (with the depth-2 workaround where it applies), and its output depth."""
+    """A Conv3D as a list of blocks (with the depth-2 workaround where it applies), and its output depth.
+    Its convolution side is its output; one more output frame needs ``stride`` more input frames."""
     kt = kernel[0] if isinstance(kernel, tuple) else kernel
     out_depth = (in_depth + 2 * pad - kt) // stride + 1
     layer = nn.Conv3D(channels, kernel, stride, pad, **conv_kwargs(in_channels), **kwargs)
-    if needs_depth_padding(out_depth):
-        # One more output frame needs `stride` more input frames; the extra output frame is dropped.
-        return [PadFrames(stride), layer, KeepFrames(out_depth)], out_depth
-    return [layer], out_depth
+    return _depth_safe(layer, out_depth, stride, out_depth), out_depth
 
 
 def batchnorm2d(eps, channels=0):

@@ -14,17 +14,14 @@ raises ``StripError`` naming the file and the reason, so the iterator can report
 import cv2
 import numpy as np
 
+from ..errors import FileProblem
 from ..fsutil import write_bytes_atomic
 
 JPEG_QUALITY = 95  # cv2.imwrite's default, which the original stabiliser used
 
 
-class StripError(Exception):
+class StripError(FileProblem):
     """A clip that cannot be used: ``path`` and a human-readable ``reason``."""
-
-    def __init__(self, path, reason):
-        super().__init__(f"{path}: {reason}")
-        self.path, self.reason = path, reason
 
 
 def _check_jpeg_complete(data, path):
