@@ -39,3 +39,25 @@ class StabilizeConfig:
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+    @classmethod
+    def parse_settings(cls, settings):
+        """["ratio=0.8", "scene_cuts=false", ...] -> typed overrides; unknown keys and bad values are errors."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        out = {}
+        for item in settings:
+            key, sep, text = item.partition("=")
+            key = key.strip().replace("-", "_")
+            if not sep or key not in fields:
+                raise ValueError(f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(fields)}")
+            kind = type(fields[key].default)
+            if kind is bool:
+                if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(f"--set {item!r}: {key} takes true or false")
+                out[key] = text.lower() in ("true", "1", "yes")
+                continue
+            try:
+                out[key] = kind(text)
+            except ValueError:
+                raise ValueError(f"--set {item!r}: {key} takes a {kind.__name__}") from None
+        return out

@@ -9,6 +9,7 @@ file under a final name. Several runs may share an output folder: a video is cla
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -101,7 +102,9 @@ def stabilize_many(inputs, out_dir, config=None, workers=1, progress=False):
     start = time.time()
     jobs = [(v, out_dir, config) for v in videos]
     if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
+        # spawn, not fork: a process that already runs MXNet / OpenCV threads can fork children that
+        # deadlock on a lock held at fork time (seen: 1 hang in 20 test-suite runs).
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             results = _progress(pool.map(_work, jobs), len(jobs), progress)
     else:
         results = _progress(map(_work, jobs), len(jobs), progress)

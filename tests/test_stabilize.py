@@ -138,3 +138,12 @@ def test_a_process_pool_gives_the_same_clips(tmp_path):
     for entry in read_list(str(tmp_path / "serial" / "list.txt")):
         name = os.path.relpath(entry, tmp_path / "serial")
         assert open(entry, "rb").read() == open(tmp_path / "pooled" / name, "rb").read()
+
+
+def test_every_constant_can_be_set_from_the_command_line():
+    assert StabilizeConfig.parse_settings(["ratio=0.8", "scene_cuts=false", "max-clips=3"]) == \
+        {"ratio": 0.8, "scene_cuts": False, "max_clips": 3}
+    with pytest.raises(ValueError, match="--set 'colour=red': expected KEY=VALUE with KEY one of video_size, "):
+        StabilizeConfig.parse_settings(["colour=red"])
+    with pytest.raises(ValueError, match="--set 'erode=big': erode takes a int"):
+        StabilizeConfig.parse_settings(["erode=big"])

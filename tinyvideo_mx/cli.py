@@ -190,10 +190,12 @@ def serve(prefix, host, port, max_n):
 @click.option("--min-matches", type=int, default=None, help="Ratio-test matches needed per frame (10).")
 @click.option("--no-scene-cuts", is_flag=True, help="Do not split clips at detected cuts.")
 @click.option("--no-quality-gate", is_flag=True, help="Accept every homography RANSAC returns.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Any other constant of stabilize.StabilizeConfig, e.g. --set ratio=0.8 --set ransac_threshold=3.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Videos processed in parallel.")
 @click.option("--quiet", is_flag=True)
 def stabilize(inputs, out_dir, faithful, features, work_size, fps, min_frames, max_frames, max_clips, min_matches,
-              no_scene_cuts, no_quality_gate, workers, quiet):
+              no_scene_cuts, no_quality_gate, settings, workers, quiet):
     """Turn video files (or folders, or .txt lists of them) into stabilised 128-px JPEG strips + list.txt.
 
     Exit status 0 if any clip is listed, 1 if none."""
@@ -206,6 +208,7 @@ def stabilize(inputs, out_dir, faithful, features, work_size, fps, min_frames, m
         overrides["scene_cuts"] = False
     if no_quality_gate:
         overrides["quality_gate"] = False
+    overrides.update(StabilizeConfig.parse_settings(settings))
     config = StabilizeConfig.faithful(**overrides) if faithful else StabilizeConfig(**overrides)
     report = stabilize_many(list(inputs), out_dir, config, workers=workers, progress=not quiet)
     for video, reason in report["videos_failed"].items():
