@@ -5,7 +5,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from mxnet import autograd, nd
+from mxnet import nd
 
 from conftest import tiny_config
 from tinyvideo_mx import losses, media

@@ -1,11 +1,10 @@
 import logging
 
-import cv2
 import numpy as np
 import pytest
 
 from conftest import random_frames, write_png_strip
-from tinyvideo_mx.data import StripError, StripIter, TooManyBadClips, decode_strip, encode_strip, load_strip, read_list, write_strip
+from tinyvideo_mx.data import StripError, StripIter, TooManyBadClips, encode_strip, load_strip, read_list, write_strip
 from tinyvideo_mx.data import synthetic
 from tinyvideo_mx.data.listfile import ListFileError, read_labelled_list
 

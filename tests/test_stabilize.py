@@ -3,7 +3,6 @@ import os
 import subprocess
 
 import cv2
-import numpy as np
 import pytest
 from click.testing import CliRunner
 

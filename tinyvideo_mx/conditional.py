@@ -14,14 +14,13 @@ import json
 import os
 
 import cv2
-import mxnet as mx
 import numpy as np
 from mxnet.gluon import nn
 
 from . import checkpoint, media
 from .errors import FileProblem
 from .layers import D_BN_EPS, batchnorm2d, conv_kwargs
-from .networks import Discriminator, N_STAGES, background_stream, compose, first_kernel, foreground_stream, split_head
+from .networks import Discriminator, background_stream, compose, first_kernel, foreground_stream, split_head
 
 
 class Encoder(nn.HybridBlock):

@@ -19,7 +19,6 @@ Multiple contexts (``--ctx cpu0,cpu1`` / ``gpu0,gpu1``) split every batch; each 
 by its share of the batch, so the summed gradients equal the full-batch mean's, as with one context
 (BN statistics are per slice, as in any data-parallel BN without synchronisation).
 """
-import json
 import logging
 import os
 import time
@@ -284,7 +283,3 @@ class GanTraining:
 def train(config, run_dir, progress=True):
     """Train from scratch with ``config`` into ``run_dir``; returns the GanTraining."""
     return GanTraining(config, run_dir, progress=progress).run()
-
-
-def summarize_config(config):
-    return json.dumps(config.to_dict(), sort_keys=True)
