@@ -95,14 +95,19 @@ class ImageError(FileProblem):
 
 
 def load_image(path, size):
-    """Any image file -> (3, size, size) float32 in [-1, 1]: centre square crop (the stabiliser's
-    short-side resize + centre crop) and area averaging (the data path's down-scaling)."""
-    data = np.fromfile(path, np.uint8) if os.path.isfile(path) else None
-    if data is None:
+    """Any image file -> (3, size, size) float32 in [-1, 1] (see ``decode_image``)."""
+    if not os.path.isfile(path):
         raise ImageError(path, "file not found")
+    return decode_image(np.fromfile(path, np.uint8), size, path)
+
+
+def decode_image(data, size, name="<bytes>"):
+    """Encoded image bytes -> (3, size, size) float32 in [-1, 1]: centre square crop (the stabiliser's
+    short-side resize + centre crop) and area averaging (the data path's down-scaling)."""
+    data = np.frombuffer(data, np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
-        raise ImageError(path, "not a readable image")
+        raise ImageError(name, "not a readable image")
     h, w = image.shape[:2]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2

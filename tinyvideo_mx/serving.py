@@ -102,20 +102,17 @@ class SamplingService:
     def inputs(self, request):
         """The generator's input arrays for a parsed request."""
         if self.meta["model"] == "conditional":
-            from .conditional import ImageError, load_image
+            from .conditional import ImageError, decode_image
             arrays = []
             for i, text in enumerate(request["images"]):
                 try:
                     data = base64.b64decode(text, validate=True)
                 except (ValueError, TypeError):
                     raise RequestError(400, f"images[{i}] is not base64") from None
-                with tempfile.NamedTemporaryFile(suffix=".img") as f:
-                    f.write(data)
-                    f.flush()
-                    try:
-                        arrays.append(load_image(f.name, self.config["size"]))
-                    except ImageError:
-                        raise RequestError(400, f"images[{i}] is not a readable image") from None
+                try:
+                    arrays.append(decode_image(data, self.config["size"]))
+                except ImageError:
+                    raise RequestError(400, f"images[{i}] is not a readable image") from None
             inputs = [np.stack(arrays)]
             if self.config.get("cond_noise"):
                 inputs.append(latents(request["seed"], len(arrays), self.config["cond_noise"]))

@@ -17,7 +17,8 @@ D forward per iteration, and one more update of D's BN running statistics).
 
 Multiple contexts (``--ctx cpu0,cpu1`` / ``gpu0,gpu1``) split every batch; each slice's loss is weighted
 by its share of the batch, so the summed gradients equal the full-batch mean's, as with one context
-(BN statistics are per slice, as in any data-parallel BN without synchronisation).
+(BN batch statistics are per slice, as in any data-parallel BN without synchronisation; BN running
+statistics are averaged over the contexts after every iteration).
 """
 import logging
 import os
@@ -92,11 +93,14 @@ class GanTraining:
             return [first_frame]
         return [mx.nd.array(latent(cfg.seed, iteration, real.shape[0], cfg.nz))]
 
-    def video_penalty(self, fake, real):
-        """Terms of G's loss on the video: the conditional model's 10 * frame-1 L1 (none otherwise)."""
-        if self.config.model == "conditional":
-            return losses.first_frame_l1(fake, real[:, :, 0], self.config.l1_weight)
-        return None
+    def video_penalty(self, video, real):
+        """(leaf, term): G's loss term on the video - the conditional model's 10 * frame-1 L1 - computed on
+        a leaf of its own (see ``step``), or (None, None) when the model has none."""
+        if self.config.model != "conditional":
+            return None, None
+        leaf = video.detach()
+        leaf.attach_grad()
+        return leaf, losses.first_frame_l1(leaf, real[:, :, 0], self.config.l1_weight)
 
     def mask_penalty(self, mask):
         """Terms of G's loss on the mask: the unconditional model's 0.1 * mean(m) (none otherwise)."""
@@ -141,9 +145,7 @@ class GanTraining:
                     p["fake_logits"] = self.D(p["fake"])
                 # reuse (original): the D-step graph of D(fake), back-propagated through D's updated weights.
                 p["g_adv"] = losses.cross_entropy(p["fake_logits"], losses.REAL)
-                p["video_leaf"] = p["video"].detach()
-                p["video_leaf"].attach_grad()
-                p["video_penalty"] = self.video_penalty(p["video_leaf"], p["x"])
+                p["video_leaf"], p["video_penalty"] = self.video_penalty(p["video"], p["x"])
                 g_heads = [p["g_adv"] * p["w"]]
                 if p["video_penalty"] is not None:
                     g_heads.append(p["video_penalty"] * p["w"])
