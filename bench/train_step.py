@@ -84,12 +84,12 @@ class RandomClips:
         pass
 
 
-def run_one(batch, hybridize, iterations):
+def run_one(batch, hybridize, iterations, amp=False, ctx="cpu"):
     import mxnet as mx
     from tinyvideo_mx.config import make_config
     from tinyvideo_mx.training import GanTraining
     import tempfile
-    cfg = make_config("original", batch_size=batch, hybridize=hybridize, iterations=iterations + 1)
+    cfg = make_config("original", batch_size=batch, hybridize=hybridize, iterations=iterations + 1, amp=amp, ctx=ctx)
     run = GanTraining(cfg, tempfile.mkdtemp(prefix="bench-"), progress=False, iterator=RandomClips(batch))
     clips = run.data.batch
     run.step(clips)                              # warm-up: graph building, oneDNN primitive creation

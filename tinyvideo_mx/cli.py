@@ -20,7 +20,8 @@ def _setup_logging(run_dir=None, verbose=False):
     if run_dir:
         os.makedirs(run_dir, exist_ok=True)
         handler = logging.FileHandler(os.path.join(run_dir, "train.log"))
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        # The process id tells the workers of a distributed run apart (they share the run folder).
+        handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
 
 
@@ -73,6 +74,9 @@ def main():
 @click.option("--sampling", type=click.Choice(["replacement", "shuffle", "sequential"]), default=None,
               help="Batch sampling (original: replacement).")
 @click.option("--ctx", default=None, help="Contexts: cpu, cpu0,cpu1, gpu0 or gpu0,gpu1,... (data parallel).")
+@click.option("--kvstore", type=click.Choice(["device", "local", "dist_sync", "dist_device_sync", "horovod"]),
+              default=None, help="How replicas agree: device/local within this process (default device); "
+              "dist_sync/dist_device_sync across processes started by 'tinyvideo-mx launch'; horovod under horovodrun.")
 @click.option("--checkpoint-every", type=int, default=None)
 @click.option("--sample-every", type=int, default=None, help="Write sample grids every N iterations (0: never).")
 @click.option("--max-bad", type=int, default=None, help="Abort after this many distinct unusable clips (50).")
@@ -80,11 +84,13 @@ def main():
 @click.option("--seed", type=int, default=None)
 @click.option("--resume", "resume", type=click.Path(exists=True), default=None,
               help="Continue exactly from a run folder or checkpoint folder (other options may extend --iterations).")
+@click.option("--amp", is_flag=True, default=None,
+              help="Mixed precision (MXNet AMP): bfloat16 on CPU (needs avx512_bf16), float16 on GPU.")
 @click.option("--no-hybridize", is_flag=True, help="Run the networks imperatively (debugging).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterations, batch_size, lr, frames, size,
-          frame_height, ngf, ndf, g_step, sampling, ctx, checkpoint_every, sample_every, max_bad,
-          num_workers, seed, resume, no_hybridize, quiet):
+          frame_height, ngf, ndf, g_step, sampling, ctx, kvstore, checkpoint_every, sample_every, max_bad,
+          num_workers, seed, resume, amp, no_hybridize, quiet):
     """Train VGAN (two-stream generator vs 3-D discriminator) on strips or the built-in data."""
     from .config import make_config
     from .training import GanTraining
@@ -94,9 +100,10 @@ def train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterat
     else:
         overrides = dict(data_list=data_list, data_root=data_root, iterations=iterations, batch_size=batch_size,
                          lr=lr, frames=frames, size=size, frame_height=frame_height, ngf=ngf, ndf=ndf,
-                         g_step=g_step, sampling=sampling, ctx=ctx, checkpoint_every=checkpoint_every,
+                         g_step=g_step, sampling=sampling, ctx=ctx, kvstore=kvstore,
+                         checkpoint_every=checkpoint_every,
                          sample_every=sample_every, max_bad=max_bad, num_workers=num_workers, seed=seed,
-                         cond_noise=cond_noise)
+                         cond_noise=cond_noise, amp=amp)
         if conditional:
             from .conditional import conditional_overrides
             overrides = conditional_overrides(preset, overrides)
@@ -106,6 +113,40 @@ def train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterat
         run = GanTraining(make_config(preset, **overrides), run_dir, progress=not quiet)
     run.run()
     click.echo(f"trained {run.iteration} iterations; checkpoints in {run.run_dir}")
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("-n", "--workers", type=int, default=2, show_default=True, help="Worker processes.")
+@click.option("-s", "--servers", type=int, default=1, show_default=True, help="Parameter-server processes.")
+@click.option("--hosts", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="File with one host per line: print the ssh commands for a cluster run instead of running locally.")
+@click.option("--port", type=int, default=None, help="Scheduler port (default: a free port; 9091 with --hosts).")
+@click.option("--timeout", type=float, default=None, help="Stop every process after this many seconds.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
+def launch(workers, servers, hosts, port, timeout, command):
+    """Run COMMAND as the workers of a dist_sync job, with a scheduler and parameter servers.
+
+    \b
+    Local (every process on 127.0.0.1; all are stopped if one worker fails):
+      tinyvideo-mx launch -n 2 -s 1 -- tinyvideo-mx train --kvstore dist_sync --out runs/dist
+    Cluster (prints one ssh command per process; the first host runs the scheduler):
+      tinyvideo-mx launch -n 4 -s 2 --hosts hosts.txt -- tinyvideo-mx train --kvstore dist_sync ...
+    """
+    from . import launch as launcher
+    if hosts:
+        with open(hosts) as f:
+            names = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+        if not names:
+            raise click.ClickException(f"{hosts}: no hosts listed")
+        for line in launcher.cluster_commands(command, names, workers, servers, port or 9091):
+            click.echo(line)
+        return
+    try:
+        code = launcher.launch_local(command, workers, servers, timeout=timeout, port=port)
+    except launcher.LaunchError as e:
+        raise click.ClickException(str(e)) from e
+    if code:
+        raise click.ClickException(f"a worker failed with exit status {code}; all processes were stopped")
 
 
 @main.command()

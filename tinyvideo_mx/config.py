@@ -38,6 +38,7 @@ class TrainConfig:
     ctx: str = "cpu"
     kvstore: str = "device"
     hybridize: bool = True
+    amp: bool = False              # MXNet AMP: bfloat16 on CPU, float16 on GPU (precision.py)
     checkpoint_every: int = 1000
     sample_every: int = 100
     log_every: int = 10

@@ -15,10 +15,14 @@ back-propagated after the in-place Adam update; tests/test_training.py checks th
 ``g_step="recompute"`` is the usual Gluon port's deviation: a fresh D(G(z)) with the updated D (one more
 D forward per iteration, and one more update of D's BN running statistics).
 
-Multiple contexts (``--ctx cpu0,cpu1`` / ``gpu0,gpu1``) split every batch; each slice's loss is weighted
-by its share of the batch, so the summed gradients equal the full-batch mean's, as with one context
-(BN batch statistics are per slice, as in any data-parallel BN without synchronisation; BN running
-statistics are averaged over the contexts after every iteration).
+Data parallel training (``--ctx cpu0,cpu1`` / ``gpu0,gpu1`` within a process, ``--kvstore dist_sync``
+across processes): the global batch (``batch_size``) is split over workers, then over each worker's
+contexts; each slice's loss is weighted by its share of the global batch, so the summed gradients equal
+the global batch mean's, as with one context (BN batch statistics are per slice, as in any data-parallel
+BN without synchronisation). ``replicas.Replicas`` sums the gradients and averages BN running statistics
+after every iteration. Worker r reads shard r of the list and uses rows r*b..(r+1)*b of the global
+batch's z, so W workers with one context each compute what one process with W contexts computes on the
+concatenated batch.
 """
 import logging
 import os
@@ -34,6 +38,8 @@ from .context import parse_contexts, split_sizes, split_to_contexts
 from .data import StripIter, read_list
 from .data import synthetic
 from .factory import build_networks, prepare
+from .precision import Precision
+from .replicas import Replicas
 
 log = logging.getLogger(__name__)
 SAMPLE_SEED_OFFSET = 1 << 30   # fixed z for the sample grids, disjoint from training draws
@@ -54,8 +60,9 @@ def resolve_data_list(config):
 
 
 def make_iterator(config, part_index=0, num_parts=1):
+    """Worker ``part_index`` of ``num_parts``: its shard of the list, batches of its share of the batch."""
     paths = read_list(resolve_data_list(config), config.data_root)
-    return StripIter(paths, config.batch_size, frames=config.frames, size=config.size,
+    return StripIter(paths, config.batch_size // num_parts, frames=config.frames, size=config.size,
                      frame_height=config.frame_height, sampling=config.sampling, seed=config.seed,
                      num_workers=config.num_workers, max_bad=config.max_bad,
                      part_index=part_index, num_parts=num_parts)
@@ -68,30 +75,45 @@ class GanTraining:
     def __init__(self, config: TrainConfig, run_dir, progress=True, iterator=None):
         self.config, self.run_dir, self.progress = config, run_dir, progress
         self.contexts = parse_contexts(config.ctx)
+        self.replicas = Replicas(self.contexts, config.kvstore)
+        rank, workers = self.replicas.rank, self.replicas.num_workers
+        if config.batch_size % workers:
+            raise ValueError(f"batch size {config.batch_size} cannot be split evenly over {workers} workers")
+        self.local_batch = config.batch_size // workers
+        self.precision = Precision(config.amp, self.contexts)
+        self.precision.enable()          # before the networks exist (AMP rewrites operators)
         os.makedirs(run_dir, exist_ok=True)
         mx.random.seed(config.seed)    # initialisation only; training draws are counter-based
         self.G, self.D = build_networks(config)
-        for net in (self.G, self.D):
-            prepare(net, self.contexts, config.hybridize)
+        prepare(self.G, self.contexts, config.hybridize and self.precision.hybridize_generator)
+        prepare(self.D, self.contexts, config.hybridize)
         adam = dict(learning_rate=config.lr, beta1=config.beta1, beta2=config.beta2, epsilon=config.epsilon, wd=0.0)
-        kvstore = config.kvstore if len(self.contexts) > 1 else None
-        self.trainers = {name: gluon.Trainer(net.collect_params(), "adam", dict(adam), kvstore=kvstore)
+        # The optimiser runs on every replica, on gradients Replicas has summed (see replicas.py).
+        self.trainers = {name: gluon.Trainer(net.collect_params(), "adam", dict(adam), kvstore=None)
                          for name, net in (("G", self.G), ("D", self.D))}
-        self.data = iterator or make_iterator(config)
+        self.precision.attach(self.trainers)
+        self._replicas_agree = False     # rank 0's initial weights are broadcast before the first step
+        self.data = iterator or make_iterator(config, part_index=rank, num_parts=workers)
         self.iteration = 0
         self.total = config.iterations or 100 * self.data.batches_per_epoch   # niter = 100 epochs
         self.checkpoint_failures = 0
 
     # -- one iteration -----------------------------------------------------------------------------
     def generator_inputs(self, real, iteration):
-        """The generator's inputs for batch ``real``: [z], or [first frame] (+ [z]) for the conditional model."""
+        """The generator's inputs for batch ``real``: [z], or [first frame] (+ [z]) for the conditional model.
+        z is this worker's rows of the global batch's z."""
         cfg = self.config
         if cfg.model == "conditional":
             first_frame = real[:, :, 0]                # the clip's first frame (main_conditional.lua:219)
             if cfg.cond_noise:
-                return [first_frame, mx.nd.array(latent(cfg.seed, iteration, real.shape[0], cfg.cond_noise))]
+                return [first_frame, self._latent_rows(iteration, real.shape[0], cfg.cond_noise)]
             return [first_frame]
-        return [mx.nd.array(latent(cfg.seed, iteration, real.shape[0], cfg.nz))]
+        return [self._latent_rows(iteration, real.shape[0], cfg.nz)]
+
+    def _latent_rows(self, iteration, rows, size):
+        start = self.replicas.rank * rows
+        z = latent(self.config.seed, iteration, max(self.config.batch_size, start + rows), size)
+        return mx.nd.array(z[start:start + rows])
 
     def video_penalty(self, video, real):
         """(leaf, term): G's loss term on the video - the conditional model's 10 * frame-1 L1 - computed on
@@ -118,11 +140,16 @@ class GanTraining:
         conditional L1) get a leaf of their own and their gradient is added to D's explicitly: inside
         autograd, oneDNN cannot sum D's blocked-layout gradient with a slice's plain one ("could not
         create a primitive descriptor for a sum primitive")."""
+        if not self._replicas_agree:
+            for net in (self.G, self.D):
+                self.replicas.broadcast(net.collect_params())
+            self._replicas_agree = True
         b = real.shape[0]
-        weights = [n / b for n in split_sizes(b, len(self.contexts))]
+        weights = [n / (b * self.replicas.num_workers) for n in split_sizes(b, len(self.contexts))]
         reals = split_to_contexts(real, self.contexts)
         inputs = zip(*(split_to_contexts(a, self.contexts) for a in self.generator_inputs(real, self.iteration)))
         reuse = self.config.g_step == "reuse"
+        scale_d = self.precision.loss_scale("D")     # 1 unless float16 AMP
         parts = []
         with autograd.record():
             for x, gin, w in zip(reals, inputs, weights):
@@ -132,10 +159,12 @@ class GanTraining:
                 p = dict(w=w, x=x, video=video, fake=fake, mask=mask, fake_logits=self.D(fake),
                          d_real=losses.cross_entropy(self.D(x), losses.REAL), mask_penalty=self.mask_penalty(mask))
                 p["d_fake"] = losses.cross_entropy(p["fake_logits"], losses.FAKE)
-                p["d_loss"] = (p["d_real"] + p["d_fake"]) * w
+                p["d_loss"] = (p["d_real"] + p["d_fake"]) * (w * scale_d)
                 parts.append(p)
         autograd.backward([p["d_loss"] for p in parts], retain_graph=reuse)
+        self.replicas.sum_gradients(self.D.collect_params())
         self.trainers["D"].step(1)
+        scale_g = self.precision.loss_scale("G")
         with autograd.record():
             for p in parts:
                 if not reuse:
@@ -146,35 +175,26 @@ class GanTraining:
                 # reuse (original): the D-step graph of D(fake), back-propagated through D's updated weights.
                 p["g_adv"] = losses.cross_entropy(p["fake_logits"], losses.REAL)
                 p["video_leaf"], p["video_penalty"] = self.video_penalty(p["video"], p["x"])
-                g_heads = [p["g_adv"] * p["w"]]
+                g_heads = [p["g_adv"] * (p["w"] * scale_g)]
                 if p["video_penalty"] is not None:
-                    g_heads.append(p["video_penalty"] * p["w"])
+                    g_heads.append(p["video_penalty"] * (p["w"] * scale_g))
                 p["g_heads"] = g_heads
                 if p["mask_penalty"] is not None:
-                    p["mask_penalty_w"] = p["mask_penalty"] * p["w"]
+                    p["mask_penalty_w"] = p["mask_penalty"] * (p["w"] * scale_g)
         autograd.backward([h for p in parts for h in p["g_heads"]])     # -> dL/dfake (and dL/dvideo_leaf)
         head_grads = [p["fake"].grad + p["video_leaf"].grad if p["video_penalty"] is not None else p["fake"].grad
                       for p in parts]
         heads = [p["video"] for p in parts] + [p["mask_penalty_w"] for p in parts if "mask_penalty_w" in p]
         autograd.backward(heads, head_grads=head_grads + [None] * (len(heads) - len(parts)))
+        self.replicas.sum_gradients(self.G.collect_params())
         self.trainers["G"].step(1)
-        if len(self.contexts) > 1:
-            self._average_running_statistics()
-        self.iteration += 1
-        return self._scalars(parts)
-
-    def _average_running_statistics(self):
-        """BN running statistics are updated per context (each from its slice). Average them after every
-        iteration so all replicas hold the same state: checkpoints save the average anyway (Gluon's
-        save_parameters reduces over contexts), and an exact resume needs the saved state to be the
-        training state."""
+        # BN running statistics are updated per replica (each from its slice). Averaged after every
+        # iteration so all replicas hold the same state: Gluon's save_parameters averages over contexts
+        # anyway, and an exact resume needs the saved state to be the state training continues from.
         for net in (self.G, self.D):
-            for param in net.collect_params().values():
-                if param.grad_req == "null":
-                    copies = param.list_data()
-                    mean = mx.nd.add_n(*(c.as_in_context(self.contexts[0]) for c in copies)) / len(copies)
-                    for c in copies:
-                        mean.copyto(c)
+            self.replicas.average(net.collect_params())
+        self.iteration += 1
+        return self.replicas.sum_scalars(self._scalars(parts))
 
     def _scalars(self, parts):
         def total(key):
@@ -205,7 +225,10 @@ class GanTraining:
     def restore(self, checkpoint_dir):
         meta = checkpoint.load_into(checkpoint_dir, {"G": self.G, "D": self.D}, self.trainers, ctx=self.contexts)
         self.iteration = int(meta["iteration"])
-        self.data.load_state_dict(meta["data"])
+        state = meta["data"]
+        if not self.replicas.is_chief:
+            state = dict(state, bad={})   # the checkpoint holds rank 0's bad clips; the position is shared
+        self.data.load_state_dict(state)
         return meta
 
     @classmethod
@@ -223,15 +246,18 @@ class GanTraining:
 
     # -- the loop ---------------------------------------------------------------------------------
     def run(self):
+        """Train to ``self.total`` iterations. In distributed training only rank 0 writes files (logs,
+        samples, checkpoints); every worker runs the same loop."""
         from tqdm import tqdm
         from .tblog import ScalarLog
-        cfg = self.config
-        with open(os.path.join(self.run_dir, "config.json"), "w") as f:
-            f.write(cfg.to_json())
-        scalars = ScalarLog(self.run_dir, start=self.iteration)
-        n_fixed = min(cfg.batch_size, 16)
+        cfg, chief = self.config, self.replicas.is_chief
+        if chief:
+            with open(os.path.join(self.run_dir, "config.json"), "w") as f:
+                f.write(cfg.to_json())
+        scalars = ScalarLog(self.run_dir, start=self.iteration) if chief else None
+        n_fixed = min(self.local_batch, 16)
         fixed = None          # the generator inputs of the sample grids, fixed for the whole run
-        bar = tqdm(total=self.total, initial=self.iteration, disable=not self.progress, unit="it",
+        bar = tqdm(total=self.total, initial=self.iteration, disable=not (self.progress and chief), unit="it",
                    dynamic_ncols=True, desc="train")
         started, last = time.time(), self.iteration
         try:
@@ -241,6 +267,8 @@ class GanTraining:
                     fixed = [a[:n_fixed].asnumpy() for a in self.generator_inputs(real, SAMPLE_SEED_OFFSET)]
                 values = self.step(real)
                 bar.update(1)
+                if not chief:
+                    continue
                 if self.iteration % cfg.log_every == 0 or self.iteration == self.total:
                     elapsed = time.time() - started
                     values["clips_per_s"] = (self.iteration - last) * cfg.batch_size / max(elapsed, 1e-9)
@@ -255,8 +283,11 @@ class GanTraining:
                     self._checkpoint(final=self.iteration == self.total)
         finally:
             bar.close()
-            scalars.close()
+            if scalars:
+                scalars.close()
             self.data.close()
+        # Workers leave together: the chief's final checkpoint is on disk before any worker exits.
+        self.replicas.barrier()
         if self.data.bad:
             log.warning("%d bad clips were skipped during training: %s", len(self.data.bad),
                         "; ".join(f"{p}: {r}" for p, r in sorted(self.data.bad.items())[:10]))

@@ -1,0 +1,44 @@
+"""Run in its own process by tests/test_precision.py: AMP rewrites MXNet's operators process-wide."""
+import json
+import sys
+import tempfile
+import warnings
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+import mxnet as mx          # noqa: E402
+import numpy as np          # noqa: E402
+
+from conftest import tiny_config                 # noqa: E402
+from tinyvideo_mx.factory import prepare         # noqa: E402
+from tinyvideo_mx.networks import Discriminator  # noqa: E402
+from tinyvideo_mx.training import GanTraining    # noqa: E402
+
+
+def discriminator_logits(params_file, x):
+    D = prepare(Discriminator(ndf=16, frames=16, size=32), [mx.cpu()], hybridize=True)
+    if params_file:
+        D.load_parameters(params_file)
+    return D, D(x).asnumpy()
+
+
+def main(data_list):
+    x = mx.nd.array(np.random.default_rng(0).uniform(-1, 1, (2, 3, 16, 32, 32)))
+    D, fp32 = discriminator_logits(None, x)
+    params = tempfile.mktemp(suffix=".params")
+    D.save_parameters(params)
+    run = GanTraining(tiny_config(amp=True, iterations=3, sample_every=0, checkpoint_every=3, data_list=data_list),
+                      tempfile.mkdtemp(), progress=False)          # switches AMP on
+    _, bf16 = discriminator_logits(params, x)
+    before = {k: p.data().asnumpy().copy() for k, p in run.G.collect_params().items()}
+    run.run()
+    rows = [json.loads(line) for line in open(f"{run.run_dir}/metrics.jsonl")]
+    moved = sum(np.abs(p.data().asnumpy() - before[k]).max() > 0 for k, p in run.G.collect_params().items())
+    print(json.dumps({"dtype": run.precision.dtype, "g_hybridized": run.G._active, "d_hybridized": run.D._active,
+                      "logit_scale": float(np.abs(fp32).max()), "logit_change": float(np.abs(bf16 - fp32).max()),
+                      "losses_finite": bool(all(np.isfinite(r["loss_d"]) and np.isfinite(r["loss_g"]) for r in rows)),
+                      "iterations": len(rows), "g_params_moved": int(moved), "g_params": len(before)}))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

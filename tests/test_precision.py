@@ -1,0 +1,74 @@
+"""Mixed precision: AMP bfloat16 on CPU (in a subprocess: AMP is process-wide) and loss scaling."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+from test_training import use_sgd
+from tinyvideo_mx import precision
+from tinyvideo_mx.data import synthetic
+from tinyvideo_mx.training import GanTraining
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@pytest.mark.skipif(not precision.cpu_supports_bfloat16(), reason="this CPU has no bfloat16 arithmetic")
+def test_amp_runs_the_discriminator_in_bfloat16_and_trains(tmp_path):
+    data_list = synthetic.ensure_dataset(str(tmp_path / "data"), clips=16, frames=32, frame_height=128)
+    out = subprocess.run([sys.executable, os.path.join(HERE, "amp_worker.py"), data_list],
+                         capture_output=True, text=True, timeout=300, cwd=HERE)
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["dtype"] == "bfloat16" and r["d_hybridized"] and not r["g_hybridized"]
+    # bfloat16 keeps 8 significant bits: the logits move by a rounding-sized amount, not more, not zero.
+    assert 1e-5 * r["logit_scale"] < r["logit_change"] < 0.05 * r["logit_scale"]
+    assert r["losses_finite"] and r["iterations"] == 3
+    assert r["g_params_moved"] > r["g_params"] // 2
+
+
+class FixedScaler:
+    """Stands in for AMP's dynamic loss scaler (float16 AMP needs a GPU)."""
+    loss_scale = 1024.0
+
+    def has_overflow(self, params):
+        return False
+
+
+def test_loss_scaling_gives_the_unscaled_update(tmp_path):
+    """Every loss head is multiplied by the scale and the trainers divide it out: the same update."""
+    results = []
+    for scaled in (False, True):
+        run = GanTraining(tiny_config(batch_size=2), str(tmp_path / str(scaled)), progress=False)
+        use_sgd(run)      # plain SGD: the update is proportional to the gradient (Adam's first step is ~sign(g))
+        if scaled:
+            for name, trainer in run.trainers.items():
+                trainer._amp_loss_scaler, trainer._amp_original_scale = FixedScaler(), trainer._scale
+                run.precision._scalers[name] = trainer
+        real = run.next_batch()
+        before = {k: p.data().asnumpy().copy() for k, p in run.G.collect_params().items()}
+        run.step(real)
+        if scaled:
+            assert run.trainers["G"]._scale == pytest.approx(1 / 1024)
+        results.append({k: p.data().asnumpy() - before[k] for k, p in run.G.collect_params().items()})
+        run.data.close()
+    plain, scaled = results
+    for k in plain:
+        np.testing.assert_allclose(scaled[k], plain[k], rtol=1e-4, atol=1e-4 * np.abs(plain[k]).max(), err_msg=k)
+    assert max(np.abs(v).max() for v in plain.values()) > 1e-5
+
+
+def test_amp_needs_bfloat16_hardware_on_cpu(tmp_path, monkeypatch):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f\n")
+    assert not precision.cpu_supports_bfloat16(str(cpuinfo))
+    monkeypatch.setattr(precision, "cpu_supports_bfloat16", lambda: False)
+    import mxnet as mx
+    with pytest.raises(ValueError) as err:
+        precision.amp_dtype([mx.cpu()])
+    assert str(err.value) == ("--amp on CPU needs a processor with bfloat16 arithmetic (avx512_bf16 or amx_bf16 "
+                              "in /proc/cpuinfo); this one has neither: train without --amp")
+    assert precision.amp_dtype([mx.gpu(0)]) == "float16"

@@ -1,0 +1,84 @@
+"""Mixed precision (``--amp``): MXNet AMP, bfloat16 on CPU, float16 on GPU.
+
+AMP (``mxnet.contrib.amp``) rewrites the operators MXNet builds, process-wide, so it must be switched on
+before the networks exist. Its lists decide what runs in low precision: in MXNet 1.9.1 that is
+Convolution (D's 3-D convolutions, the conditional encoder) and FullyConnected; Deconvolution (all of
+G's layers) and BatchNorm stay float32, and the weights stay float32 (checkpoints are the same as
+without AMP).
+
+Two MXNet 1.9.1 problems on CPU shape this module (measured; docs/platform.md):
+* a *hybridized* Deconvolution fails in backward once AMP is on ("could not execute a primitive",
+  even with no AMP cast in its graph), so with bfloat16 the generator runs imperatively - it has
+  nothing AMP would run in bfloat16 anyway; the discriminator stays hybridized;
+* Deconvolution in bfloat16 (adding it to AMP's list) segfaults in oneDNN, so it is not offered.
+
+float16 (GPU) needs loss scaling: every loss head is multiplied by AMP's dynamic loss scale and the
+Trainer divides the gradients by it again (and skips the step on overflow), as ``amp.scale_loss`` does.
+bfloat16 has float32's range and needs none (scale 1).
+"""
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def cpu_supports_bfloat16(cpuinfo="/proc/cpuinfo"):
+    """True if the processor has native bfloat16 arithmetic (AVX512-BF16 or AMX-BF16)."""
+    try:
+        with open(cpuinfo) as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def amp_dtype(contexts):
+    """The low-precision type AMP uses on these contexts."""
+    kinds = {c.device_type for c in contexts}
+    if kinds == {"gpu"}:
+        return "float16"
+    if kinds == {"cpu"}:
+        if not cpu_supports_bfloat16():
+            raise ValueError("--amp on CPU needs a processor with bfloat16 arithmetic (avx512_bf16 or amx_bf16 "
+                             "in /proc/cpuinfo); this one has neither: train without --amp")
+        return "bfloat16"
+    raise ValueError("--amp needs all contexts of one kind (all cpu or all gpu)")
+
+
+class Precision:
+    """float32 (``enabled=False``) or AMP on ``contexts``. Call ``enable()`` before building networks."""
+
+    def __init__(self, enabled, contexts):
+        self.dtype = amp_dtype(contexts) if enabled else None
+        self._scalers = {}
+
+    @property
+    def enabled(self):
+        return self.dtype is not None
+
+    @property
+    def hybridize_generator(self):
+        """False with bfloat16: see the module docstring (hybridized Deconvolution backward fails)."""
+        return self.dtype != "bfloat16"
+
+    def enable(self):
+        if self.enabled:
+            from mxnet.contrib import amp
+            amp.init(target_dtype=self.dtype)      # idempotent: a second call in one process does nothing
+            log.info("AMP on: %s", self.dtype)
+
+    def attach(self, trainers):
+        """Give each trainer AMP's dynamic loss scaler (float16 only)."""
+        if self.dtype == "float16":
+            from mxnet.contrib import amp
+            for name, trainer in trainers.items():
+                amp.init_trainer(trainer)
+                self._scalers[name] = trainer
+
+    def loss_scale(self, name):
+        """The factor for this step's loss heads of trainer ``name``; the trainer is told to divide it out."""
+        trainer = self._scalers.get(name)
+        if trainer is None:
+            return 1.0
+        scale = trainer._amp_loss_scaler.loss_scale
+        trainer._scale = trainer._amp_original_scale / scale    # what amp.scale_loss does
+        return scale
