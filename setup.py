@@ -30,7 +30,8 @@ setup(
         "pillow==11.0.0",
         "tensorboardX==2.6.2.2",    # TensorBoard event files
         "protobuf==4.25.8",
-        # gluoncv's own dependencies, pinned to versions that accept numpy 1.23.5
+        "torchfile==0.1.0",         # reads the original's Torch7 checkpoints (import-t7), no Torch needed
+        # gluoncv's own dependencies, pinned to versions that accept numpy 1.23.5 (scipy: also FVD's sqrtm)
         "scipy==1.15.3",
         "matplotlib==3.10.9",
         "pandas==2.3.3",

@@ -40,7 +40,7 @@ def save(run_dir, iteration, nets, trainers, meta, keep=3):
         with atomic_directory(final) as tmp:
             for name, net in nets.items():
                 net.save_parameters(os.path.join(tmp, f"{name}.params"))
-            for name, trainer in trainers.items():
+            for name, trainer in (trainers or {}).items():
                 trainer.save_states(os.path.join(tmp, f"{name}.states"))
             with open(os.path.join(tmp, "meta.json"), "w") as f:
                 json.dump(dict(meta, format_version=FORMAT_VERSION, iteration=iteration), f, indent=2)
@@ -96,9 +96,19 @@ def read_meta(checkpoint_dir):
 
 
 def load_into(checkpoint_dir, nets, trainers=None, ctx=None):
-    """Load parameters (and optimiser states) of a checkpoint into built networks and trainers."""
+    """Load parameters (and optimiser states) of a checkpoint into built networks and trainers.
+    A checkpoint imported from Torch7 (``import-t7``) has no optimiser states: Adam starts afresh."""
+    meta = read_meta(checkpoint_dir)
+    imported = bool(meta.get("imported_from"))
     for name, net in nets.items():
-        net.load_parameters(os.path.join(checkpoint_dir, f"{name}.params"), ctx=ctx)
+        path = os.path.join(checkpoint_dir, f"{name}.params")
+        if imported and not os.path.exists(path):
+            raise CheckpointError(f"{checkpoint_dir}: imported without {name} (give import-t7 the "
+                                  f"{'discriminator' if name == 'D' else 'generator'} file too)")
+        net.load_parameters(path, ctx=ctx)
     for name, trainer in (trainers or {}).items():
-        trainer.load_states(os.path.join(checkpoint_dir, f"{name}.states"))
-    return read_meta(checkpoint_dir)
+        path = os.path.join(checkpoint_dir, f"{name}.states")
+        if imported and not os.path.exists(path):
+            continue
+        trainer.load_states(path)
+    return meta

@@ -84,13 +84,16 @@ def main():
 @click.option("--seed", type=int, default=None)
 @click.option("--resume", "resume", type=click.Path(exists=True), default=None,
               help="Continue exactly from a run folder or checkpoint folder (other options may extend --iterations).")
+@click.option("--fvd-every", type=int, default=None, help="Compute FVD every N iterations (needs --fvd-i3d-weights).")
+@click.option("--fvd-i3d-weights", type=click.Path(exists=True), default=None, help="I3D weights for FVD during training.")
+@click.option("--fvd-samples", type=int, default=None, help="Clips per FVD during training (256).")
 @click.option("--amp", is_flag=True, default=None,
               help="Mixed precision (MXNet AMP): bfloat16 on CPU (needs avx512_bf16), float16 on GPU.")
 @click.option("--no-hybridize", is_flag=True, help="Run the networks imperatively (debugging).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterations, batch_size, lr, frames, size,
           frame_height, ngf, ndf, g_step, sampling, ctx, kvstore, checkpoint_every, sample_every, max_bad,
-          num_workers, seed, resume, amp, no_hybridize, quiet):
+          num_workers, seed, resume, fvd_every, fvd_i3d_weights, fvd_samples, amp, no_hybridize, quiet):
     """Train VGAN (two-stream generator vs 3-D discriminator) on strips or the built-in data."""
     from .config import make_config
     from .training import GanTraining
@@ -103,7 +106,8 @@ def train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterat
                          g_step=g_step, sampling=sampling, ctx=ctx, kvstore=kvstore,
                          checkpoint_every=checkpoint_every,
                          sample_every=sample_every, max_bad=max_bad, num_workers=num_workers, seed=seed,
-                         cond_noise=cond_noise, amp=amp)
+                         cond_noise=cond_noise, amp=amp, fvd_every=fvd_every, fvd_i3d_weights=fvd_i3d_weights,
+                         fvd_samples=fvd_samples)
         if conditional:
             from .conditional import conditional_overrides
             overrides = conditional_overrides(preset, overrides)
@@ -197,6 +201,100 @@ def export(checkpoint, prefix, onnx_batch, mar):
         click.echo(export_onnx(prefix, prefix + ".onnx", onnx_batch))
     if mar:
         click.echo(export_mar(prefix, os.path.dirname(os.path.abspath(prefix))))
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(exists=True))
+@click.option("--data", "data_list", type=click.Path(), default=None,
+              help="List file of the real strips FVD compares with (default: the run's training data).")
+@click.option("--i3d-weights", type=click.Path(), default=None,
+              help="MXNet .params of GluonCV's i3d_inceptionv1_kinetics400 (or converted DeepMind I3D): computes FVD.")
+@click.option("--i3d-input", type=click.Choice(["imagenet", "symmetric"]), default="imagenet", show_default=True,
+              help="What the I3D weights expect: imagenet (GluonCV's weights), symmetric ([-1,1]: DeepMind's I3D).")
+@click.option("--c3d-weights", type=click.Path(), default=None,
+              help="MXNet .params of GluonCV's c3d definition (e.g. a UCF-101 classifier): computes the Inception Score.")
+@click.option("--c3d-classes", type=int, default=101, show_default=True, help="Classes of the C3D weights.")
+@click.option("--c3d-input", type=click.Choice(["imagenet", "symmetric", "caffe"]), default="imagenet", show_default=True)
+@click.option("-n", "--num", "n", type=int, default=2048, show_default=True, help="Generated (and real) clips.")
+@click.option("--splits", type=int, default=10, show_default=True, help="Inception Score splits.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--real-stats", type=click.Path(), default=None, help="Cache of the real clips' I3D statistics (.npz).")
+@click.option("--out", type=click.Path(), default=None, help="Result JSON (default: <checkpoint>/metrics-seed<N>.json).")
+def evaluate(checkpoint, data_list, i3d_weights, i3d_input, c3d_weights, c3d_classes, c3d_input, n, splits, seed,
+             real_stats, out):
+    """FVD against real strips (I3D) and Inception Score (C3D) of a checkpoint's generator.
+
+    Weights are read from files, never downloaded; see the README (Evaluation) for which weights give
+    numbers comparable with the literature and for the protocol."""
+    from . import checkpoint as ckpt
+    from .evaluation import evaluate as run_evaluation
+    from .metrics import video_networks
+    from .training import resolve_data_list
+    _setup_logging()
+    if data_list is None and (i3d_weights or c3d_weights):
+        from .config import TrainConfig
+        data_list = resolve_data_list(TrainConfig.from_dict(ckpt.read_meta(ckpt.resolve(checkpoint))["config"]))
+    i3d = video_networks.i3d(i3d_weights, normalisation=i3d_input) if i3d_weights else None
+    c3d = video_networks.c3d(c3d_weights, classes=c3d_classes, normalisation=c3d_input) if c3d_weights else None
+    out = out or os.path.join(checkpoint, f"metrics-seed{seed}.json")
+    result = run_evaluation(checkpoint, data_list, i3d, c3d, n=n, seed=seed, splits=splits, out=out,
+                            real_cache=real_stats)
+    if "fvd" in result:
+        click.echo(f"FVD {result['fvd']['value']:.2f} ({result['fvd']['generated_clips']} generated vs "
+                   f"{result['fvd']['real_clips']} real clips)")
+    if "inception_score" in result:
+        r = result["inception_score"]
+        click.echo(f"IS {r['mean']:.3f} +- {r['std']:.3f} ({r['clips']} clips, {r['splits']} splits)")
+    click.echo(f"wrote {out}")
+
+
+@main.command("finetune-classifier")
+@click.argument("checkpoint", type=click.Path(exists=True), required=False)
+@click.option("--train-list", type=click.Path(), required=True, help="Labelled list: 'path class' per line, classes 1..K.")
+@click.option("--test-list", type=click.Path(), default=None, help="Held-out labelled list: accuracy is reported on it.")
+@click.option("--out", "out_dir", type=click.Path(), required=True, help="Folder for classifier.params, result.json, logs.")
+@click.option("--classes", type=int, default=None, help="Number of classes (default: the largest label).")
+@click.option("--iterations", type=int, default=1000, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True, help="The original used 256 (on a GPU).")
+@click.option("--lr", type=float, default=2e-4, show_default=True)
+@click.option("--from-scratch", is_flag=True, help="Random initialisation instead of D's weights (the original's baseline).")
+@click.option("--frame-height", type=int, default=None,
+              help="Rows per frame in the strips (default: the checkpoint's, else 128; the original's UCF strips: 256).")
+@click.option("--data-root", type=click.Path(), default=None)
+@click.option("--ctx", default="cpu", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", is_flag=True)
+def finetune_classifier(checkpoint, train_list, test_list, out_dir, classes, iterations, batch_size, lr, from_scratch,
+                        frame_height, data_root, ctx, seed, quiet):
+    """Action recognition from the discriminator (main_ucf.lua): D without its last layer, channel dropout
+    and a K-class head, fine-tuned on a labelled list. CHECKPOINT: a run or checkpoint holding D."""
+    from .classifier import finetune
+    _setup_logging()
+    if not checkpoint and not from_scratch:
+        raise click.UsageError("give a CHECKPOINT whose discriminator to fine-tune, or --from-scratch")
+    result = finetune(train_list, out_dir, checkpoint, test_list, classes, iterations, batch_size, lr,
+                      from_scratch=from_scratch, seed=seed, frame_height=frame_height, ctx=ctx, data_root=data_root,
+                      progress=not quiet)
+    line = f"{result['classes']} classes, {iterations} iterations: train accuracy {result['train_accuracy']:.3f}"
+    if test_list:
+        line += f", test accuracy {result['test_accuracy']:.3f} (chance {result['chance']:.3f})"
+    click.echo(line)
+    click.echo(f"wrote {os.path.join(out_dir, 'result.json')}")
+
+
+@main.command("import-t7")
+@click.argument("generator", type=click.Path())
+@click.option("--discriminator", type=click.Path(), default=None,
+              help="The matching *_netD.t7 (default: the file beside GENERATOR, if there is one).")
+@click.option("--out", "run_dir", type=click.Path(), required=True, help="Run folder to write the checkpoint into.")
+def import_t7(generator, discriminator, run_dir):
+    """Convert the original's released Torch7 checkpoint (e.g. models/golf/iter65000_net.t7) to a checkpoint
+    that sample, export, evaluate, finetune-classifier and train --resume accept."""
+    from .torch_import import import_t7 as convert
+    _setup_logging()
+    path = convert(generator, run_dir, discriminator)
+    has_d = os.path.exists(os.path.join(path, "D.params"))
+    click.echo(f"imported generator{' and discriminator' if has_d else ''} -> {path}")
 
 
 @main.command()

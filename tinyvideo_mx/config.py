@@ -43,10 +43,18 @@ class TrainConfig:
     sample_every: int = 100
     log_every: int = 10
     keep_checkpoints: int = 3
+    # FVD during training (0: off): every fvd_every iterations, fvd_samples clips of a fixed z set
+    # against as many training clips (their statistics cached in the run folder)
+    fvd_every: int = 0
+    fvd_i3d_weights: str = None
+    fvd_i3d_input: str = "imagenet"
+    fvd_samples: int = 256
 
     def __post_init__(self):
         if self.g_step not in G_STEP_MODES:
             raise ValueError(f"g_step must be one of {G_STEP_MODES}, got {self.g_step!r}")
+        if self.fvd_every and not self.fvd_i3d_weights:
+            raise ValueError("FVD during training (fvd_every) needs I3D weights (--fvd-i3d-weights FILE)")
         if self.model not in ("unconditional", "conditional"):
             raise ValueError(f"model must be 'unconditional' or 'conditional', got {self.model!r}")
 

@@ -279,6 +279,8 @@ class GanTraining:
                                     m=f"{values['mask_mean']:.2f}", refresh=False)
                 if cfg.sample_every and (self.iteration % cfg.sample_every == 0 or self.iteration == self.total):
                     self.write_sample_grid(fixed)
+                if cfg.fvd_every and (self.iteration % cfg.fvd_every == 0 or self.iteration == self.total):
+                    scalars.write(self.iteration, {"fvd": self.frechet_video_distance()})
                 if self.iteration % cfg.checkpoint_every == 0 or self.iteration == self.total:
                     self._checkpoint(final=self.iteration == self.total)
         finally:
@@ -303,6 +305,21 @@ class GanTraining:
             log.error("%s", e)
             if final:
                 raise
+
+    def frechet_video_distance(self):
+        """FVD of the generator now (inference mode, a fixed z set) against the training clips; the I3D
+        network and the real clips' statistics are made once (the statistics cached in the run folder)."""
+        from .evaluation import frechet_video_distance
+        from .metrics import video_networks
+        cfg = self.config
+        if getattr(self, "_fvd_network", None) is None:
+            self._fvd_network = video_networks.i3d(cfg.fvd_i3d_weights, normalisation=cfg.fvd_i3d_input,
+                                                   ctx=self.contexts[0])
+        value, _, _ = frechet_video_distance(self._fvd_network, self.G, cfg, resolve_data_list(cfg), cfg.fvd_samples,
+                                             seed=cfg.seed, cache=os.path.join(self.run_dir, "fvd_real_stats.npz"),
+                                             data_root=cfg.data_root, ctx=self.contexts[0])
+        log.info("iteration %d: FVD %.2f", self.iteration, value)
+        return value
 
     def write_sample_grid(self, generator_inputs):
         """Grid GIFs of the fixed samples (video and mask) for watching training."""

@@ -35,11 +35,16 @@ class TooManyBadClips(RuntimeError):
 class StripIter(mx.io.DataIter):
     def __init__(self, paths, batch_size, frames=32, size=64, frame_height=128, sampling="replacement",
                  seed=0, num_workers=2, prefetch=2, max_bad=50, part_index=0, num_parts=1,
-                 data_name="data", loader=None):
+                 data_name="data", loader=None, labels=None):
         super().__init__(batch_size)
         if sampling not in SAMPLING_MODES:
             raise ValueError(f"sampling must be one of {SAMPLING_MODES}, got {sampling!r}")
         self.paths = list(paths)[part_index::num_parts]   # a worker's shard in distributed training
+        # Optional integer class per clip (labelled lists, finetune-classifier); a replaced bad clip
+        # brings its own label.
+        self.labels = None if labels is None else np.asarray(list(labels)[part_index::num_parts], np.float32)
+        if self.labels is not None and len(self.labels) != len(self.paths):
+            raise ValueError(f"{len(labels)} labels for {len(paths)} clips")
         if len(self.paths) < batch_size and sampling != "replacement":
             raise ValueError(f"{len(self.paths)} clips cannot fill one batch of {batch_size} without replacement")
         self.frames, self.size, self.frame_height = frames, size, frame_height
@@ -62,7 +67,9 @@ class StripIter(mx.io.DataIter):
 
     @property
     def provide_label(self):
-        return []
+        if self.labels is None:
+            return []
+        return [mx.io.DataDesc("softmax_label", (self.batch_size,), np.float32)]
 
     def batch_indices(self, k):
         """Indices of the clips of batch ``k`` (a pure function of seed and k)."""
@@ -93,13 +100,15 @@ class StripIter(mx.io.DataIter):
         if self.next_batch >= self._epoch_end:
             raise StopIteration
         k = self.next_batch
-        clips = self.load_batch(k)
+        clips, indices = self.load_batch(k, with_indices=True)
         self.next_batch += 1
-        return mx.io.DataBatch(data=[mx.nd.array(clips)], label=[], pad=0, index=self.batch_indices(k),
-                               provide_data=self.provide_data, provide_label=[])
+        label = [] if self.labels is None else [mx.nd.array(self.labels[indices])]
+        return mx.io.DataBatch(data=[mx.nd.array(clips)], label=label, pad=0, index=indices,
+                               provide_data=self.provide_data, provide_label=self.provide_label)
 
-    def load_batch(self, k):
-        """The (B, 3, T, S, S) float32 array of batch ``k``, replacing bad clips."""
+    def load_batch(self, k, with_indices=False):
+        """The (B, 3, T, S, S) float32 array of batch ``k``, replacing bad clips (and, with
+        ``with_indices``, the index of the clip each row holds)."""
         for ahead in range(k, k + self.prefetch + 1):
             if ahead not in self._pending:
                 self._pending[ahead] = [self._submit(i) for i in self.batch_indices(ahead)]
@@ -107,13 +116,14 @@ class StripIter(mx.io.DataIter):
             self._pending.pop(stale)
         futures = self._pending.pop(k)
         out = np.empty((self.batch_size, 3, self.frames, self.size, self.size), np.float32)
+        indices = np.array(self.batch_indices(k))
         for slot, future in enumerate(futures):
             try:
                 out[slot] = future.result()
             except StripError as e:
                 self._record_bad(e)
-                out[slot] = self._replacement(k, slot)
-        return out
+                indices[slot], out[slot] = self._replacement(k, slot)
+        return (out, indices) if with_indices else out
 
     def _submit(self, index):
         path = self.paths[index]
@@ -135,11 +145,12 @@ class StripIter(mx.io.DataIter):
     def _replacement(self, k, slot):
         rng = np.random.default_rng([self.seed, k, slot, 7])
         for _ in range(MAX_REPLACEMENT_TRIES):
-            path = self.paths[int(rng.integers(0, len(self.paths)))]
+            index = int(rng.integers(0, len(self.paths)))
+            path = self.paths[index]
             if path in self.bad:
                 continue
             try:
-                return self._load(path)
+                return index, self._load(path)
             except StripError as e:
                 self._record_bad(e)
         raise TooManyBadClips(f"no usable clip found in {MAX_REPLACEMENT_TRIES} tries "

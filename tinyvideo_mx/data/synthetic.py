@@ -37,18 +37,16 @@ def background(rng, size):
     return np.clip(image, 0.0, 1.0)
 
 
-def clip(seed, index, frames=32, size=128):
-    """uint8 frames (frames, size, size, 3): clip ``index`` of the dataset with ``seed``."""
-    rng = np.random.default_rng([seed, index])
-    scene = background(rng, size)
+def _object(rng, size):
     colour = rng.uniform(0.0, 1.0, 3)
     colour[rng.integers(3)] = 1.0                         # bright, saturated objects stand out
-    colour = tuple(float(c) for c in colour)
-    radius = rng.uniform(0.14, 0.2) * size
-    position = rng.uniform(radius, size - radius, 2)
-    angle = rng.uniform(0, 2 * np.pi)
-    velocity = rng.uniform(0.025, 0.045) * size * np.array([np.cos(angle), np.sin(angle)])
-    square = rng.random() < 0.5
+    return tuple(float(c) for c in colour), rng.uniform(0.14, 0.2) * size
+
+
+def render(scene, colour, radius, square, position, velocity, frames):
+    """uint8 frames of one object (disc or square) moving over ``scene``, bouncing off the borders."""
+    size = scene.shape[0]
+    position, velocity = np.array(position, float), np.array(velocity, float)
     out = np.empty((frames, size, size, 3), np.uint8)
     for t in range(frames):
         frame = scene.copy()
@@ -65,6 +63,48 @@ def clip(seed, index, frames=32, size=128):
                 velocity[axis] = -velocity[axis]
                 position[axis] = np.clip(position[axis], radius, size - radius)
     return out
+
+
+def clip(seed, index, frames=32, size=128):
+    """uint8 frames (frames, size, size, 3): clip ``index`` of the dataset with ``seed``."""
+    rng = np.random.default_rng([seed, index])
+    scene = background(rng, size)
+    colour, radius = _object(rng, size)
+    position = rng.uniform(radius, size - radius, 2)
+    angle = rng.uniform(0, 2 * np.pi)
+    velocity = rng.uniform(0.025, 0.045) * size * np.array([np.cos(angle), np.sin(angle)])
+    square = rng.random() < 0.5
+    return render(scene, colour, radius, square, position, velocity, frames)
+
+
+# Motion-direction classes of the labelled set (1-based, as the original's UCF-101 lists): unit (x, y) steps.
+DIRECTIONS = {1: (1, 0), 2: (-1, 0), 3: (0, 1), 4: (0, -1)}   # right, left, down, up
+
+
+def direction_clip(seed, index, label, frames=32, size=128):
+    """A clip whose object moves in direction ``label`` (DIRECTIONS) across the frame without bouncing."""
+    rng = np.random.default_rng([seed, index, 1])
+    scene = background(rng, size)
+    colour, radius = _object(rng, size)
+    square = rng.random() < 0.5
+    step = np.array(DIRECTIONS[label], float)
+    travel = size - 2.2 * radius                          # the whole way across, inside the frame
+    across = rng.uniform(radius, size - radius)
+    start = np.where(step != 0, np.where(step > 0, 1.1 * radius, size - 1.1 * radius), across)
+    return render(scene, colour, radius, square, start, step * travel / frames, frames)
+
+
+def labelled_dataset(directory, clips, frames=32, frame_height=128, seed=0):
+    """A ``path class`` list of ``clips`` direction clips (classes cycling 1..4); returns the list path."""
+    entries = []
+    for i in range(clips):
+        label = i % len(DIRECTIONS) + 1
+        name = f"dir{i:05d}.jpg"
+        write_strip(os.path.join(directory, name), direction_clip(seed, i, label, frames, frame_height))
+        entries.append(f"{name} {label}")
+    list_path = os.path.join(directory, LIST_NAME)
+    write_list(list_path, entries)
+    return list_path
 
 
 def ensure_dataset(directory, clips=256, frames=32, frame_height=128, seed=0):

@@ -1,0 +1,110 @@
+"""``tinyvideo-mx evaluate``: FVD between generated clips and a real strip dataset, and the Inception
+Score of generated clips (networks and protocol: metrics/video_networks.py).
+
+Clips stream through in chunks (2048 full-size clips would be 3.2 GB at once). The real set's feature
+statistics can be cached in a .npz that records the protocol, list and clip count it was made with, so
+evaluating many checkpoints (or FVD during training) computes them once.
+"""
+import json
+import logging
+import os
+
+import numpy as np
+
+from . import checkpoint
+from .data import StripIter, read_list
+from .fsutil import write_text_atomic
+from .metrics import feature_statistics, frechet_distance, inception_score
+from .metrics.video_networks import softmax
+from .sampling import latents, load_generator, run_generator
+
+log = logging.getLogger(__name__)
+CHUNK = 64
+SEED_OFFSET = 1 << 29    # evaluation z, disjoint from training and sample-grid draws
+
+
+def real_chunks(list_path, n, config, data_root=None, chunk=CHUNK, num_workers=2):
+    """The first ``n`` clips of the list (all, if it has fewer), prepared as training prepares them."""
+    paths = read_list(list_path, data_root)
+    n = min(n, len(paths))
+    batch = min(chunk, n)
+    it = StripIter(paths[:n], batch, frames=config.frames, size=config.size, frame_height=config.frame_height,
+                   sampling="sequential", num_workers=num_workers, max_bad=config.max_bad)
+    try:
+        for _ in range(n // batch):
+            yield it.next().data[0].asnumpy()
+    finally:
+        it.close()
+
+
+def generated_chunks(G, config, n, seed, real=None, chunk=CHUNK, ctx=None):
+    """``n`` generated videos in chunks: from z (unconditional), or from the first frames of the ``real``
+    chunks (conditional: the futures of real images)."""
+    if config.model == "conditional":
+        done = 0
+        for clips in real:
+            clips = clips[:n - done]
+            inputs = [clips[:, :, 0]]
+            if config.cond_noise:
+                inputs.append(latents([seed + SEED_OFFSET, done], len(clips), config.cond_noise))
+            yield run_generator(G, inputs, ctx)["video"]
+            done += len(clips)
+            if done >= n:
+                return
+        return
+    for start in range(0, n, chunk):
+        rows = min(chunk, n - start)
+        yield run_generator(G, latents([seed + SEED_OFFSET, start], rows, config.nz), ctx)["video"]
+
+
+def real_statistics(network, list_path, n, config, cache=None, data_root=None):
+    """(mu, sigma, count) of the real clips' features, from ``cache`` when it matches."""
+    key = {"protocol": network.protocol.to_dict(), "list": os.path.abspath(list_path), "n": n,
+           "frames": config.frames, "size": config.size}
+    if cache and os.path.exists(cache):
+        stored = np.load(cache, allow_pickle=False)
+        if json.loads(str(stored["key"])) == key:
+            return stored["mu"], stored["sigma"], int(stored["count"])
+        log.info("%s was made under another protocol or list: recomputing", cache)
+    features = network.outputs(real_chunks(list_path, n, config, data_root))
+    mu, sigma = feature_statistics(features)
+    if cache:
+        tmp = cache + ".tmp.npz"
+        np.savez(tmp, mu=mu, sigma=sigma, count=len(features), key=json.dumps(key))
+        os.replace(tmp, cache)
+    return mu, sigma, len(features)
+
+
+def frechet_video_distance(network, G, config, list_path, n, seed=0, cache=None, data_root=None, ctx=None):
+    """FVD of ``n`` clips of G against ``n`` real clips of the list (fewer if the list is shorter)."""
+    mu_r, sigma_r, count = real_statistics(network, list_path, n, config, cache, data_root)
+    real = real_chunks(list_path, n, config, data_root) if config.model == "conditional" else None
+    fake = network.outputs(generated_chunks(G, config, min(n, count) if real else n, seed, real, ctx=ctx))
+    mu_f, sigma_f = feature_statistics(fake)
+    return frechet_distance(mu_f, sigma_f, mu_r, sigma_r), count, len(fake)
+
+
+def evaluate(checkpoint_path, data_list=None, i3d=None, c3d=None, n=2048, seed=0, splits=10, out=None,
+             real_cache=None, data_root=None):
+    """FVD (with the I3D ``VideoNetwork`` ``i3d``) and IS (with the C3D one ``c3d``) of a checkpoint.
+    Returns the result dict (also written to ``out`` as JSON)."""
+    if i3d is None and c3d is None:
+        raise ValueError("nothing to evaluate: give I3D weights (FVD) and/or C3D weights (IS)")
+    G, config = load_generator(checkpoint_path)
+    result = {"checkpoint": checkpoint.resolve(checkpoint_path), "seed": seed, "n": n}
+    if i3d is not None:
+        if not data_list:
+            raise ValueError("FVD needs the real clips: give --data LIST")
+        fvd, n_real, n_fake = frechet_video_distance(i3d, G, config, data_list, n, seed, real_cache, data_root)
+        result["fvd"] = {"value": fvd, "real_clips": n_real, "generated_clips": n_fake, "data": data_list,
+                         "protocol": i3d.protocol.to_dict(), "features": "I3D logits"}
+    if c3d is not None:
+        real = real_chunks(data_list, n, config, data_root) if config.model == "conditional" else None
+        probabilities = softmax(c3d.outputs(generated_chunks(G, config, n, seed, real)))
+        mean, std = inception_score(probabilities, min(splits, len(probabilities)))
+        result["inception_score"] = {"mean": mean, "std": std, "splits": min(splits, len(probabilities)),
+                                     "clips": len(probabilities), "classes": probabilities.shape[1],
+                                     "protocol": c3d.protocol.to_dict()}
+    if out:
+        write_text_atomic(out, json.dumps(result, indent=2) + "\n")
+    return result
