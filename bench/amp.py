@@ -17,13 +17,8 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def speed(amp, batch, iterations):
-    code = (f"import sys, json; sys.path[:0] = [{HERE!r}]; import warnings; warnings.filterwarnings('ignore');"
-            f"from train_step import run_one; print(json.dumps(run_one({batch}, True, {iterations}, amp={amp})))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+sys.path.insert(0, HERE)
+from train_step import run_in_subprocess  # noqa: E402
 
 
 def clip_statistics(videos):
@@ -69,7 +64,7 @@ def main():
         print(f"speed: full size 3x32x64x64, ngf=ndf=64, batch {args.batch}, G step reuse")
         base = None
         for amp in (False, True):
-            r = speed(amp, args.batch, args.iterations)
+            r = run_in_subprocess(args.batch, args.iterations, amp=amp)
             s = r["seconds_per_iteration"]
             base = base or s
             print(f"  {'AMP bf16' if amp else 'fp32':>8}: {s:.2f} s/iter, {args.batch / s:.2f} clips/s, "

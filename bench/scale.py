@@ -9,21 +9,11 @@ iteration, random clips in memory (the step is measured, not the loader). Loader
 of the built-in synthetic data decoded and shrunk to 3x32x64x64, batch 16.
 """
 import argparse
-import json
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def train_row(batch, iterations, ctx, amp):
-    code = (f"import sys, json, warnings; sys.path[:0] = [{HERE!r}]; warnings.filterwarnings('ignore');"
-            f"from train_step import run_one;"
-            f"print(json.dumps(run_one({batch}, True, {iterations}, amp={amp}, ctx={ctx!r})))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 def main():
@@ -33,23 +23,24 @@ def main():
     args = parser.parse_args()
     import mxnet as mx
     from loader import measure, synthetic_paths
+    from train_step import run_in_subprocess
     from tinyvideo_mx.precision import cpu_supports_bfloat16
     print(f"device: CPU, {os.cpu_count()} cores, MXNet {mx.__version__} (oneDNN), bfloat16 in hardware: "
           f"{cpu_supports_bfloat16()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
-    print(f"{'what':<34} {'shape':<16} {'batch':>5} {'s/batch':>8} {'clips/s':>8} {'peak RSS':>9}")
+    print(f"{'what':<34} {'shape':<24} {'batch':>5} {'s/batch':>8} {'clips/s':>8} {'peak RSS':>9}")
     shape = "3x32x64x64"
     for ctx in ("cpu0", "cpu0,cpu1"):
         for amp in (False, True):
-            r = train_row(args.batch, args.iterations, ctx, amp)
+            r = run_in_subprocess(args.batch, args.iterations, amp=amp, ctx=ctx)
             s = r["seconds_per_iteration"]
             what = f"train, {len(ctx.split(','))} context(s), {'AMP bf16' if amp else 'fp32'}"
-            print(f"{what:<34} {shape:<16} {args.batch:>5} {s:>8.2f} {args.batch / s:>8.2f} "
+            print(f"{what:<34} {shape:<24} {args.batch:>5} {s:>8.2f} {args.batch / s:>8.2f} "
                   f"{r['peak_rss_gib']:>7.2f} GiB", flush=True)
     paths = synthetic_paths(128)
     for workers in (1, 2, 4):
         rate = measure(paths, workers, 16, 12)
         what = f"loader, {workers} decoding thread(s)"
-        print(f"{what:<34} {'128px strip->' + shape:<16} {16:>5} {16 / rate:>8.3f} {rate:>8.1f} {'':>9}", flush=True)
+        print(f"{what:<34} {'128px strip->' + shape:<24} {16:>5} {16 / rate:>8.3f} {rate:>8.1f} {'':>9}", flush=True)
 
 
 if __name__ == "__main__":

@@ -102,6 +102,15 @@ def run_one(batch, hybridize, iterations, amp=False, ctx="cpu"):
     return {"seconds_per_iteration": seconds, "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
 
 
+def run_in_subprocess(batch, iterations, hybridize=True, amp=False, ctx="cpu"):
+    """``run_one`` in a fresh process (its own peak RSS; AMP is process-wide)."""
+    code = (f"import sys, json, warnings; sys.path[:0] = [{os.path.dirname(os.path.abspath(__file__))!r}];"
+            f"warnings.filterwarnings('ignore'); from train_step import run_one;"
+            f"print(json.dumps(run_one({batch}, {hybridize}, {iterations}, amp={amp}, ctx={ctx!r})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def model_flops(batch):
     import mxnet as mx
     from tinyvideo_mx.factory import prepare
@@ -118,12 +127,7 @@ def main():
     parser.add_argument("--batch", type=int, nargs="+", default=[8, 16])
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--modes", nargs="+", default=["hybridized", "imperative"])
-    parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.one:
-        batch, mode = args.one.split(":")
-        print(json.dumps(run_one(int(batch), mode == "hybridized", args.iterations)))
-        return
     import mxnet as mx
     threads = os.environ.get("OMP_NUM_THREADS", f"unset (MXNet uses {os.cpu_count()} cores)")
     gemm = sgemm_gflops()
@@ -134,9 +138,7 @@ def main():
     for batch in args.batch:
         flops, _, _ = model_flops(batch)
         for mode in args.modes:
-            out = subprocess.run([sys.executable, __file__, "--one", f"{batch}:{mode}", "--iterations", str(args.iterations)],
-                                 capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-            r = json.loads(out)
+            r = run_in_subprocess(batch, args.iterations, hybridize=mode == "hybridized")
             s = r["seconds_per_iteration"]
             gflops = flops / s / 1e9
             print(f"{batch:>5} {mode:>11} {s:>8.2f} {1 / s:>7.3f} {batch / s:>8.2f} {gflops:>8.1f} {100 * gflops / gemm:>7.0f}% "

@@ -77,12 +77,13 @@ def assert_workers_match_reference(out, reference, initial):
         assert len(moved) > len(rank0) // 2          # three iterations really trained both networks
 
 
-def test_two_workers_match_one_process_with_two_contexts(tmp_path, data_list):
+@pytest.mark.parametrize("kind", ["dist_sync", "dist_device_sync"])
+def test_two_workers_match_one_process_with_two_contexts(tmp_path, data_list, kind):
     """2 workers x 1 context through a parameter server = 1 process x 2 contexts on the concatenated
     shards: the same slices, the same z rows, the same summed gradients and averaged BN statistics."""
     out = tmp_path / "out"
     out.mkdir()
-    code = launch.launch_local(WORKER + [str(tmp_path / "dist"), str(out), "dist_sync", "3", data_list],
+    code = launch.launch_local(WORKER + [str(tmp_path / "dist"), str(out), kind, "3", data_list],
                                workers=2, servers=1, timeout=240)
     assert code == 0
     assert_workers_match_reference(out, *single_process_reference(tmp_path, data_list))

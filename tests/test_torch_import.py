@@ -1,6 +1,5 @@
 """import-t7: the original's Torch7 checkpoints (cudnn modules, CudaTensors) -> our networks, checked
 against a float64 numpy run of the Torch module tree with Torch's semantics."""
-import json
 import os
 
 import mxnet as mx
