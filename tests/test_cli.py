@@ -48,3 +48,10 @@ def test_bad_inputs_end_with_one_clear_line(tmp_path):
     assert result.exit_code == 1
     assert result.output.startswith("Error: 2 unusable clips, more than the limit of 1 (--max-bad); the last one: ")
     assert result.output.rstrip().endswith(": file not found")
+
+
+def test_horovod_flag_and_another_kvstore_contradict(tmp_path):
+    result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--horovod", "--kvstore", "dist_sync",
+                                       "--out", str(tmp_path), "--quiet"])
+    assert result.exit_code == 2
+    assert "Error: --horovod and --kvstore dist_sync contradict each other" in result.output

@@ -1,4 +1,5 @@
 """Distributed training on MXNet's parameter-server kvstore (dist_sync), on 127.0.0.1 only."""
+import json
 import os
 import shutil
 import subprocess
@@ -91,9 +92,11 @@ def test_two_workers_match_one_process_with_two_contexts(tmp_path, data_list, ki
         saved, dist = load(tmp_path / "dist" / "ckpt-00000003" / f"{name}.params"), load(out / f"rank0-{name}.params")
         for k in dist:
             np.testing.assert_array_equal(saved[k], dist[k], err_msg=k)
-    # Only rank 0 wrote the run folder's files.
+    # Only rank 0 wrote the run folder's files (two writers would have logged every iteration twice).
     assert sorted(os.listdir(tmp_path / "dist")) == ["ckpt-00000003", "config.json", "latest", "metrics.jsonl",
                                                      "tensorboard"]
+    assert [json.loads(line)["iteration"] for line in open(tmp_path / "dist" / "metrics.jsonl")] == [1, 2, 3]
+    assert len(os.listdir(tmp_path / "dist" / "tensorboard")) == 1
 
 
 def horovod_available():

@@ -161,3 +161,26 @@ def test_fvd_during_training_is_logged_with_the_other_scalars(tmp_path, small_i3
     assert (tmp_path / "run" / "fvd_real_stats.npz").exists()
     with pytest.raises(ValueError, match=r"needs I3D weights \(--fvd-i3d-weights FILE\)"):
         tiny_config(fvd_every=2)
+
+
+def test_chainer_c3d_converts_to_gluoncv(tmp_path):
+    from click.testing import CliRunner
+    from tinyvideo_mx.cli import main
+    from tinyvideo_mx.metrics import convert
+    reference = video_networks.c3d(classes=6)
+    params = list(reference.net.collect_params().values())
+    arrays = {}
+    for link, w, b in zip(convert.CHAINER_C3D_LINKS, params[0::2], params[1::2]):
+        arrays[f"predictor/{link}/W"], arrays[f"predictor/{link}/b"] = w.data().asnumpy(), b.data().asnumpy()
+    np.savez(tmp_path / "c3d.npz", **arrays)
+    result = CliRunner().invoke(main, ["convert-c3d", str(tmp_path / "c3d.npz"), "--out", str(tmp_path / "c3d.params")])
+    assert result.exit_code == 0, result.output
+    assert result.output == (f"wrote {tmp_path / 'c3d.params'} (6 classes): use evaluate --c3d-weights "
+                             f"{tmp_path / 'c3d.params'} --c3d-classes 6\n")
+    converted = video_networks.c3d(str(tmp_path / "c3d.params"), classes=6)
+    for a, b in zip(converted.net.collect_params().values(), params):
+        np.testing.assert_array_equal(a.data().asnumpy(), b.data().asnumpy(), err_msg=b.name)
+    del arrays["predictor/fc7/b"]
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(FileProblem, match="bad.npz: not a Chainer C3D: missing fc7/b"):
+        convert.chainer_c3d(str(tmp_path / "bad.npz"), str(tmp_path / "x.params"))

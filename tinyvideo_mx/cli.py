@@ -77,6 +77,7 @@ def main():
 @click.option("--kvstore", type=click.Choice(["device", "local", "dist_sync", "dist_device_sync", "horovod"]),
               default=None, help="How replicas agree: device/local within this process (default device); "
               "dist_sync/dist_device_sync across processes started by 'tinyvideo-mx launch'; horovod under horovodrun.")
+@click.option("--horovod", is_flag=True, help="Same as --kvstore horovod (run under horovodrun; optional extra).")
 @click.option("--checkpoint-every", type=int, default=None)
 @click.option("--sample-every", type=int, default=None, help="Write sample grids every N iterations (0: never).")
 @click.option("--max-bad", type=int, default=None, help="Abort after this many distinct unusable clips (50).")
@@ -92,11 +93,15 @@ def main():
 @click.option("--no-hybridize", is_flag=True, help="Run the networks imperatively (debugging).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterations, batch_size, lr, frames, size,
-          frame_height, ngf, ndf, g_step, sampling, ctx, kvstore, checkpoint_every, sample_every, max_bad,
+          frame_height, ngf, ndf, g_step, sampling, ctx, kvstore, horovod, checkpoint_every, sample_every, max_bad,
           num_workers, seed, resume, fvd_every, fvd_i3d_weights, fvd_samples, amp, no_hybridize, quiet):
     """Train VGAN (two-stream generator vs 3-D discriminator) on strips or the built-in data."""
     from .config import make_config
     from .training import GanTraining
+    if horovod:
+        if kvstore not in (None, "horovod"):
+            raise click.UsageError(f"--horovod and --kvstore {kvstore} contradict each other")
+        kvstore = "horovod"
     if resume:
         _setup_logging(resume if os.path.isdir(resume) else None)
         run = GanTraining.resume(resume, progress=not quiet, iterations=iterations)
@@ -123,7 +128,8 @@ def train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterat
 @click.option("-n", "--workers", type=int, default=2, show_default=True, help="Worker processes.")
 @click.option("-s", "--servers", type=int, default=1, show_default=True, help="Parameter-server processes.")
 @click.option("--hosts", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="File with one host per line: print the ssh commands for a cluster run instead of running locally.")
+              help="File with one host (an address every host can reach) per line: print the ssh commands for a "
+              "cluster run instead of running locally.")
 @click.option("--port", type=int, default=None, help="Scheduler port (default: a free port; 9091 with --hosts).")
 @click.option("--timeout", type=float, default=None, help="Stop every process after this many seconds.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
@@ -280,6 +286,16 @@ def finetune_classifier(checkpoint, train_list, test_list, out_dir, classes, ite
         line += f", test accuracy {result['test_accuracy']:.3f} (chance {result['chance']:.3f})"
     click.echo(line)
     click.echo(f"wrote {os.path.join(out_dir, 'result.json')}")
+
+
+@main.command("convert-c3d")
+@click.argument("npz", type=click.Path())
+@click.option("--out", type=click.Path(), required=True, help="GluonCV C3D .params to write (for evaluate --c3d-weights).")
+def convert_c3d(npz, out):
+    """Convert a Chainer C3D (.npz: conv1a..conv5b, fc6..fc8; e.g. TGAN's UCF-101 classifier) to GluonCV's C3D."""
+    from .metrics.convert import chainer_c3d
+    classes = chainer_c3d(npz, out)
+    click.echo(f"wrote {out} ({classes} classes): use evaluate --c3d-weights {out} --c3d-classes {classes}")
 
 
 @main.command("import-t7")
