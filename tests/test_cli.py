@@ -8,7 +8,8 @@ from tinyvideo_mx.cli import main
 def test_help_lists_the_commands():
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0
-    for command in ("train", "sample", "export"):
+    for command in ("train", "sample", "export", "serve", "stabilize", "launch", "evaluate", "finetune-classifier",
+                    "import-t7", "convert-c3d"):
         assert f"  {command} " in result.output
 
 

@@ -120,8 +120,9 @@ class Replicas:
                 local = arrays[0] if len(arrays) == 1 else mx.nd.add_n(*(a.as_in_context(arrays[0].context)
                                                                          for a in arrays))
                 self._hvd.allreduce_(local, average=False, name=key)
-                for a in arrays:
-                    local.copyto(a)
+                if len(arrays) > 1:
+                    for a in arrays:
+                        local.copyto(a)
             return
         new = [(k, a) for k, a in pairs if k not in self._known]
         if new:
