@@ -184,3 +184,16 @@ def test_chainer_c3d_converts_to_gluoncv(tmp_path):
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(FileProblem, match="bad.npz: not a Chainer C3D: missing fc7/b"):
         convert.chainer_c3d(str(tmp_path / "bad.npz"), str(tmp_path / "x.params"))
+
+
+def test_conditional_fvd_compares_futures_of_real_first_frames(tmp_path, small_i3d):
+    """For the image-to-video model the generated set is the futures of the real clips' first frames."""
+    cfg = tiny_config(model="conditional", ngf=4, ndf=4, iterations=1, sample_every=0, checkpoint_every=1)
+    run = GanTraining(cfg, str(tmp_path / "run"), progress=False).run()
+    from tinyvideo_mx.training import resolve_data_list
+    data = resolve_data_list(run.config)
+    real = next(evaluation.real_chunks(data, 4, run.config))
+    futures = next(evaluation.generated_chunks(run.G, run.config, 4, 0, real=[real]))
+    assert futures.shape == real.shape
+    result = evaluation.evaluate(str(tmp_path / "run"), data, i3d=small_i3d, n=4)
+    assert result["fvd"]["generated_clips"] == result["fvd"]["real_clips"] == 4 and result["fvd"]["value"] > 0
