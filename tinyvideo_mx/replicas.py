@@ -149,7 +149,7 @@ def _import_horovod():
     try:
         import horovod.mxnet as hvd
     except ImportError as e:
-        raise ValueError("kvstore 'horovod' needs Horovod built with MXNet support: HOROVOD_WITH_MXNET=1 "
-                         "HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 pip install --no-build-isolation "
-                         f"horovod==0.28.1 (see README, 'Distributed training'); import failed: {e}") from e
+        raise ValueError("kvstore 'horovod' needs Horovod built with MXNet support: pip install wheel==0.45.1 && "
+                         "HOROVOD_WITH_MXNET=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 pip install --no-build-isolation "
+                         f"horovod==0.28.1 (README, 'Several machines, mixed precision'); import failed: {e}") from e
     return hvd
