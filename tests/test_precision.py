@@ -17,7 +17,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.mark.skipif(not precision.cpu_supports_bfloat16(), reason="this CPU has no bfloat16 arithmetic")
-def test_amp_runs_the_discriminator_in_bfloat16_and_trains(tmp_path):
+def test_amp_runs_the_discriminator_in_bfloat16_trains_and_resumes_exactly(tmp_path):
     data_list = synthetic.ensure_dataset(str(tmp_path / "data"), clips=16, frames=32, frame_height=128)
     out = subprocess.run([sys.executable, os.path.join(HERE, "amp_worker.py"), data_list],
                          capture_output=True, text=True, timeout=300, cwd=HERE)
@@ -28,6 +28,7 @@ def test_amp_runs_the_discriminator_in_bfloat16_and_trains(tmp_path):
     assert 1e-5 * r["logit_scale"] < r["logit_change"] < 0.05 * r["logit_scale"]
     assert r["losses_finite"] and r["iterations"] == 3
     assert r["g_params_moved"] > r["g_params"] // 2
+    assert r["resume_exact"]
 
 
 class FixedScaler:
