@@ -118,7 +118,7 @@ def test_horovod_workers_match_one_process_with_two_contexts(tmp_path, data_list
         output, _ = proc.communicate(timeout=300)
     finally:
         launch.stop([proc])
-    assert proc.returncode == 0, output[-3000:]
+    assert proc.returncode == 0, output[-8000:]
     assert_workers_match_reference(out, *single_process_reference(tmp_path, data_list))
 
 
