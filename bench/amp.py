@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from train_step import run_in_subprocess  # noqa: E402
+from machine import describe  # noqa: E402  (bench/ is the script's folder)
 
 
 def clip_statistics(videos):
@@ -57,9 +58,7 @@ def main():
     parser.add_argument("--train-iterations", type=int, default=1000)
     parser.add_argument("--skip-speed", action="store_true")
     args = parser.parse_args()
-    from tinyvideo_mx.precision import cpu_supports_bfloat16
-    print(f"device: CPU ({os.cpu_count()} cores), bfloat16 in hardware: {cpu_supports_bfloat16()}; "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    print(describe())
     if not args.skip_speed:
         print(f"speed: full size 3x32x64x64, ngf=ndf=64, batch {args.batch}, G step reuse")
         base = None

@@ -9,6 +9,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from machine import describe  # noqa: E402  (bench/ is the script's folder)
 
 
 def main():
@@ -18,8 +19,7 @@ def main():
     args = parser.parse_args()
     import numpy as np
     from tinyvideo_mx.metrics import feature_statistics, frechet_distance, video_networks
-    print(f"device: CPU ({os.cpu_count()} cores), OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; "
-          f"input clips 3x32x64x64, batch {args.batch}")
+    print(describe())
     clips = np.random.default_rng(0).uniform(-1, 1, (args.clips, 3, 32, 64, 64)).astype(np.float32)
     for name, net in (("I3D (FVD)", video_networks.i3d()), ("C3D (IS)", video_networks.c3d())):
         net.outputs([clips[:args.batch]])                      # warm-up

@@ -14,6 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import describe  # noqa: E402  (bench/ is the script's folder)
 
 
 def main():
@@ -21,12 +22,9 @@ def main():
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--iterations", type=int, default=3)
     args = parser.parse_args()
-    import mxnet as mx
     from loader import measure, synthetic_paths
     from train_step import run_in_subprocess
-    from tinyvideo_mx.precision import cpu_supports_bfloat16
-    print(f"device: CPU, {os.cpu_count()} cores, MXNet {mx.__version__} (oneDNN), bfloat16 in hardware: "
-          f"{cpu_supports_bfloat16()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    print(describe())
     print(f"{'what':<34} {'shape':<24} {'batch':>5} {'s/batch':>8} {'clips/s':>8} {'peak RSS':>9}")
     shape = "3x32x64x64"
     for ctx in ("cpu0", "cpu0,cpu1"):

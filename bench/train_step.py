@@ -17,6 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from machine import describe  # noqa: E402  (bench/ is the script's folder)
 
 
 def conv_macs(block, x_shape, y_shape):
@@ -128,10 +129,8 @@ def main():
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--modes", nargs="+", default=["hybridized", "imperative"])
     args = parser.parse_args()
-    import mxnet as mx
-    threads = os.environ.get("OMP_NUM_THREADS", f"unset (MXNet uses {os.cpu_count()} cores)")
     gemm = sgemm_gflops()
-    print(f"device: CPU ({os.cpu_count()} cores), MXNet {mx.__version__}, oneDNN on; OMP_NUM_THREADS={threads}")
+    print(describe())
     print(f"SGEMM 2048x2048 (mx.nd.dot): {gemm:.1f} GFLOP/s")
     print("shape: clips 3x32x64x64, z 100, ngf = ndf = 64 (the original); G step: reuse (original)")
     print(f"{'batch':>5} {'mode':>11} {'s/iter':>8} {'iter/s':>7} {'clips/s':>8} {'GFLOP/s':>8} {'% SGEMM':>8} {'peak RSS':>9}")
