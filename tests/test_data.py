@@ -163,3 +163,12 @@ def test_synthetic_clips_have_a_static_background_and_a_moving_object(tmp_path):
     list_path = synthetic.ensure_dataset(str(tmp_path / "syn"), clips=3, frames=8, frame_height=32)
     assert read_list(list_path) == [str(tmp_path / "syn" / f"clip{i:05d}.jpg") for i in range(3)]
     assert load_strip(str(tmp_path / "syn" / "clip00002.jpg"), frame_height=32, frames=8, size=16).shape == (3, 8, 16, 16)
+
+
+def test_every_clip_reads_each_clip_once_in_order_with_a_short_last_batch(tmp_path):
+    from tinyvideo_mx.data import every_clip, load_strip
+    rng = np.random.default_rng(5)
+    paths = [write_png_strip(tmp_path / f"c{i}.png", random_frames(rng, 4, 8)) for i in range(5)]
+    chunks = list(every_clip(paths, 2, frames=4, size=4, frame_height=8, num_workers=1))
+    assert [len(c) for c in chunks] == [2, 2, 1]
+    np.testing.assert_array_equal(np.concatenate(chunks), np.stack([load_strip(p, 8, 4, 4) for p in paths]))

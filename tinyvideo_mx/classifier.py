@@ -23,10 +23,10 @@ from mxnet.gluon import nn
 
 from . import checkpoint
 from .config import TrainConfig
-from .data import StripIter
+from .data import StripIter, every_clip
 from .data.listfile import read_labelled_list
 from .factory import HYBRIDIZE_FLAGS
-from .fsutil import write_text_atomic
+from .fsutil import atomic_path, write_text_atomic
 from .layers import conv_kwargs
 from .networks import Discriminator, first_kernel
 
@@ -80,16 +80,12 @@ def build_classifier(source, classes, ctx, frames=None, size=None, ndf=None, fro
 
 def predict(net, paths, config, batch, ctx, frame_height=128):
     """Class scores of every clip in ``paths`` (inference mode), in fixed-size batches (padded)."""
-    padded = list(paths) + list(paths[:(-len(paths)) % batch])
-    it = StripIter(padded, batch, frames=config.frames, size=config.size, frame_height=frame_height,
-                   sampling="sequential", num_workers=2)
+    from .sampling import padded_batches
     out = []
-    try:
-        for _ in range(len(padded) // batch):
-            out.append(net(it.next().data[0].as_in_context(ctx)).asnumpy())
-    finally:
-        it.close()
-    return np.concatenate(out)[:len(paths)]
+    for clips in every_clip(paths, batch, frames=config.frames, size=config.size, frame_height=frame_height):
+        for rows, (padded,) in padded_batches([clips], batch):
+            out.append(net(mx.nd.array(padded, ctx=ctx)).asnumpy()[:rows])
+    return np.concatenate(out)
 
 
 def accuracy(scores, labels):
@@ -125,11 +121,7 @@ def finetune(train_list, out_dir, source=None, test_list=None, classes=None, ite
     started = time.time()
     try:
         for it in range(1, iterations + 1):
-            try:
-                batch = data.next()
-            except StopIteration:
-                data.reset()
-                batch = data.next()
+            batch = data.next_any_epoch()
             x, y = batch.data[0].as_in_context(context), batch.label[0].as_in_context(context)
             with autograd.record():
                 scores = net(x)
@@ -157,6 +149,7 @@ def finetune(train_list, out_dir, source=None, test_list=None, classes=None, ite
         result["test_list"] = test_list
         result["test_accuracy"] = accuracy(predict(net, test_paths, config, batch_size, context, frame_height), test_labels)
         result["chance"] = float(np.bincount(test_labels, minlength=classes).max() / len(test_labels))
-    net.save_parameters(os.path.join(out_dir, "classifier.params"))
+    with atomic_path(os.path.join(out_dir, "classifier.params")) as tmp:
+        net.save_parameters(tmp)
     write_text_atomic(os.path.join(out_dir, "result.json"), json.dumps(result, indent=2) + "\n")
     return result

@@ -12,8 +12,8 @@ import os
 import numpy as np
 
 from . import checkpoint
-from .data import StripIter, read_list
-from .fsutil import write_text_atomic
+from .data import every_clip, read_list
+from .fsutil import atomic_path, write_text_atomic
 from .metrics import feature_statistics, frechet_distance, inception_score
 from .metrics.video_networks import softmax
 from .sampling import latents, load_generator, run_generator
@@ -25,16 +25,9 @@ SEED_OFFSET = 1 << 29    # evaluation z, disjoint from training and sample-grid 
 
 def real_chunks(list_path, n, config, data_root=None, chunk=CHUNK, num_workers=2):
     """The first ``n`` clips of the list (all, if it has fewer), prepared as training prepares them."""
-    paths = read_list(list_path, data_root)
-    n = min(n, len(paths))
-    batch = min(chunk, n)
-    it = StripIter(paths[:n], batch, frames=config.frames, size=config.size, frame_height=config.frame_height,
-                   sampling="sequential", num_workers=num_workers, max_bad=config.max_bad)
-    try:
-        for _ in range(n // batch):
-            yield it.next().data[0].asnumpy()
-    finally:
-        it.close()
+    paths = read_list(list_path, data_root)[:n]
+    return every_clip(paths, min(chunk, len(paths)), frames=config.frames, size=config.size,
+                      frame_height=config.frame_height, num_workers=num_workers, max_bad=config.max_bad)
 
 
 def generated_chunks(G, config, n, seed, real=None, chunk=CHUNK, ctx=None):
@@ -69,9 +62,8 @@ def real_statistics(network, list_path, n, config, cache=None, data_root=None):
     features = network.outputs(real_chunks(list_path, n, config, data_root))
     mu, sigma = feature_statistics(features)
     if cache:
-        tmp = cache + ".tmp.npz"
-        np.savez(tmp, mu=mu, sigma=sigma, count=len(features), key=json.dumps(key))
-        os.replace(tmp, cache)
+        with atomic_path(cache) as tmp:
+            np.savez(tmp, mu=mu, sigma=sigma, count=len(features), key=json.dumps(key))
     return mu, sigma, len(features)
 
 

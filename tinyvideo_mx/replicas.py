@@ -20,11 +20,8 @@ a parameter's name, and the optimiser runs on the workers (``update_on_kvstore=F
 terms), so Adam's state is local and goes into checkpoints for an exact resume (server-side optimiser
 state cannot be saved in MXNet 1.9.1).
 """
-import logging
-
 import mxnet as mx
 
-log = logging.getLogger(__name__)
 DISTRIBUTED_KINDS = ("dist_sync", "dist_device_sync")
 LOCAL_KINDS = ("device", "local")
 KINDS = LOCAL_KINDS + DISTRIBUTED_KINDS + ("horovod",)
@@ -44,7 +41,7 @@ class Replicas:
     def __init__(self, contexts, kind="device"):
         if kind not in KINDS:
             raise ValueError(f"kvstore must be one of {KINDS}, got {kind!r}")
-        self.contexts, self.kind = list(contexts), kind
+        self.contexts = list(contexts)
         self.distributed = kind in DISTRIBUTED_KINDS or kind == "horovod"
         self._kv, self._hvd, self._known = None, None, set()
         if kind == "horovod":

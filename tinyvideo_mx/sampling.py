@@ -49,6 +49,17 @@ def slerp(a, b, steps):
 INFERENCE_BATCH = 16
 
 
+def padded_batches(inputs, batch):
+    """Yield (rows, [chunk of each input, zero-padded to exactly ``batch`` rows]) over float32 arrays
+    sharing their first axis. Inference always runs at one batch size: oneDNN reorders weights in place
+    for inference, and a later inference at another batch size can fail (see ``run_generator``)."""
+    total = len(inputs[0])
+    for start in range(0, total, batch):
+        rows = min(batch, total - start)
+        yield rows, [np.concatenate([a[start:start + rows], np.zeros((batch - rows,) + a.shape[1:], np.float32)])
+                     for a in inputs]
+
+
 def run_generator(G, inputs, ctx=None, batch=INFERENCE_BATCH):
     """Inference (BN running statistics) -> dict of numpy arrays. ``inputs``: z rows, or a list of the
     generator's input arrays ([z], [images] or [images, z]).
@@ -60,12 +71,8 @@ def run_generator(G, inputs, ctx=None, batch=INFERENCE_BATCH):
     avoids it. Training steps at another batch size in between are fine."""
     ctx = ctx or mx.cpu()
     inputs = [np.asarray(a, np.float32) for a in (inputs if isinstance(inputs, (list, tuple)) else [inputs])]
-    total = len(inputs[0])
     chunks = {k: [] for k in OUTPUTS}
-    for start in range(0, total, batch):
-        rows = min(batch, total - start)
-        padded = [np.concatenate([a[start:start + rows], np.zeros((batch - rows,) + a.shape[1:], np.float32)])
-                  for a in inputs]
+    for rows, padded in padded_batches(inputs, batch):
         outs = G(*(mx.nd.array(a, ctx=ctx) for a in padded))
         for key, value in zip(OUTPUTS, outs):
             chunks[key].append(value.asnumpy()[:rows])

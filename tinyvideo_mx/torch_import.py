@@ -105,8 +105,8 @@ def _set_bn(bn, fields, path, what):
         _set(param, array, path, what)
 
 
-def generator_config(tree, path):
-    modules = weighted_modules(tree)
+def generator_config(modules, path):
+    """Sizes of the generator whose weighted modules (``weighted_modules``) are ``modules``."""
     convs = family(modules, "VolumetricFullConvolution")
     _expect(path, "generator (VolumetricFullConvolution)", convs, 6)
     first = convs[0]
@@ -115,8 +115,7 @@ def generator_config(tree, path):
     return dict(nz=int(nz), ngf=int(out) // 8, frames=16 * kt, size=16 * kh)
 
 
-def load_generator_weights(G, tree, path):
-    modules = weighted_modules(tree)
+def load_generator_weights(G, modules, path):
     convs, bns = family(modules, "VolumetricFullConvolution"), family(modules, "VolumetricBatchNormalization")
     convs2d, bns2d = family(modules, "SpatialFullConvolution"), family(modules, "SpatialBatchNormalization")
     for what, items, count in (("generator (VolumetricFullConvolution)", convs, 6),
@@ -145,15 +144,14 @@ def load_generator_weights(G, tree, path):
         _set_bn(bn, fields, path, f"background BN {i + 1}")
 
 
-def discriminator_config(tree, path):
-    convs = family(weighted_modules(tree), "VolumetricConvolution")
+def discriminator_config(modules, path):
+    convs = family(modules, "VolumetricConvolution")
     _expect(path, "discriminator (VolumetricConvolution)", convs, 5)
     last = convs[-1]
     return dict(ndf=int(convs[0]["nOutputPlane"]), frames=16 * int(last["kT"]), size=16 * int(last["kH"]))
 
 
-def load_discriminator_weights(D, tree, path):
-    modules = weighted_modules(tree)
+def load_discriminator_weights(D, modules, path):
     convs, bns = family(modules, "VolumetricConvolution"), family(modules, "VolumetricBatchNormalization")
     _expect(path, "discriminator (VolumetricConvolution)", convs, 5)
     _expect(path, "discriminator (VolumetricBatchNormalization)", bns, 3)
@@ -181,12 +179,12 @@ def import_t7(generator_path, run_dir, discriminator_path=None):
     into a checkpoint folder in ``run_dir``; returns its path."""
     import mxnet as mx
     discriminator_path = discriminator_path or sibling_discriminator(generator_path)
-    g_tree = read_t7(generator_path)
-    sizes = generator_config(g_tree, generator_path)
-    d_tree = None
+    g_modules = weighted_modules(read_t7(generator_path))
+    sizes = generator_config(g_modules, generator_path)
+    d_modules = None
     if discriminator_path:
-        d_tree = read_t7(discriminator_path)
-        d_sizes = discriminator_config(d_tree, discriminator_path)
+        d_modules = weighted_modules(read_t7(discriminator_path))
+        d_sizes = discriminator_config(d_modules, discriminator_path)
         if (d_sizes["frames"], d_sizes["size"]) != (sizes["frames"], sizes["size"]):
             raise FileProblem(discriminator_path, f"judges {d_sizes['frames']}x{d_sizes['size']}px clips, the "
                                                   f"generator makes {sizes['frames']}x{sizes['size']}px")
@@ -195,12 +193,13 @@ def import_t7(generator_path, run_dir, discriminator_path=None):
     G, D = build_networks(config)
     for net in (G, D):
         prepare(net, [mx.cpu()], hybridize=False)
-    load_generator_weights(G, g_tree, generator_path)
+    load_generator_weights(G, g_modules, generator_path)
     nets = {"G": G}
-    if d_tree is not None:
-        load_discriminator_weights(D, d_tree, discriminator_path)
+    if d_modules is not None:
+        load_discriminator_weights(D, d_modules, discriminator_path)
         nets["D"] = D
-    sources = {"G": os.path.abspath(generator_path), "D": os.path.abspath(discriminator_path) if d_tree else None}
+    sources = {"G": os.path.abspath(generator_path),
+               "D": os.path.abspath(discriminator_path) if d_modules is not None else None}
     meta = {"config": config.to_dict(), "imported_from": sources, "data": {"next_batch": 0, "bad": {}},
             "rng": {"kind": "counter", "seed": config.seed, "next_iteration": 0}}
     path = checkpoint.save(run_dir, iteration_of(generator_path), nets, None, meta, keep=0)

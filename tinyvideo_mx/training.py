@@ -38,6 +38,7 @@ from .context import parse_contexts, split_sizes, split_to_contexts
 from .data import StripIter, read_list
 from .data import synthetic
 from .factory import build_networks, prepare
+from .fsutil import write_text_atomic
 from .precision import Precision
 from .replicas import Replicas
 
@@ -97,6 +98,7 @@ class GanTraining:
         self.iteration = 0
         self.total = config.iterations or 100 * self.data.batches_per_epoch   # niter = 100 epochs
         self.checkpoint_failures = 0
+        self._fvd_network = None         # I3D for FVD during training, built at the first measurement
 
     # -- one iteration -----------------------------------------------------------------------------
     def generator_inputs(self, real, iteration):
@@ -206,11 +208,7 @@ class GanTraining:
                 "loss_g": g_adv + penalty, "loss_g_adv": g_adv, "penalty": penalty, "mask_mean": mask_mean}
 
     def next_batch(self):
-        try:
-            return self.data.next().data[0]
-        except StopIteration:
-            self.data.reset()
-            return self.data.next().data[0]
+        return self.data.next_any_epoch().data[0]
 
     # -- state ------------------------------------------------------------------------------------
     def meta(self):
@@ -252,8 +250,7 @@ class GanTraining:
         from .tblog import ScalarLog
         cfg, chief = self.config, self.replicas.is_chief
         if chief:
-            with open(os.path.join(self.run_dir, "config.json"), "w") as f:
-                f.write(cfg.to_json())
+            write_text_atomic(os.path.join(self.run_dir, "config.json"), cfg.to_json())
         scalars = ScalarLog(self.run_dir, start=self.iteration) if chief else None
         n_fixed = min(self.local_batch, 16)
         fixed = None          # the generator inputs of the sample grids, fixed for the whole run
@@ -312,7 +309,7 @@ class GanTraining:
         from .evaluation import frechet_video_distance
         from .metrics import video_networks
         cfg = self.config
-        if getattr(self, "_fvd_network", None) is None:
+        if self._fvd_network is None:
             self._fvd_network = video_networks.i3d(cfg.fvd_i3d_weights, normalisation=cfg.fvd_i3d_input,
                                                    ctx=self.contexts[0])
         value, _, _ = frechet_video_distance(self._fvd_network, self.G, cfg, resolve_data_list(cfg), cfg.fvd_samples,

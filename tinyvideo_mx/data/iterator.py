@@ -106,6 +106,14 @@ class StripIter(mx.io.DataIter):
         return mx.io.DataBatch(data=[mx.nd.array(clips)], label=label, pad=0, index=indices,
                                provide_data=self.provide_data, provide_label=self.provide_label)
 
+    def next_any_epoch(self):
+        """The next batch; at an epoch's end, the first batch of the next epoch (for step-counted loops)."""
+        try:
+            return self.next()
+        except StopIteration:
+            self.reset()
+            return self.next()
+
     def load_batch(self, k, with_indices=False):
         """The (B, 3, T, S, S) float32 array of batch ``k``, replacing bad clips (and, with
         ``with_indices``, the index of the clip each row holds)."""
@@ -171,6 +179,19 @@ class StripIter(mx.io.DataIter):
             self._pool.shutdown(wait=False)
         except Exception:
             pass
+
+
+def every_clip(paths, batch_size, **kwargs):
+    """Yield every clip of ``paths`` once, in order, as (B, 3, T, S, S) arrays: fixed-size batches read
+    sequentially (the list padded with its first clips), the padding cut from the last one."""
+    paths = list(paths)
+    padded = paths + paths[:(-len(paths)) % batch_size]
+    it = StripIter(padded, batch_size, sampling="sequential", **kwargs)
+    try:
+        for start in range(0, len(paths), batch_size):
+            yield it.next().data[0].asnumpy()[:len(paths) - start]
+    finally:
+        it.close()
 
 
 def _failed(error):

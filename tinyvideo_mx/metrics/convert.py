@@ -9,6 +9,7 @@ layouts, so arrays are copied as they are.
 import numpy as np
 
 from ..errors import FileProblem
+from ..fsutil import atomic_path
 
 CHAINER_C3D_LINKS = ["conv1a", "conv2a", "conv3a", "conv3b", "conv4a", "conv4b", "conv5a", "conv5b", "fc6", "fc7", "fc8"]
 
@@ -42,5 +43,6 @@ def chainer_c3d(npz_path, out_path):
             if tuple(param.shape) != array.shape:
                 raise FileProblem(npz_path, f"{link} has shape {array.shape}, GluonCV's C3D needs {tuple(param.shape)}")
             param.set_data(mx.nd.array(array))
-    net.save_parameters(out_path)
+    with atomic_path(out_path) as tmp:
+        net.save_parameters(tmp)
     return classes

@@ -97,14 +97,12 @@ class VideoNetwork:
 
     def outputs(self, chunks):
         """Logits of all clips the iterable ``chunks`` of (B, 3, T, S, S) arrays holds. The network always
-        runs on ``batch`` rows (the last chunk padded): see sampling.run_generator for why."""
+        runs on ``batch`` rows (the last chunk padded): see sampling.padded_batches for why."""
+        from ..sampling import padded_batches
         out = []
         for chunk in chunks:
-            x = self.preprocess(chunk)
-            for start in range(0, len(x), self.batch):
-                rows = x[start:start + self.batch]
-                padded = np.concatenate([rows, np.zeros((self.batch - len(rows),) + rows.shape[1:], np.float32)])
-                out.append(self.net(mx.nd.array(padded, ctx=self.ctx)).asnumpy()[:len(rows)])
+            for rows, (padded,) in padded_batches([self.preprocess(chunk)], self.batch):
+                out.append(self.net(mx.nd.array(padded, ctx=self.ctx)).asnumpy()[:rows])
         return np.concatenate(out)
 
 
