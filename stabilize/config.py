@@ -1,5 +1,6 @@
 """Every constant of the original stabiliser is an option; ``faithful()`` gives the original's setup."""
 import dataclasses
+from tinyvideo_mx.errors import SettingError
 
 
 @dataclasses.dataclass
@@ -49,15 +50,15 @@ class StabilizeConfig:
             key, sep, text = item.partition("=")
             key = key.strip().replace("-", "_")
             if not sep or key not in fields:
-                raise ValueError(f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(fields)}")
+                raise SettingError(f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(fields)}")
             kind = type(fields[key].default)
             if kind is bool:
                 if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(f"--set {item!r}: {key} takes true or false")
+                    raise SettingError(f"--set {item!r}: {key} takes true or false")
                 out[key] = text.lower() in ("true", "1", "yes")
                 continue
             try:
                 out[key] = kind(text)
             except ValueError:
-                raise ValueError(f"--set {item!r}: {key} takes a {kind.__name__}") from None
+                raise SettingError(f"--set {item!r}: {key} takes a {kind.__name__}") from None
         return out

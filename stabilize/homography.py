@@ -1,6 +1,7 @@
 """Frame-to-frame motion: features, ratio-test matching, RANSAC homography and the quality gate."""
 import cv2
 import numpy as np
+from tinyvideo_mx.errors import SettingError
 
 
 class Tracker:
@@ -17,7 +18,7 @@ class Tracker:
             self.detector = cv2.ORB_create(nfeatures=config.max_features or 1500)
             norm = cv2.NORM_HAMMING
         else:
-            raise ValueError(f"features must be 'sift' or 'orb', got {config.features!r}")
+            raise SettingError(f"features must be 'sift' or 'orb', got {config.features!r}")
         if config.matcher == "flann":
             index = dict(algorithm=1, trees=5) if norm == cv2.NORM_L2 else dict(algorithm=6, table_number=6, key_size=12, multi_probe_level=1)
             self.matcher = cv2.FlannBasedMatcher(index, dict(checks=50))

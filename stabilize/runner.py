@@ -15,6 +15,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 from tinyvideo_mx.data.listfile import write_list
+from tinyvideo_mx.errors import SettingError
 from tinyvideo_mx.data.strips import write_strip
 from tinyvideo_mx.fsutil import write_text_atomic
 
@@ -99,6 +100,9 @@ def stabilize_many(inputs, out_dir, config=None, workers=1, progress=False):
     relative to ``out_dir``) and ``report.json``. Returns the report."""
     config = config or StabilizeConfig()
     videos = find_videos(inputs)
+    if not videos:
+        raise SettingError(f"no video files found in {', '.join(map(str, inputs))} "
+                           f"(looked for {' '.join(VIDEO_EXTENSIONS)})")
     start = time.time()
     jobs = [(v, out_dir, config) for v in videos]
     if workers > 1:

@@ -1,5 +1,6 @@
 import os
 
+import tinyvideo_mx  # noqa: F401  (first: sets MXNet's thread count, as the CLI does, before mxnet loads)
 import cv2
 import numpy as np
 import pytest

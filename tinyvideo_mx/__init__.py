@@ -4,4 +4,7 @@ Rooms: ``networks`` (G and D), ``conditional`` (image -> video), ``losses``, ``t
 ``checkpoint``, ``sampling``, ``export``, ``data`` (strips, lists, DataIter, synthetic set), ``media``
 (GIF/MP4/PNG), ``cli`` (the ``tinyvideo-mx`` command).
 """
+from . import threads
+
 __version__ = "0.1.0"
+threads.configure()     # before anything imports mxnet (see threads.py)

@@ -1,21 +1,26 @@
-"""Checkpoints: everything an exact resume needs, written atomically.
+"""Checkpoints: everything an exact resume needs, written atomically and verifiable.
 
 A checkpoint is a folder ``ckpt-00001000/`` holding ``G.params``, ``D.params`` (weights and BN running
 statistics), ``G.states``, ``D.states`` (Adam moments and update counts) and ``meta.json`` (iteration,
-configuration, the data iterator's state and the RNG state). It is written into a temporary folder and
-renamed into place, and ``latest`` (a one-line file naming the newest checkpoint) is replaced
-atomically after it, so a crash or a full disk leaves the previous checkpoint intact and never a
-half-written one.
+configuration, the data iterator's state, the RNG state, the run's id and the size and SHA-256 of every
+other file). It is written into a temporary folder and renamed into place, and ``latest`` (a one-line
+file naming the newest checkpoint) is replaced atomically after it, so a crash or a full disk leaves the
+previous checkpoint intact and never a half-written one. On load every file is checked against
+meta.json; ``resolve`` on a run folder skips damaged checkpoints (with a warning naming the file) and
+takes the newest intact one.
 
 RNG state: every random draw of training is counter-based (z of iteration k comes from
 ``default_rng([seed, k])``, the clips of batch k from ``default_rng([seed, k])`` in the iterator), so the
 RNG state *is* (seed, next iteration); it is stored explicitly in meta.json.
 """
+import hashlib
 import json
+import logging
 import os
 import re
 import shutil
 
+from .errors import TinyVideoError
 from .fsutil import atomic_directory, write_text_atomic
 
 FORMAT_VERSION = 1
@@ -23,18 +28,39 @@ LATEST = "latest"
 _NAME = re.compile(r"^ckpt-(\d{8})$")
 
 
-class CheckpointError(RuntimeError):
-    pass
+log = logging.getLogger(__name__)
+
+
+class CheckpointError(TinyVideoError):
+    """A checkpoint that cannot be written or read; the message names the file."""
 
 
 def checkpoint_name(iteration):
     return f"ckpt-{iteration:08d}"
 
 
+def file_digest(path):
+    """{"bytes": size, "sha256": hex digest} of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"bytes": os.path.getsize(path), "sha256": digest.hexdigest()}
+
+
+def mxnet_reason(error):
+    """The one informative line of an MXNetError (its text starts with a C++ traceback)."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
 def save(run_dir, iteration, nets, trainers, meta, keep=3):
     """Write checkpoint ``iteration`` of ``nets`` ({'G': block, 'D': block}) and their ``trainers``.
-    Raises CheckpointError (naming the folder and the OS error) if anything cannot be written; the
-    previous checkpoint and ``latest`` are then untouched."""
+    Raises CheckpointError (naming the folder and the error) if anything cannot be written - a full
+    disk surfaces as OSError from Python and as MXNetError from MXNet's own writer; the previous
+    checkpoint and ``latest`` are then untouched. Pruning keeps the ``keep`` newest checkpoints of this
+    run (``meta["run_id"]``) and never touches another run's."""
+    from mxnet.base import MXNetError
     final = os.path.join(run_dir, checkpoint_name(iteration))
     try:
         with atomic_directory(final) as tmp:
@@ -42,22 +68,34 @@ def save(run_dir, iteration, nets, trainers, meta, keep=3):
                 net.save_parameters(os.path.join(tmp, f"{name}.params"))
             for name, trainer in (trainers or {}).items():
                 trainer.save_states(os.path.join(tmp, f"{name}.states"))
+            files = {name: file_digest(os.path.join(tmp, name)) for name in sorted(os.listdir(tmp))}
             with open(os.path.join(tmp, "meta.json"), "w") as f:
-                json.dump(dict(meta, format_version=FORMAT_VERSION, iteration=iteration), f, indent=2)
+                json.dump(dict(meta, format_version=FORMAT_VERSION, iteration=iteration, files=files), f, indent=2)
         write_text_atomic(os.path.join(run_dir, LATEST), checkpoint_name(iteration) + "\n")
-    except OSError as e:
-        raise CheckpointError(f"could not write checkpoint {final}: {e.strerror or e}; "
+    except (OSError, MXNetError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else mxnet_reason(e)
+        raise CheckpointError(f"could not write checkpoint {final}: {reason}; "
                               f"the previous checkpoint is intact") from e
-    prune(run_dir, keep)
+    prune(run_dir, keep, meta.get("run_id"))
     return final
 
 
-def prune(run_dir, keep):
-    """Keep the ``keep`` newest checkpoints (0 keeps all)."""
+def prune(run_dir, keep, run_id=None):
+    """Keep the ``keep`` newest checkpoints of run ``run_id`` (0 keeps all). A checkpoint whose
+    metadata names another run (or cannot be read) is never deleted."""
     if keep <= 0:
         return
-    for name in list_checkpoints(run_dir)[:-keep]:
+    own = [n for n in list_checkpoints(run_dir) if _run_id_of(os.path.join(run_dir, n)) == run_id]
+    for name in own[:-keep]:
         shutil.rmtree(os.path.join(run_dir, name), ignore_errors=True)
+
+
+def _run_id_of(checkpoint_dir):
+    try:
+        with open(os.path.join(checkpoint_dir, "meta.json")) as f:
+            return json.load(f).get("run_id")
+    except (OSError, ValueError, AttributeError):
+        return "<unreadable>"      # matches no run: never pruned
 
 
 def list_checkpoints(run_dir):
@@ -66,33 +104,91 @@ def list_checkpoints(run_dir):
     return sorted(n for n in os.listdir(run_dir) if _NAME.match(n))
 
 
-def resolve(path):
-    """A checkpoint folder, or a run folder (-> its latest checkpoint), -> the checkpoint folder."""
-    if os.path.isfile(os.path.join(path, "meta.json")):
+def is_checkpoint(path):
+    return os.path.isfile(os.path.join(path, "meta.json")) or bool(_NAME.match(os.path.basename(os.path.normpath(path))))
+
+
+def resolve(path, verify=True):
+    """A checkpoint folder, or a run folder (-> its newest intact checkpoint), -> the checkpoint folder.
+
+    A checkpoint folder given directly must be intact (CheckpointError naming the damaged file). In a
+    run folder, damaged checkpoints are skipped with a warning naming the file, newest first."""
+    if is_checkpoint(path):
+        if verify:
+            verify_files(path)
         return path
-    latest = os.path.join(path, LATEST)
-    if os.path.isfile(latest):
-        with open(latest) as f:
-            candidate = os.path.join(path, f.read().strip())
-        if os.path.isfile(os.path.join(candidate, "meta.json")):
-            return candidate
     found = list_checkpoints(path)
-    if found:
-        return os.path.join(path, found[-1])
-    raise CheckpointError(f"{path}: no checkpoint found (expected a run folder with ckpt-* folders, "
-                          f"or a checkpoint folder with meta.json)")
+    if not found:
+        raise CheckpointError(f"{path}: no checkpoint found (expected a run folder with ckpt-* folders, "
+                              f"or a checkpoint folder with meta.json)")
+    latest = _read_latest(path)
+    order = ([latest] if latest in found else []) + [n for n in reversed(found) if n != latest]
+    problems = []
+    for name in order:
+        candidate = os.path.join(path, name)
+        try:
+            if verify:
+                verify_files(candidate)
+        except CheckpointError as e:
+            problems.append(str(e))
+            log.warning("skipping damaged checkpoint %s (%s)", candidate, e)
+            continue
+        return candidate
+    raise CheckpointError(f"{path}: no intact checkpoint ({len(problems)} damaged; newest: {problems[0]})")
+
+
+def _read_latest(run_dir):
+    try:
+        with open(os.path.join(run_dir, LATEST)) as f:
+            return f.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def read_meta(checkpoint_dir):
     path = os.path.join(checkpoint_dir, "meta.json")
     try:
-        with open(path) as f:
-            meta = json.load(f)
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: cannot read checkpoint metadata ({e})") from e
+        with open(path, "rb") as f:
+            meta = json.loads(f.read().decode("utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing (not a complete checkpoint)") from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read checkpoint metadata ({e.strerror or e})") from None
+    except ValueError as e:        # bad JSON or bad UTF-8
+        raise CheckpointError(f"{path}: damaged checkpoint metadata (not valid JSON: {e})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: damaged checkpoint metadata (not a JSON object)")
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: unsupported checkpoint format {meta.get('format_version')!r}")
     return meta
+
+
+def verify_files(checkpoint_dir):
+    """Check every file meta.json lists (size, then SHA-256); returns the metadata. Checkpoints written
+    before checksums were recorded are accepted as they are (their loading errors are still caught)."""
+    meta = read_meta(checkpoint_dir)
+    for name, expected in sorted((meta.get("files") or {}).items()):
+        path = os.path.join(checkpoint_dir, name)
+        if not os.path.isfile(path):
+            raise CheckpointError(f"{path}: missing from the checkpoint")
+        size = os.path.getsize(path)
+        if size != expected.get("bytes"):
+            raise CheckpointError(f"{path}: damaged ({size} bytes, the checkpoint recorded {expected.get('bytes')})")
+        if file_digest(path)["sha256"] != expected.get("sha256"):
+            raise CheckpointError(f"{path}: damaged (contents differ from the checksum the checkpoint recorded)")
+    return meta
+
+
+def load_parameters(block, checkpoint_dir, name, ctx=None):
+    """``block.load_parameters`` of ``<checkpoint_dir>/<name>.params``; any failure of MXNet's reader is
+    a CheckpointError naming the file."""
+    path = os.path.join(checkpoint_dir, f"{name}.params")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: missing from the checkpoint")
+    try:
+        block.load_parameters(path, ctx=ctx)
+    except Exception as e:    # MXNetError, AssertionError, ValueError...: all mean "this file is not usable"
+        raise CheckpointError(f"{path}: damaged or not this model's parameters ({mxnet_reason(e)[:200]})") from None
 
 
 def load_into(checkpoint_dir, nets, trainers=None, ctx=None):
@@ -105,10 +201,15 @@ def load_into(checkpoint_dir, nets, trainers=None, ctx=None):
         if imported and not os.path.exists(path):
             raise CheckpointError(f"{checkpoint_dir}: imported without {name} (give import-t7 the "
                                   f"{'discriminator' if name == 'D' else 'generator'} file too)")
-        net.load_parameters(path, ctx=ctx)
+        load_parameters(net, checkpoint_dir, name, ctx=ctx)
     for name, trainer in (trainers or {}).items():
         path = os.path.join(checkpoint_dir, f"{name}.states")
         if imported and not os.path.exists(path):
             continue
-        trainer.load_states(path)
+        if not os.path.isfile(path):
+            raise CheckpointError(f"{path}: missing from the checkpoint")
+        try:
+            trainer.load_states(path)
+        except Exception as e:   # pickle, EOF, MXNet: the file is not usable
+            raise CheckpointError(f"{path}: damaged optimiser state ({type(e).__name__}: {str(e)[:200]})") from None
     return meta

@@ -29,6 +29,7 @@ from .factory import HYBRIDIZE_FLAGS
 from .fsutil import atomic_path, write_text_atomic
 from .layers import conv_kwargs
 from .networks import Discriminator, first_kernel
+from .errors import SettingError
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def zero_based(labels, path):
     """Class indices from the list's labels: 1..K as the original, or 0..K-1 if a 0 appears."""
     labels = np.asarray(labels)
     if labels.min() < 0:
-        raise ValueError(f"{path}: negative class {labels.min()}")
+        raise SettingError(f"{path}: negative class {labels.min()}")
     return labels - 1 if labels.min() >= 1 else labels
 
 
@@ -71,7 +72,7 @@ def build_classifier(source, classes, ctx, frames=None, size=None, ndf=None, fro
         d_params = os.path.join(ckpt, "D.params")
         if not os.path.exists(d_params):
             raise checkpoint.CheckpointError(f"{ckpt}: has no discriminator (D.params) to fine-tune")
-        D.load_parameters(d_params, ctx=ctx)
+        checkpoint.load_parameters(D, ckpt, "D", ctx=ctx)
     net = ActionClassifier(D.features, classes, config.ndf * 8, config.frames, config.size, prefix="classifier_")
     net.dropout.initialize(ctx=ctx)
     net.head.initialize(ctx=ctx)
@@ -105,7 +106,7 @@ def finetune(train_list, out_dir, source=None, test_list=None, classes=None, ite
     labels = zero_based(raw, train_list)
     classes = classes or int(labels.max()) + 1
     if labels.max() >= classes:
-        raise ValueError(f"{train_list}: class {int(labels.max()) + 1} but only {classes} classes")
+        raise SettingError(f"{train_list}: class {int(labels.max()) + 1} but only {classes} classes")
     mx.random.seed(seed)
     net, config = build_classifier(source, classes, context, frames, size, ndf, from_scratch)
     frame_height = frame_height or config.frame_height     # the strips the checkpoint was trained on

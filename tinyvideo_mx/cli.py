@@ -9,11 +9,23 @@ import click
 warnings.filterwarnings("ignore", category=DeprecationWarning)   # mxnet 1.9.1 on numpy 1.23 / Python 3.11
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record is emitted (a test runner may swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _):
+        pass
+
+
 def _setup_logging(run_dir=None, verbose=False):
     logger = logging.getLogger("tinyvideo_mx")
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     if not logger.handlers:
-        console = logging.StreamHandler(sys.stderr)
+        console = _CurrentStderr()
         console.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
         console.setLevel(logging.WARNING if not verbose else logging.DEBUG)
         logger.addHandler(console)
@@ -26,17 +38,34 @@ def _setup_logging(run_dir=None, verbose=False):
 
 
 class FriendlyErrors(click.Group):
-    """Known failures (bad data, bad checkpoints, bad options) end with one clear line, not a traceback."""
+    """Expected failures (the TinyVideoError family: bad data, bad checkpoints, bad settings, a full
+    disk) end with one clear line and exit status 1; anything else is a bug and keeps its traceback."""
 
     def invoke(self, ctx):
-        from .checkpoint import CheckpointError
-        from .data.iterator import TooManyBadClips
-        from .data.listfile import ListFileError
-        from .errors import FileProblem
+        from .errors import TinyVideoError
         try:
             return super().invoke(ctx)
-        except (CheckpointError, TooManyBadClips, ListFileError, FileProblem, ValueError) as e:
+        except TinyVideoError as e:
             raise click.ClickException(str(e)) from e
+
+
+POSITIVE = click.IntRange(min=1)
+NON_NEGATIVE = click.IntRange(min=0)
+POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
+
+
+def multiple_of_16(ctx, param, value):
+    """--frames / --size: the networks keep four stride-2 stages, so 16, 32, 48..."""
+    if value is not None and (value < 16 or value % 16):
+        raise click.BadParameter(f"{value} is not a positive multiple of 16 (16, 32, 48, 64...)")
+    return value
+
+
+def output_prefix(ctx, param, value):
+    """export --out names files (PREFIX-symbol.json...), so it must not be a folder."""
+    if value is not None and (value.endswith(os.sep) or value.endswith("/") or os.path.isdir(value)):
+        raise click.BadParameter(f"{value!r} is a folder; give a file prefix such as {os.path.join(value, 'vgan')}")
+    return value
 
 
 @click.group(cls=FriendlyErrors, context_settings={"help_option_names": ["-h", "--help"]})
@@ -59,16 +88,16 @@ def main():
 @click.option("--preset", type=click.Choice(["original", "demo", "tiny"]), default="original", show_default=True,
               help="original = the paper's sizes; demo = a ~5-minute CPU run; tiny = seconds (smoke tests).")
 @click.option("--conditional", is_flag=True, help="Train the image-to-video model (main_conditional.lua).")
-@click.option("--cond-noise", type=int, default=None,
+@click.option("--cond-noise", type=NON_NEGATIVE, default=None,
               help="Conditional only: join a z of this size to the code for stochastic futures (0, as the original).")
-@click.option("--iterations", type=int, default=None, help="Total iterations (default: 100 epochs, as niter=100).")
-@click.option("--batch-size", type=int, default=None)
-@click.option("--lr", type=float, default=None, help="Adam learning rate (2e-4).")
-@click.option("--frames", type=int, default=None, help="Frames per clip, a multiple of 16 (32).")
-@click.option("--size", type=int, default=None, help="Frame size, a multiple of 16 (64).")
-@click.option("--frame-height", type=int, default=None, help="Rows per frame in the strips on disk (128).")
-@click.option("--ngf", type=int, default=None, help="Generator base width (64; conditional 128).")
-@click.option("--ndf", type=int, default=None, help="Discriminator base width (64; conditional 128).")
+@click.option("--iterations", type=POSITIVE, default=None, help="Total iterations (default: 100 epochs, as niter=100).")
+@click.option("--batch-size", type=POSITIVE, default=None)
+@click.option("--lr", type=POSITIVE_FLOAT, default=None, help="Adam learning rate (2e-4).")
+@click.option("--frames", type=int, default=None, callback=multiple_of_16, help="Frames per clip, a multiple of 16 (32).")
+@click.option("--size", type=int, default=None, callback=multiple_of_16, help="Frame size, a multiple of 16 (64).")
+@click.option("--frame-height", type=POSITIVE, default=None, help="Rows per frame in the strips on disk (128).")
+@click.option("--ngf", type=POSITIVE, default=None, help="Generator base width (64; conditional 128).")
+@click.option("--ndf", type=POSITIVE, default=None, help="Discriminator base width (64; conditional 128).")
 @click.option("--g-step", type=click.Choice(["reuse", "recompute"]), default=None,
               help="reuse (original): G step reuses the D-step forward; recompute: fresh D(G(z)) after D's update.")
 @click.option("--sampling", type=click.Choice(["replacement", "shuffle", "sequential"]), default=None,
@@ -78,23 +107,25 @@ def main():
               default=None, help="How replicas agree: device/local within this process (default device); "
               "dist_sync/dist_device_sync across processes started by 'tinyvideo-mx launch'; horovod under horovodrun.")
 @click.option("--horovod", is_flag=True, help="Same as --kvstore horovod (run under horovodrun; optional extra).")
-@click.option("--checkpoint-every", type=int, default=None)
-@click.option("--sample-every", type=int, default=None, help="Write sample grids every N iterations (0: never).")
-@click.option("--max-bad", type=int, default=None, help="Abort after this many distinct unusable clips (50).")
-@click.option("--workers", "num_workers", type=int, default=None, help="Decoding threads (2).")
-@click.option("--seed", type=int, default=None)
+@click.option("--checkpoint-every", type=POSITIVE, default=None)
+@click.option("--sample-every", type=NON_NEGATIVE, default=None, help="Write sample grids every N iterations (0: never).")
+@click.option("--max-bad", type=NON_NEGATIVE, default=None, help="Abort after this many distinct unusable clips (50).")
+@click.option("--workers", "num_workers", type=POSITIVE, default=None, help="Decoding threads (2).")
+@click.option("--seed", type=NON_NEGATIVE, default=None)
 @click.option("--resume", "resume", type=click.Path(exists=True), default=None,
               help="Continue exactly from a run folder or checkpoint folder (other options may extend --iterations).")
-@click.option("--fvd-every", type=int, default=None, help="Compute FVD every N iterations (needs --fvd-i3d-weights).")
+@click.option("--fvd-every", type=NON_NEGATIVE, default=None, help="Compute FVD every N iterations (needs --fvd-i3d-weights).")
 @click.option("--fvd-i3d-weights", type=click.Path(exists=True), default=None, help="I3D weights for FVD during training.")
-@click.option("--fvd-samples", type=int, default=None, help="Clips per FVD during training (256).")
+@click.option("--fvd-samples", type=click.IntRange(min=2), default=None, help="Clips per FVD during training (256).")
 @click.option("--amp", is_flag=True, default=None,
               help="Mixed precision (MXNet AMP): bfloat16 on CPU (needs avx512_bf16), float16 on GPU.")
 @click.option("--no-hybridize", is_flag=True, help="Run the networks imperatively (debugging).")
+@click.option("--overwrite", is_flag=True,
+              help="--out already holds a run: move it aside to <out>.old-<time> and start afresh (nothing is deleted).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterations, batch_size, lr, frames, size,
           frame_height, ngf, ndf, g_step, sampling, ctx, kvstore, horovod, checkpoint_every, sample_every, max_bad,
-          num_workers, seed, resume, fvd_every, fvd_i3d_weights, fvd_samples, amp, no_hybridize, quiet):
+          num_workers, seed, resume, fvd_every, fvd_i3d_weights, fvd_samples, amp, no_hybridize, overwrite, quiet):
     """Train VGAN (two-stream generator vs 3-D discriminator) on strips or the built-in data."""
     from .config import make_config
     from .training import GanTraining
@@ -102,8 +133,8 @@ def train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterat
         if kvstore not in (None, "horovod"):
             raise click.UsageError(f"--horovod and --kvstore {kvstore} contradict each other")
         kvstore = "horovod"
+    _setup_logging()     # console now; the run's train.log once the run folder is settled
     if resume:
-        _setup_logging(resume if os.path.isdir(resume) else None)
         run = GanTraining.resume(resume, progress=not quiet, iterations=iterations)
     else:
         overrides = dict(data_list=data_list, data_root=data_root, iterations=iterations, batch_size=batch_size,
@@ -118,20 +149,25 @@ def train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterat
             overrides = conditional_overrides(preset, overrides)
         if no_hybridize:
             overrides["hybridize"] = False
-        _setup_logging(run_dir)
-        run = GanTraining(make_config(preset, **overrides), run_dir, progress=not quiet)
+        run = GanTraining(make_config(preset, **overrides), run_dir, progress=not quiet, overwrite=overwrite)
+    if run.replicas.is_chief:
+        _setup_logging(run.run_dir)
     run.run()
+    if run.checkpoint_failures:
+        raise click.ClickException(
+            f"trained {run.iteration} iterations, but {run.checkpoint_failures} checkpoint write(s) failed "
+            f"(last: {run.last_checkpoint_error}); the newest intact checkpoint is the one to resume from")
     click.echo(f"trained {run.iteration} iterations; checkpoints in {run.run_dir}")
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
-@click.option("-n", "--workers", type=int, default=2, show_default=True, help="Worker processes.")
-@click.option("-s", "--servers", type=int, default=1, show_default=True, help="Parameter-server processes.")
+@click.option("-n", "--workers", type=POSITIVE, default=2, show_default=True, help="Worker processes.")
+@click.option("-s", "--servers", type=POSITIVE, default=1, show_default=True, help="Parameter-server processes.")
 @click.option("--hosts", type=click.Path(exists=True, dir_okay=False), default=None,
               help="File with one host (an address every host can reach) per line: print the ssh commands for a "
               "cluster run instead of running locally.")
-@click.option("--port", type=int, default=None, help="Scheduler port (default: a free port; 9091 with --hosts).")
-@click.option("--timeout", type=float, default=None, help="Stop every process after this many seconds.")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Scheduler port (default: a free port; 9091 with --hosts).")
+@click.option("--timeout", type=POSITIVE_FLOAT, default=None, help="Stop every process after this many seconds.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
 def launch(workers, servers, hosts, port, timeout, command):
     """Run COMMAND as the workers of a dist_sync job, with a scheduler and parameter servers.
@@ -162,13 +198,13 @@ def launch(workers, servers, hosts, port, timeout, command):
 @main.command()
 @click.argument("checkpoint", type=click.Path(exists=True))
 @click.option("--out", "out_dir", type=click.Path(), default=None, help="Output folder (default: <run>/samples-seed<N>).")
-@click.option("-n", "--num", "n", type=int, default=16, show_default=True, help="Number of videos.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Latent seed: same seed, same videos.")
+@click.option("-n", "--num", "n", type=POSITIVE, default=16, show_default=True, help="Number of videos.")
+@click.option("--seed", type=NON_NEGATIVE, default=0, show_default=True, help="Latent seed: same seed, same videos.")
 @click.option("--interpolate", type=int, nargs=2, default=None, metavar="SEED_A SEED_B",
               help="Also write a latent walk between the first clips of two seeds.")
-@click.option("--steps", type=int, default=8, show_default=True, help="Points on the latent walk.")
-@click.option("--fps", type=float, default=25, show_default=True)
-@click.option("--scale", type=int, default=2, show_default=True, help="Nearest-neighbour enlargement of the written videos.")
+@click.option("--steps", type=click.IntRange(min=2), default=8, show_default=True, help="Points on the latent walk.")
+@click.option("--fps", type=POSITIVE_FLOAT, default=25, show_default=True)
+@click.option("--scale", type=click.IntRange(1, 16), default=2, show_default=True, help="Nearest-neighbour enlargement of the written videos.")
 @click.option("--normalize", type=click.Choice(["none", "frame"]), default="none", show_default=True,
               help="frame: stretch each frame to its min..max, like generate.lua's display.")
 @click.option("--conditional", is_flag=True, help="Conditional model: predict the future of --image files.")
@@ -192,9 +228,9 @@ def sample(checkpoint, out_dir, n, seed, interpolate, steps, fps, scale, normali
 
 @main.command()
 @click.argument("checkpoint", type=click.Path(exists=True))
-@click.option("--out", "prefix", type=click.Path(), default=None,
+@click.option("--out", "prefix", type=click.Path(), default=None, callback=output_prefix,
               help="Output prefix (default: <run>/export/generator) -> PREFIX-symbol.json, PREFIX-0000.params.")
-@click.option("--onnx", "onnx_batch", type=int, default=None, metavar="BATCH",
+@click.option("--onnx", "onnx_batch", type=POSITIVE, default=None, metavar="BATCH",
               help="Also write PREFIX.onnx with this fixed batch size (needs the 'serve' extra).")
 @click.option("--mar", is_flag=True, help="Also build PREFIX-dir/vgan.mar for multi-model-server (needs the 'serve' extra).")
 def export(checkpoint, prefix, onnx_batch, mar):
@@ -219,11 +255,11 @@ def export(checkpoint, prefix, onnx_batch, mar):
               help="What the I3D weights expect: imagenet (GluonCV's weights), symmetric ([-1,1]: DeepMind's I3D).")
 @click.option("--c3d-weights", type=click.Path(), default=None,
               help="MXNet .params of GluonCV's c3d definition (e.g. a UCF-101 classifier): computes the Inception Score.")
-@click.option("--c3d-classes", type=int, default=101, show_default=True, help="Classes of the C3D weights.")
+@click.option("--c3d-classes", type=click.IntRange(min=2), default=101, show_default=True, help="Classes of the C3D weights.")
 @click.option("--c3d-input", type=click.Choice(["imagenet", "symmetric", "caffe"]), default="imagenet", show_default=True)
-@click.option("-n", "--num", "n", type=int, default=2048, show_default=True, help="Generated (and real) clips.")
-@click.option("--splits", type=int, default=10, show_default=True, help="Inception Score splits.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-n", "--num", "n", type=click.IntRange(min=2), default=2048, show_default=True, help="Generated (and real) clips.")
+@click.option("--splits", type=POSITIVE, default=10, show_default=True, help="Inception Score splits.")
+@click.option("--seed", type=NON_NEGATIVE, default=0, show_default=True)
 @click.option("--real-stats", type=click.Path(), default=None, help="Cache of the real clips' I3D statistics (.npz).")
 @click.option("--out", type=click.Path(), default=None, help="Result JSON (default: <checkpoint>/metrics-seed<N>.json).")
 def evaluate(checkpoint, data_list, i3d_weights, i3d_input, c3d_weights, c3d_classes, c3d_input, n, splits, seed,
@@ -237,6 +273,7 @@ def evaluate(checkpoint, data_list, i3d_weights, i3d_input, c3d_weights, c3d_cla
     from .metrics import video_networks
     from .training import resolve_data_list
     _setup_logging()
+    ckpt.resolve(checkpoint)          # a damaged checkpoint is named before any network is built
     if data_list is None and (i3d_weights or c3d_weights):
         from .config import TrainConfig
         data_list = resolve_data_list(TrainConfig.from_dict(ckpt.read_meta(ckpt.resolve(checkpoint))["config"]))
@@ -259,16 +296,16 @@ def evaluate(checkpoint, data_list, i3d_weights, i3d_input, c3d_weights, c3d_cla
 @click.option("--train-list", type=click.Path(), required=True, help="Labelled list: 'path class' per line, classes 1..K.")
 @click.option("--test-list", type=click.Path(), default=None, help="Held-out labelled list: accuracy is reported on it.")
 @click.option("--out", "out_dir", type=click.Path(), required=True, help="Folder for classifier.params, result.json, logs.")
-@click.option("--classes", type=int, default=None, help="Number of classes (default: the largest label).")
-@click.option("--iterations", type=int, default=1000, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True, help="The original used 256 (on a GPU).")
-@click.option("--lr", type=float, default=2e-4, show_default=True)
+@click.option("--classes", type=click.IntRange(min=2), default=None, help="Number of classes (default: the largest label).")
+@click.option("--iterations", type=POSITIVE, default=1000, show_default=True)
+@click.option("--batch-size", type=POSITIVE, default=32, show_default=True, help="The original used 256 (on a GPU).")
+@click.option("--lr", type=POSITIVE_FLOAT, default=2e-4, show_default=True)
 @click.option("--from-scratch", is_flag=True, help="Random initialisation instead of D's weights (the original's baseline).")
-@click.option("--frame-height", type=int, default=None,
+@click.option("--frame-height", type=POSITIVE, default=None,
               help="Rows per frame in the strips (default: the checkpoint's, else 128; the original's UCF strips: 256).")
 @click.option("--data-root", type=click.Path(), default=None)
 @click.option("--ctx", default="cpu", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=NON_NEGATIVE, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
 def finetune_classifier(checkpoint, train_list, test_list, out_dir, classes, iterations, batch_size, lr, from_scratch,
                         frame_height, data_root, ctx, seed, quiet):
@@ -316,8 +353,8 @@ def import_t7(generator, discriminator, run_dir):
 @main.command()
 @click.argument("prefix")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8080, show_default=True)
-@click.option("--max-n", type=int, default=16, show_default=True, help="Most clips one request may ask for.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--max-n", type=POSITIVE, default=16, show_default=True, help="Most clips one request may ask for.")
 def serve(prefix, host, port, max_n):
     """Serve an exported generator over HTTP: GET /ping, POST /predictions (see tinyvideo_mx/serving.py)."""
     from .server import make_server
@@ -337,17 +374,17 @@ def serve(prefix, host, port, max_n):
 @click.option("--out", "out_dir", type=click.Path(), required=True, help="Output folder: strips, list.txt, report.json.")
 @click.option("--faithful", is_flag=True, help="The original algorithm: full-resolution SIFT + FLANN, no quality gate, no cut detection.")
 @click.option("--features", type=click.Choice(["sift", "orb"]), default=None, help="Feature detector (sift).")
-@click.option("--work-size", type=int, default=None, help="Short side that features and warps work at (192; 0 = full resolution).")
-@click.option("--fps", type=float, default=None, help="Resample videos to this frame rate (default: native).")
-@click.option("--min-frames", type=int, default=None, help="Drop clips shorter than this (16).")
-@click.option("--max-frames", type=int, default=None, help="Frames per clip at most (34).")
-@click.option("--max-clips", type=int, default=None, help="Clips per video at most (100).")
-@click.option("--min-matches", type=int, default=None, help="Ratio-test matches needed per frame (10).")
+@click.option("--work-size", type=NON_NEGATIVE, default=None, help="Short side that features and warps work at (192; 0 = full resolution).")
+@click.option("--fps", type=POSITIVE_FLOAT, default=None, help="Resample videos to this frame rate (default: native).")
+@click.option("--min-frames", type=POSITIVE, default=None, help="Drop clips shorter than this (16).")
+@click.option("--max-frames", type=POSITIVE, default=None, help="Frames per clip at most (34).")
+@click.option("--max-clips", type=POSITIVE, default=None, help="Clips per video at most (100).")
+@click.option("--min-matches", type=click.IntRange(min=4), default=None, help="Ratio-test matches needed per frame (10).")
 @click.option("--no-scene-cuts", is_flag=True, help="Do not split clips at detected cuts.")
 @click.option("--no-quality-gate", is_flag=True, help="Accept every homography RANSAC returns.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Any other constant of stabilize.StabilizeConfig, e.g. --set ratio=0.8 --set ransac_threshold=3.")
-@click.option("--workers", type=int, default=1, show_default=True, help="Videos processed in parallel.")
+@click.option("--workers", type=POSITIVE, default=1, show_default=True, help="Videos processed in parallel.")
 @click.option("--quiet", is_flag=True)
 def stabilize(inputs, out_dir, faithful, features, work_size, fps, min_frames, max_frames, max_clips, min_matches,
               no_scene_cuts, no_quality_gate, settings, workers, quiet):
@@ -372,8 +409,13 @@ def stabilize(inputs, out_dir, faithful, features, work_size, fps, min_frames, m
                f"({report['clips_listed']} listed in {os.path.join(out_dir, 'list.txt')}), "
                f"{sum(report['clips_dropped'].values())} dropped, {report['frames_per_second']:.1f} frames/s")
     if report["clips_listed"] == 0:
-        click.echo("no clips written", err=True)
-        sys.exit(1)
+        failed = len(report["videos_failed"])
+        if failed:
+            raise click.ClickException(f"no clips written: {failed} of {report['videos']} videos could not be used "
+                                       f"(reasons above)")
+        raise click.ClickException(f"no clips written: no video gave a stable shot of at least "
+                                   f"{config.min_frames} frames (drops by reason in "
+                                   f"{os.path.join(out_dir, 'report.json')})")
 
 
 if __name__ == "__main__":

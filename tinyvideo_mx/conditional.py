@@ -18,7 +18,8 @@ import numpy as np
 from mxnet.gluon import nn
 
 from . import checkpoint, media
-from .errors import FileProblem
+from .errors import FileProblem, SettingError
+from .image_size import ImageTooLarge, check_pixels
 from .layers import D_BN_EPS, batchnorm2d, conv_kwargs
 from .networks import Discriminator, background_stream, compose, first_kernel, foreground_stream, split_head
 
@@ -104,8 +105,15 @@ def load_image(path, size):
 def decode_image(data, size, name="<bytes>"):
     """Encoded image bytes -> (3, size, size) float32 in [-1, 1]: centre square crop (the stabiliser's
     short-side resize + centre crop) and area averaging (the data path's down-scaling)."""
-    data = np.frombuffer(data, np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if not len(data):
+        raise ImageError(name, "empty file")
+    try:
+        check_pixels(data, name)          # from the header, before any decoding
+    except ImageTooLarge as e:
+        raise ImageError(name, e.reason) from None
+    except FileProblem:
+        raise ImageError(name, "not a readable image") from None
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ImageError(name, "not a readable image")
     h, w = image.shape[:2]
@@ -120,10 +128,10 @@ def sample_conditional(checkpoint_path, images, out_dir, fps=media.DEFAULT_FPS, 
     """Predict the future of each image; write one set of files per image and grids. Returns a summary."""
     from .sampling import load_generator, mask_statistics, run_generator, write_outputs
     if not images:
-        raise ValueError("sample --conditional needs at least one --image")
+        raise SettingError("sample --conditional needs at least one --image")
     G, config = load_generator(checkpoint_path, ctx)
     if config.model != "conditional":
-        raise ValueError(f"{checkpoint_path} holds an unconditional generator: drop --conditional/--image")
+        raise SettingError(f"{checkpoint_path} holds an unconditional generator: drop --conditional/--image")
     batch = np.stack([load_image(p, config.size) for p in images])
     inputs = [batch]
     if config.cond_noise:

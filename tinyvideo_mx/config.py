@@ -1,6 +1,7 @@
 """Training configuration. Defaults are the original's (main.lua); presets shrink the model for CPU."""
 import dataclasses
 import json
+from .errors import SettingError
 
 G_STEP_MODES = ("reuse", "recompute")
 
@@ -52,11 +53,11 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.g_step not in G_STEP_MODES:
-            raise ValueError(f"g_step must be one of {G_STEP_MODES}, got {self.g_step!r}")
+            raise SettingError(f"g_step must be one of {G_STEP_MODES}, got {self.g_step!r}")
         if self.fvd_every and not self.fvd_i3d_weights:
-            raise ValueError("FVD during training (fvd_every) needs I3D weights (--fvd-i3d-weights FILE)")
+            raise SettingError("FVD during training (fvd_every) needs I3D weights (--fvd-i3d-weights FILE)")
         if self.model not in ("unconditional", "conditional"):
-            raise ValueError(f"model must be 'unconditional' or 'conditional', got {self.model!r}")
+            raise SettingError(f"model must be 'unconditional' or 'conditional', got {self.model!r}")
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -66,7 +67,7 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"unknown configuration keys: {sorted(unknown)}")
+            raise SettingError(f"unknown configuration keys: {sorted(unknown)}")
         return cls(**values)
 
     def to_json(self):
@@ -88,7 +89,7 @@ PRESETS = {
 
 def make_config(preset="original", **overrides):
     if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+        raise SettingError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
     values = dict(PRESETS[preset])
     values.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig(**values)

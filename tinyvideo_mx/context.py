@@ -2,6 +2,7 @@
 import re
 
 import mxnet as mx
+from .errors import SettingError
 
 _ITEM = re.compile(r"^(cpu|gpu)(\d*)$")
 
@@ -11,14 +12,14 @@ def parse_contexts(spec):
     for item in str(spec).replace(" ", "").split(","):
         m = _ITEM.match(item.lower())
         if not m:
-            raise ValueError(f"bad context {item!r} in {spec!r}: use cpu, cpu0,cpu1, gpu0 or gpu0,gpu1,...")
+            raise SettingError(f"bad context {item!r} in {spec!r}: use cpu, cpu0,cpu1, gpu0 or gpu0,gpu1,...")
         kind, number = m.group(1), int(m.group(2) or 0)
         if kind == "gpu" and number >= mx.context.num_gpus():
-            raise ValueError(f"context {item} requested but MXNet sees {mx.context.num_gpus()} GPU(s); "
+            raise SettingError(f"context {item} requested but MXNet sees {mx.context.num_gpus()} GPU(s); "
                              "install the 'gpu' extra (mxnet-cu112) on a machine with a supported GPU")
         contexts.append(mx.gpu(number) if kind == "gpu" else mx.cpu(number))
     if len(set(contexts)) != len(contexts):
-        raise ValueError(f"context listed twice in {spec!r}")
+        raise SettingError(f"context listed twice in {spec!r}")
     return contexts
 
 
@@ -27,7 +28,7 @@ def split_sizes(total, parts):
     base, extra = divmod(total, parts)
     sizes = [base + (1 if i < extra else 0) for i in range(parts)]
     if min(sizes) == 0:
-        raise ValueError(f"batch of {total} cannot be split over {parts} contexts")
+        raise SettingError(f"batch of {total} cannot be split over {parts} contexts")
     return sizes
 
 

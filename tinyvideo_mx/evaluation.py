@@ -17,6 +17,7 @@ from .fsutil import atomic_path, write_text_atomic
 from .metrics import feature_statistics, frechet_distance, inception_score
 from .metrics.video_networks import softmax
 from .sampling import latents, load_generator, run_generator
+from .errors import SettingError
 
 log = logging.getLogger(__name__)
 CHUNK = 64
@@ -81,12 +82,12 @@ def evaluate(checkpoint_path, data_list=None, i3d=None, c3d=None, n=2048, seed=0
     """FVD (with the I3D ``VideoNetwork`` ``i3d``) and IS (with the C3D one ``c3d``) of a checkpoint.
     Returns the result dict (also written to ``out`` as JSON)."""
     if i3d is None and c3d is None:
-        raise ValueError("nothing to evaluate: give I3D weights (FVD) and/or C3D weights (IS)")
+        raise SettingError("nothing to evaluate: give I3D weights (FVD) and/or C3D weights (IS)")
     G, config = load_generator(checkpoint_path)
     result = {"checkpoint": checkpoint.resolve(checkpoint_path), "seed": seed, "n": n}
     if i3d is not None:
         if not data_list:
-            raise ValueError("FVD needs the real clips: give --data LIST")
+            raise SettingError("FVD needs the real clips: give --data LIST")
         fvd, n_real, n_fake = frechet_video_distance(i3d, G, config, data_list, n, seed, real_cache, data_root)
         result["fvd"] = {"value": fvd, "real_clips": n_real, "generated_clips": n_fake, "data": data_list,
                          "protocol": i3d.protocol.to_dict(), "features": "I3D logits"}

@@ -20,10 +20,12 @@ import subprocess
 import sys
 import time
 
+from .errors import TinyVideoError
+
 ROLE_PROGRAM = [sys.executable, "-c", "import mxnet"]
 
 
-class LaunchError(RuntimeError):
+class LaunchError(TinyVideoError):
     pass
 
 

@@ -8,6 +8,7 @@ because both networks keep the original's four stride-2 stages and only the firs
 from mxnet.gluon import nn
 
 from .layers import D_BN_EPS, G_BN_EPS, BatchNorm3D, batchnorm2d, conv3d, conv3d_transpose, conv_kwargs
+from .errors import SettingError
 
 N_STAGES = 4  # stride-2 stages in every stream
 
@@ -16,7 +17,7 @@ def first_kernel(frames, size):
     """Kernel of the generator's first and the discriminator's last layer: (2, 4, 4) at 32x64x64."""
     factor = 2 ** N_STAGES
     if frames % factor or size % factor or frames < factor or size < factor:
-        raise ValueError(f"frames and size must be positive multiples of {factor}; got frames={frames}, size={size}")
+        raise SettingError(f"frames and size must be positive multiples of {factor}; got frames={frames}, size={size}")
     return frames // factor, size // factor, size // factor
 
 

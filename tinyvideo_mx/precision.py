@@ -17,6 +17,7 @@ Trainer divides the gradients by it again (and skips the step on overflow), as `
 bfloat16 has float32's range and needs none (scale 1).
 """
 import logging
+from .errors import SettingError
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,10 @@ def amp_dtype(contexts):
         return "float16"
     if kinds == {"cpu"}:
         if not cpu_supports_bfloat16():
-            raise ValueError("--amp on CPU needs a processor with bfloat16 arithmetic (avx512_bf16 or amx_bf16 "
+            raise SettingError("--amp on CPU needs a processor with bfloat16 arithmetic (avx512_bf16 or amx_bf16 "
                              "in /proc/cpuinfo); this one has neither: train without --amp")
         return "bfloat16"
-    raise ValueError("--amp needs all contexts of one kind (all cpu or all gpu)")
+    raise SettingError("--amp needs all contexts of one kind (all cpu or all gpu)")
 
 
 class Precision:

@@ -21,6 +21,7 @@ terms), so Adam's state is local and goes into checkpoints for an exact resume (
 state cannot be saved in MXNet 1.9.1).
 """
 import mxnet as mx
+from .errors import SettingError
 
 DISTRIBUTED_KINDS = ("dist_sync", "dist_device_sync")
 LOCAL_KINDS = ("device", "local")
@@ -40,7 +41,7 @@ class Replicas:
 
     def __init__(self, contexts, kind="device"):
         if kind not in KINDS:
-            raise ValueError(f"kvstore must be one of {KINDS}, got {kind!r}")
+            raise SettingError(f"kvstore must be one of {KINDS}, got {kind!r}")
         self.contexts = list(contexts)
         self.distributed = kind in DISTRIBUTED_KINDS or kind == "horovod"
         self._kv, self._hvd, self._known = None, None, set()
@@ -150,7 +151,7 @@ def _import_horovod():
     try:
         import horovod.mxnet as hvd
     except ImportError as e:
-        raise ValueError("kvstore 'horovod' needs Horovod built with MXNet support: pip install wheel==0.45.1 && "
+        raise SettingError("kvstore 'horovod' needs Horovod built with MXNet support: pip install wheel==0.45.1 && "
                          "HOROVOD_WITH_MXNET=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 pip install --no-build-isolation "
                          f"horovod==0.28.1 (README, 'Several machines, mixed precision'); import failed: {e}") from e
     return hvd

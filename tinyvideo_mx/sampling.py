@@ -13,6 +13,7 @@ import numpy as np
 from . import checkpoint, media
 from .config import TrainConfig
 from .factory import build_networks, prepare
+from .errors import SettingError
 
 OUTPUTS = ("video", "foreground", "mask", "background")
 
@@ -24,7 +25,7 @@ def load_generator(path, ctx=None, hybridize=True):
     ctx = ctx or mx.cpu()
     G, _ = build_networks(config)
     prepare(G, [ctx], hybridize)
-    G.load_parameters(os.path.join(ckpt, "G.params"), ctx=ctx)
+    checkpoint.load_parameters(G, ckpt, "G", ctx=ctx)
     return G, config
 
 
@@ -118,7 +119,7 @@ def sample(checkpoint_path, out_dir, n=16, seed=0, interpolate=None, steps=8, fp
     Returns a summary dict (also written as summary.json)."""
     G, config = load_generator(checkpoint_path, ctx)
     if config.model != "unconditional":
-        raise ValueError(f"{checkpoint_path} holds a {config.model} generator: use sample --conditional --image ...")
+        raise SettingError(f"{checkpoint_path} holds a {config.model} generator: use sample --conditional --image ...")
     outputs = run_generator(G, latents(seed, n, config.nz), ctx)
     files = write_outputs(out_dir, outputs, fps, scale, normalize=normalize)
     summary = {"checkpoint": checkpoint.resolve(checkpoint_path), "seed": seed, "n": n, **mask_statistics(outputs["mask"])}

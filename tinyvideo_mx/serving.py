@@ -26,13 +26,14 @@ import threading
 import numpy as np
 
 from . import media
+from .errors import TinyVideoError
 from .sampling import OUTPUTS, latents
 
 FORMATS = {"npz": "application/octet-stream", "json": "application/json", "gif": "image/gif", "mp4": "video/mp4"}
 FIELDS = {"seed": int, "n": int, "outputs": list, "format": str, "fps": (int, float), "scale": int, "images": list}
 
 
-class RequestError(Exception):
+class RequestError(TinyVideoError):
     def __init__(self, status, message):
         super().__init__(message)
         self.status, self.message = status, message

@@ -1,6 +1,11 @@
-"""Scalars in TensorBoard's event format (tensorboardX) and as JSON lines (for scripts)."""
+"""Scalars in TensorBoard's event format (tensorboardX) and as JSON lines (for scripts).
+
+A failed write (a full disk) is reported once and skipped: losing log lines never stops training."""
 import json
+import logging
 import os
+
+log = logging.getLogger(__name__)
 
 
 class ScalarLog:
@@ -9,13 +14,22 @@ class ScalarLog:
         # purge_step: after a resume, TensorBoard drops the events the crashed run wrote past it.
         self.writer = SummaryWriter(logdir=os.path.join(run_dir, "tensorboard"), purge_step=start or None)
         self.jsonl = open(os.path.join(run_dir, "metrics.jsonl"), "a")
+        self.failed = False
 
     def write(self, step, values):
-        for key, value in values.items():
-            self.writer.add_scalar(f"train/{key}", value, step)
-        self.jsonl.write(json.dumps(dict(values, iteration=step)) + "\n")
-        self.jsonl.flush()
+        try:
+            for key, value in values.items():
+                self.writer.add_scalar(f"train/{key}", value, step)
+            self.jsonl.write(json.dumps(dict(values, iteration=step)) + "\n")
+            self.jsonl.flush()
+        except OSError as e:
+            if not self.failed:
+                log.error("could not write the logs of iteration %d (%s); training goes on", step, e.strerror or e)
+            self.failed = True
 
     def close(self):
-        self.writer.close()
-        self.jsonl.close()
+        try:
+            self.writer.close()
+            self.jsonl.close()
+        except OSError as e:
+            log.error("could not close the logs (%s)", e.strerror or e)

@@ -27,12 +27,13 @@ concatenated batch.
 import logging
 import os
 import time
+import uuid
 
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
-from . import checkpoint, losses, media
+from . import checkpoint, losses, media, run_folder
 from .config import TrainConfig
 from .context import parse_contexts, split_sizes, split_to_contexts
 from .data import StripIter, read_list
@@ -41,6 +42,7 @@ from .factory import build_networks, prepare
 from .fsutil import write_text_atomic
 from .precision import Precision
 from .replicas import Replicas
+from .errors import SettingError
 
 log = logging.getLogger(__name__)
 SAMPLE_SEED_OFFSET = 1 << 30   # fixed z for the sample grids, disjoint from training draws
@@ -69,21 +71,49 @@ def make_iterator(config, part_index=0, num_parts=1):
                      part_index=part_index, num_parts=num_parts)
 
 
+def gradients_into(params, heads, retain_graph=False):
+    """Back-propagate ``heads`` into the gradient buffers of the trained ``params`` alone.
+
+    ``autograd.backward`` computes the gradient of every marked variable the heads reach; here that
+    would include leaves whose gradient is not wanted (the fake batch in the D step). ``autograd.grad``
+    with an explicit variable list lets MXNet skip the rest, and the result is written where the
+    Trainer reads it."""
+    trained = [p for p in params.values() if p.grad_req != "null"]
+    variables = [a for p in trained for a in p.list_data()]
+    for grad, buffer, variable in zip(autograd.grad(heads, variables, retain_graph=retain_graph),
+                                      [g for p in trained for g in p.list_grad()], variables):
+        grad.copyto(buffer)
+        variable._fresh_grad = True    # what backward sets; the Trainer refuses stale gradients
+
+
 class GanTraining:
     """Networks, optimisers, data and the loop. ``GanTraining(config, run_dir).run()`` trains;
     ``GanTraining.resume(run_dir)`` continues a run exactly where its last checkpoint left it."""
 
-    def __init__(self, config: TrainConfig, run_dir, progress=True, iterator=None):
+    def __init__(self, config: TrainConfig, run_dir, progress=True, iterator=None, overwrite=False, new_run=True):
+        """``new_run``: ``run_dir`` must not hold another run (``overwrite`` moves one aside); resuming
+        passes False. Only the chief (rank 0) touches the folder."""
         self.config, self.run_dir, self.progress = config, run_dir, progress
         self.contexts = parse_contexts(config.ctx)
         self.replicas = Replicas(self.contexts, config.kvstore)
         rank, workers = self.replicas.rank, self.replicas.num_workers
         if config.batch_size % workers:
-            raise ValueError(f"batch size {config.batch_size} cannot be split evenly over {workers} workers")
+            raise SettingError(f"--batch-size {config.batch_size} does not split evenly over {workers} workers")
         self.local_batch = config.batch_size // workers
+        if self.local_batch % len(self.contexts):
+            # An uneven split would give the replicas different BN batch sizes and loss weights.
+            raise SettingError(f"--batch-size {config.batch_size} does not split evenly over the "
+                               f"{len(self.contexts) * workers} replicas of --ctx {config.ctx}"
+                               + (f" x {workers} workers" if workers > 1 else ""))
         self.precision = Precision(config.amp, self.contexts)
+        if self.replicas.is_chief:
+            if new_run:
+                run_folder.claim(run_dir, overwrite)
+            else:
+                run_folder.ensure_writable(run_dir)
+            run_folder.clean_temporaries(run_dir)
+        self.run_id = uuid.uuid4().hex   # checkpoints carry it: pruning touches only this run's
         self.precision.enable()          # before the networks exist (AMP rewrites operators)
-        os.makedirs(run_dir, exist_ok=True)
         mx.random.seed(config.seed)    # initialisation only; training draws are counter-based
         self.G, self.D = build_networks(config)
         prepare(self.G, self.contexts, config.hybridize and self.precision.hybridize_generator)
@@ -98,6 +128,7 @@ class GanTraining:
         self.iteration = 0
         self.total = config.iterations or 100 * self.data.batches_per_epoch   # niter = 100 epochs
         self.checkpoint_failures = 0
+        self.last_checkpoint_error = None
         self._fvd_network = None         # I3D for FVD during training, built at the first measurement
 
     # -- one iteration -----------------------------------------------------------------------------
@@ -163,7 +194,9 @@ class GanTraining:
                 p["d_fake"] = losses.cross_entropy(p["fake_logits"], losses.FAKE)
                 p["d_loss"] = (p["d_real"] + p["d_fake"]) * (w * scale_d)
                 parts.append(p)
-        autograd.backward([p["d_loss"] for p in parts], retain_graph=reuse)
+        # Only D's weight gradients: dL_D/dfake is never used, so it is not computed (the fake batch's
+        # first-layer data gradient is the largest single backward of D).
+        gradients_into(self.D.collect_params(), [p["d_loss"] for p in parts], retain_graph=reuse)
         self.replicas.sum_gradients(self.D.collect_params())
         self.trainers["D"].step(1)
         scale_g = self.precision.loss_scale("G")
@@ -183,9 +216,11 @@ class GanTraining:
                 p["g_heads"] = g_heads
                 if p["mask_penalty"] is not None:
                     p["mask_penalty_w"] = p["mask_penalty"] * (p["w"] * scale_g)
-        autograd.backward([h for p in parts for h in p["g_heads"]])     # -> dL/dfake (and dL/dvideo_leaf)
-        head_grads = [p["fake"].grad + p["video_leaf"].grad if p["video_penalty"] is not None else p["fake"].grad
-                      for p in parts]
+        # dL/dfake (and dL/dvideo_leaf) only: D's weight gradients of this pass would be thrown away.
+        leaves = [p["fake"] for p in parts] + [p["video_leaf"] for p in parts if p["video_penalty"] is not None]
+        leaf_grads = iter(autograd.grad([h for p in parts for h in p["g_heads"]], leaves))
+        fake_grads = [next(leaf_grads) for _ in parts]
+        head_grads = [g + next(leaf_grads) if p["video_penalty"] is not None else g for g, p in zip(fake_grads, parts)]
         heads = [p["video"] for p in parts] + [p["mask_penalty_w"] for p in parts if "mask_penalty_w" in p]
         autograd.backward(heads, head_grads=head_grads + [None] * (len(heads) - len(parts)))
         self.replicas.sum_gradients(self.G.collect_params())
@@ -212,7 +247,7 @@ class GanTraining:
 
     # -- state ------------------------------------------------------------------------------------
     def meta(self):
-        return {"config": self.config.to_dict(), "data": self.data.state_dict(),
+        return {"config": self.config.to_dict(), "data": self.data.state_dict(), "run_id": self.run_id,
                 "rng": {"kind": "counter", "seed": self.config.seed, "next_iteration": self.iteration},
                 "total_iterations": self.total}
 
@@ -223,6 +258,7 @@ class GanTraining:
     def restore(self, checkpoint_dir):
         meta = checkpoint.load_into(checkpoint_dir, {"G": self.G, "D": self.D}, self.trainers, ctx=self.contexts)
         self.iteration = int(meta["iteration"])
+        self.run_id = meta.get("run_id")     # None for checkpoints written before run ids existed
         state = meta["data"]
         if not self.replicas.is_chief:
             state = dict(state, bad={})   # the checkpoint holds rank 0's bad clips; the position is shared
@@ -237,7 +273,8 @@ class GanTraining:
         values = dict(meta["config"], **config_overrides)
         if iterations is not None:
             values["iterations"] = iterations
-        run = cls(TrainConfig.from_dict(values), os.path.dirname(os.path.abspath(ckpt)), progress=progress)
+        run = cls(TrainConfig.from_dict(values), os.path.dirname(os.path.abspath(ckpt)), progress=progress,
+                  new_run=False)
         run.restore(ckpt)
         log.info("resumed %s at iteration %d", ckpt, run.iteration)
         return run
@@ -250,7 +287,11 @@ class GanTraining:
         from .tblog import ScalarLog
         cfg, chief = self.config, self.replicas.is_chief
         if chief:
-            write_text_atomic(os.path.join(self.run_dir, "config.json"), cfg.to_json())
+            try:
+                write_text_atomic(os.path.join(self.run_dir, "config.json"), cfg.to_json())
+            except OSError as e:
+                raise run_folder.RunFolderError(f"{os.path.join(self.run_dir, 'config.json')}: cannot write "
+                                                f"({e.strerror or e})") from None
         scalars = ScalarLog(self.run_dir, start=self.iteration) if chief else None
         n_fixed = min(self.local_batch, 16)
         fixed = None          # the generator inputs of the sample grids, fixed for the whole run
@@ -275,7 +316,11 @@ class GanTraining:
                     bar.set_postfix(D=f"{values['loss_d']:.3f}", G=f"{values['loss_g_adv']:.3f}",
                                     m=f"{values['mask_mean']:.2f}", refresh=False)
                 if cfg.sample_every and (self.iteration % cfg.sample_every == 0 or self.iteration == self.total):
-                    self.write_sample_grid(fixed)
+                    try:
+                        self.write_sample_grid(fixed)
+                    except OSError as e:          # a full disk costs the picture, not the run
+                        log.error("could not write the sample grid of iteration %d: %s", self.iteration,
+                                  e.strerror or e)
                 if cfg.fvd_every and (self.iteration % cfg.fvd_every == 0 or self.iteration == self.total):
                     scalars.write(self.iteration, {"fvd": self.frechet_video_distance()})
                 if self.iteration % cfg.checkpoint_every == 0 or self.iteration == self.total:
@@ -298,10 +343,10 @@ class GanTraining:
             log.info("checkpoint %s", path)
         except checkpoint.CheckpointError as e:
             # Training state is still in memory: report, keep going, try again at the next interval.
+            # The caller learns of it from checkpoint_failures (the CLI's exit status).
             self.checkpoint_failures += 1
+            self.last_checkpoint_error = str(e)
             log.error("%s", e)
-            if final:
-                raise
 
     def frechet_video_distance(self):
         """FVD of the generator now (inference mode, a fixed z set) against the training clips; the I3D

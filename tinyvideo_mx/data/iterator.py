@@ -21,6 +21,7 @@ import mxnet as mx
 import numpy as np
 
 from .strips import StripError, load_strip
+from ..errors import SettingError, TinyVideoError
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ SAMPLING_MODES = ("replacement", "shuffle", "sequential")
 MAX_REPLACEMENT_TRIES = 1000
 
 
-class TooManyBadClips(RuntimeError):
+class TooManyBadClips(TinyVideoError):
     pass
 
 
@@ -38,15 +39,15 @@ class StripIter(mx.io.DataIter):
                  data_name="data", loader=None, labels=None):
         super().__init__(batch_size)
         if sampling not in SAMPLING_MODES:
-            raise ValueError(f"sampling must be one of {SAMPLING_MODES}, got {sampling!r}")
+            raise SettingError(f"sampling must be one of {SAMPLING_MODES}, got {sampling!r}")
         self.paths = list(paths)[part_index::num_parts]   # a worker's shard in distributed training
         # Optional integer class per clip (labelled lists, finetune-classifier); a replaced bad clip
         # brings its own label.
         self.labels = None if labels is None else np.asarray(list(labels)[part_index::num_parts], np.float32)
         if self.labels is not None and len(self.labels) != len(self.paths):
-            raise ValueError(f"{len(labels)} labels for {len(paths)} clips")
+            raise SettingError(f"{len(labels)} labels for {len(paths)} clips")
         if len(self.paths) < batch_size and sampling != "replacement":
-            raise ValueError(f"{len(self.paths)} clips cannot fill one batch of {batch_size} without replacement")
+            raise SettingError(f"{len(self.paths)} clips cannot fill one batch of {batch_size} without replacement")
         self.frames, self.size, self.frame_height = frames, size, frame_height
         self.sampling, self.seed, self.max_bad = sampling, seed, max_bad
         self.prefetch = max(1, prefetch)

@@ -16,8 +16,12 @@ import numpy as np
 
 from ..errors import FileProblem
 from ..fsutil import write_bytes_atomic
+from ..image_size import ImageTooLarge, check_pixels
 
 JPEG_QUALITY = 95  # cv2.imwrite's default, which the original stabiliser used
+# Frames are square in the original format; each is squashed to size x size, so a frame more than twice
+# as wide as tall (or half as wide) is a mis-sized strip (e.g. a wrong --frame-height), not a clip.
+MAX_ASPECT = 2
 
 
 class StripError(FileProblem):
@@ -35,12 +39,22 @@ def decode_strip(data, path="<bytes>", frame_height=128, frames=32, size=64):
     if len(data) == 0:
         raise StripError(path, "empty file")
     _check_jpeg_complete(data, path)
+    # Measured from the header before decoding: a mis-sized strip or a decompression bomb costs nothing.
+    try:
+        width, height = check_pixels(data, path)
+    except ImageTooLarge as e:
+        raise StripError(path, e.reason) from None
+    except FileProblem:
+        raise StripError(path, "not a decodable image (corrupt or unsupported format)") from None
+    narrowest, widest = -(-frame_height // MAX_ASPECT), frame_height * MAX_ASPECT
+    if not narrowest <= width <= widest:
+        raise StripError(path, f"strip is {width} px wide; frames of {frame_height} rows (--frame-height) must be "
+                               f"{narrowest} to {widest} px wide")
+    if height % frame_height:
+        raise StripError(path, f"strip height {height} is not a multiple of the frame height {frame_height}")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise StripError(path, "not a decodable image (corrupt or unsupported format)")
-    height, width = image.shape[:2]
-    if height % frame_height:
-        raise StripError(path, f"strip height {height} is not a multiple of the frame height {frame_height}")
     available = height // frame_height
     used = min(available, frames)
     strip = image[: used * frame_height, :, ::-1].astype(np.float32) * (1.0 / 255.0)  # BGR -> RGB, [0, 1]

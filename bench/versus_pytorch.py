@@ -1,0 +1,155 @@
+"""tinyvideo-mx against a PyTorch VGAN (bench/torch_vgan.py) on this machine, in one run.
+
+    pip install torch==2.13.0          # benchmark-only; never a dependency of the package
+    python bench/versus_pytorch.py --batch 8 16 --iterations 3 --rounds 2
+    git worktree add /tmp/before COMMIT && python bench/versus_pytorch.py --before /tmp/before   # + an old version
+
+Full size (3 x 32 x 64 x 64 clips, z 100, ngf = ndf = 64). Every measurement runs in a fresh process
+(its own peak RSS; AMP is process-wide) with the same thread count for both frameworks
+(OMP_NUM_THREADS and torch.set_num_threads), and the two frameworks alternate, round after round, so a
+machine that slows down during the run slows both. The table shows the median over rounds.
+fp32 compares plain float32; bf16 compares tinyvideo-mx ``--amp`` with ``torch.autocast(bfloat16)``.
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.environ.get("TINYVIDEO_MX_ROOT", os.path.dirname(HERE))]
+
+
+def default_threads():
+    return len(os.sched_getaffinity(0))
+
+
+def torch_available():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def time_mxnet(batch, iterations, bf16, g_step):
+    import tinyvideo_mx  # noqa: F401  (first: it sets MXNet's thread count before mxnet loads)
+    import mxnet as mx
+    from train_step import RandomClips
+    from tinyvideo_mx.config import make_config
+    from tinyvideo_mx.training import GanTraining
+    import tempfile
+    cfg = make_config("original", batch_size=batch, iterations=iterations + 1, amp=bf16, g_step=g_step)
+    run = GanTraining(cfg, tempfile.mkdtemp(prefix="bench-"), progress=False, iterator=RandomClips(batch))
+    clips = run.data.batch
+    run.step(clips)                                   # warm-up: graph building, oneDNN primitives
+    mx.nd.waitall()
+    start = time.perf_counter()
+    for _ in range(iterations):
+        run.step(clips)
+    mx.nd.waitall()
+    return (time.perf_counter() - start) / iterations
+
+
+def time_torch(batch, iterations, bf16, threads):
+    import torch
+    from torch_vgan import Training
+    torch.set_num_threads(threads)
+    run = Training(batch, bf16=bf16)
+    real = torch.rand(batch, 3, 32, 64, 64) * 2 - 1
+    z = torch.randn(batch, 100)
+    run.step(real, z)                                 # warm-up
+    start = time.perf_counter()
+    for _ in range(iterations):
+        run.step(real, z)
+    return (time.perf_counter() - start) / iterations
+
+
+def worker(args):
+    if args.worker == "mxnet":
+        seconds = time_mxnet(args.batch[0], args.iterations, args.bf16, args.g_step)
+    else:
+        seconds = time_torch(args.batch[0], args.iterations, args.bf16, args.threads)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+    print(json.dumps({"seconds": seconds, "peak_rss_gib": rss}))
+
+
+def measure(framework, batch, bf16, args):
+    """One measurement in a fresh process. "before" is another checkout of tinyvideo-mx (--before), run
+    as it ran then: OMP_NUM_THREADS as in this shell (the old package did not set it)."""
+    env = dict(os.environ)
+    if framework == "before":
+        env["TINYVIDEO_MX_ROOT"] = os.path.abspath(args.before)
+        framework = "mxnet"
+    elif framework == "torch" or args.threads != default_threads():
+        env["OMP_NUM_THREADS"] = str(args.threads)     # tinyvideo-mx sets its own default
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--batch", str(batch),
+           "--iterations", str(args.iterations), "--threads", str(args.threads), "--g-step", args.g_step]
+    if bf16:
+        cmd.append("--bf16")
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode:
+        raise SystemExit(f"{framework} batch {batch} bf16={bf16} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, nargs="+", default=[8, 16])
+    parser.add_argument("--iterations", type=int, default=3, help="timed iterations per measurement")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; the table shows medians")
+    parser.add_argument("--threads", type=int, default=default_threads())
+    parser.add_argument("--before", metavar="CHECKOUT",
+                        help="also time an earlier tinyvideo-mx checkout (git worktree add /tmp/before COMMIT)")
+    parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    parser.add_argument("--g-step", default="reuse", choices=["reuse", "recompute"],
+                        help="tinyvideo-mx's G step (reuse = the original's, the default)")
+    parser.add_argument("--worker", choices=["mxnet", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args)
+    if not torch_available():
+        print("PyTorch is not installed; this benchmark needs it (benchmark-only, never a package dependency):\n"
+              "    pip install torch==2.13.0")
+        return 0
+    import torch
+    from machine import describe
+    print(describe())
+    print(f"PyTorch {torch.__version__}, threads {args.threads} for both; shapes: clips 3x32x64x64, z 100, "
+          f"ngf = ndf = 64; tinyvideo-mx G step: {args.g_step}; {args.iterations} timed iterations after 1 warm-up, "
+          f"median of {args.rounds} alternating rounds")
+    rows = [(b, p) for p in args.precision for b in args.batch]
+    frameworks = ("mxnet", "torch") + (("before",) if args.before else ())
+    times = {(fw, b, p): [] for b, p in rows for fw in frameworks}
+    rss = {}
+    for r in range(args.rounds):
+        for b, p in rows:
+            for fw in (frameworks if r % 2 == 0 else frameworks[::-1]):
+                m = measure(fw, b, p == "bf16", args)
+                times[(fw, b, p)].append(m["seconds"])
+                rss[(fw, b, p)] = max(rss.get((fw, b, p), 0), m["peak_rss_gib"])
+                print(f"  round {r + 1}: {fw:6} batch {b:2} {p}: {m['seconds']:.2f} s/iteration", flush=True)
+    before = f" | {'before clips/s':>14} {'ratio':>5}" if args.before else ""
+    print(f"\n{'precision':>9} {'batch':>5} | {'tinyvideo-mx clips/s':>20} {'RSS GiB':>7} | "
+          f"{'PyTorch clips/s':>15} {'RSS GiB':>7} | {'ratio':>5}{before}")
+    for b, p in rows:
+        mx_s = statistics.median(times[("mxnet", b, p)])
+        th_s = statistics.median(times[("torch", b, p)])
+        line = (f"{p:>9} {b:>5} | {b / mx_s:>20.2f} {rss[('mxnet', b, p)]:>7.2f} | {b / th_s:>15.2f} "
+                f"{rss[('torch', b, p)]:>7.2f} | {th_s / mx_s:>5.2f}x")
+        if args.before:
+            old_s = statistics.median(times[("before", b, p)])
+            line += f" | {b / old_s:>14.2f} {th_s / old_s:>5.2f}x"
+        print(line)
+    print("ratio = PyTorch seconds per iteration / tinyvideo-mx seconds per iteration (> 1: tinyvideo-mx faster)")
+    return 0
+
+
+if __name__ == "__main__":
+    import warnings
+    warnings.filterwarnings("ignore")
+    sys.exit(main())
