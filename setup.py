@@ -18,8 +18,10 @@ setup(
     license="MIT",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["tinyvideo_mx", "tinyvideo_mx.*", "stabilize", "stabilize.*"]),
+    # MXNet is not here but in the `cpu` and `gpu` extras: mxnet and mxnet-cu112 both write the same
+    # mxnet/ package, so a `gpu` extra added on top of an install_requires naming `mxnet` installs both
+    # and the CPU build can win. Exactly one of the two extras is meant to be installed.
     install_requires=[
-        "mxnet==1.9.1",
         "numpy==1.23.5",
         "opencv-python==4.10.0.84",
         "gluoncv==0.10.5.post0",
@@ -37,7 +39,8 @@ setup(
         "pandas==2.3.3",
     ],
     extras_require={
-        "gpu": ["mxnet-cu112==1.9.1"],
+        "cpu": ["mxnet==1.9.1"],
+        "gpu": ["mxnet-cu112==1.9.1"],    # CUDA 11.2; GPUs of compute capability 5.0-8.6 (tinyvideo-mx doctor)
         # ONNX export (MXNet's exporter needs onnx < 1.16) and MXNet Model Server (needs a Java 17 runtime)
         "serve": SERVE,
         "test": ["pytest==8.3.4"] + SERVE,

@@ -35,13 +35,25 @@ def torch_available():
     return True
 
 
-def time_mxnet(batch, iterations, bf16, g_step):
+def time_mxnet(batch, iterations, bf16, g_step, preset="original"):
+    """Seconds per training step; ``preset="demo"``: the README's first run, on its real data iterator."""
     import tinyvideo_mx  # noqa: F401  (first: it sets MXNet's thread count before mxnet loads)
     import mxnet as mx
     from train_step import RandomClips
     from tinyvideo_mx.config import make_config
     from tinyvideo_mx.training import GanTraining
     import tempfile
+    if preset == "demo":
+        cfg = make_config("demo", sample_every=0)
+        run = GanTraining(cfg, tempfile.mkdtemp(prefix="bench-"), progress=False)
+        clips = run.next_batch()
+        run.step(clips)
+        mx.nd.waitall()
+        start = time.perf_counter()
+        for _ in range(iterations):
+            run.step(run.next_batch())
+        mx.nd.waitall()
+        return (time.perf_counter() - start) / iterations
     cfg = make_config("original", batch_size=batch, iterations=iterations + 1, amp=bf16, g_step=g_step)
     run = GanTraining(cfg, tempfile.mkdtemp(prefix="bench-"), progress=False, iterator=RandomClips(batch))
     clips = run.data.batch
@@ -70,7 +82,7 @@ def time_torch(batch, iterations, bf16, threads):
 
 def worker(args):
     if args.worker == "mxnet":
-        seconds = time_mxnet(args.batch[0], args.iterations, args.bf16, args.g_step)
+        seconds = time_mxnet(args.batch[0], args.iterations, args.bf16, args.g_step, args.preset)
     else:
         seconds = time_torch(args.batch[0], args.iterations, args.bf16, args.threads)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
@@ -86,8 +98,11 @@ def measure(framework, batch, bf16, args):
         framework = "mxnet"
     elif framework == "torch" or args.threads != default_threads():
         env["OMP_NUM_THREADS"] = str(args.threads)     # tinyvideo-mx sets its own default
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--batch", str(batch),
-           "--iterations", str(args.iterations), "--threads", str(args.threads), "--g-step", args.g_step]
+    preset = "demo" if batch == "demo" else "original"
+    iterations = args.demo_iterations if preset == "demo" else args.iterations
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--batch", "0" if preset == "demo" else
+           str(batch), "--iterations", str(iterations), "--threads", str(args.threads), "--g-step", args.g_step,
+           "--preset", preset]
     if bf16:
         cmd.append("--bf16")
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -107,7 +122,10 @@ def main():
     parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     parser.add_argument("--g-step", default="reuse", choices=["reuse", "recompute"],
                         help="tinyvideo-mx's G step (reuse = the original's, the default)")
+    parser.add_argument("--demo-iterations", type=int, default=100,
+                        help="also time the demo preset (the README's first run) over this many iterations; 0: skip")
     parser.add_argument("--worker", choices=["mxnet", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--preset", default="original", help=argparse.SUPPRESS)
     parser.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -134,6 +152,12 @@ def main():
                 rss[(fw, b, p)] = max(rss.get((fw, b, p), 0), m["peak_rss_gib"])
                 print(f"  round {r + 1}: {fw:6} batch {b:2} {p}: {m['seconds']:.2f} s/iteration", flush=True)
     before = f" | {'before clips/s':>14} {'ratio':>5}" if args.before else ""
+    if args.demo_iterations:
+        demo = {fw: [] for fw in frameworks if fw != "torch"}
+        for r in range(args.rounds):
+            for fw in (demo if r % 2 == 0 else list(demo)[::-1]):
+                demo[fw].append(measure(fw, "demo", False, args)["seconds"])
+                print(f"  round {r + 1}: {fw:6} demo preset: {demo[fw][-1]:.3f} s/iteration", flush=True)
     print(f"\n{'precision':>9} {'batch':>5} | {'tinyvideo-mx clips/s':>20} {'RSS GiB':>7} | "
           f"{'PyTorch clips/s':>15} {'RSS GiB':>7} | {'ratio':>5}{before}")
     for b, p in rows:
@@ -146,6 +170,12 @@ def main():
             line += f" | {b / old_s:>14.2f} {th_s / old_s:>5.2f}x"
         print(line)
     print("ratio = PyTorch seconds per iteration / tinyvideo-mx seconds per iteration (> 1: tinyvideo-mx faster)")
+    if args.demo_iterations:
+        line = f"demo preset (the README's first run: batch 16 of 3x16x32x32 clips, ngf = ndf = 16): " \
+               f"{1 / statistics.median(demo['mxnet']):.2f} iterations/s"
+        if args.before:
+            line += f"; before: {1 / statistics.median(demo['before']):.2f} iterations/s"
+        print(line)
     return 0
 
 

@@ -4,7 +4,12 @@ Rooms: ``networks`` (G and D), ``conditional`` (image -> video), ``losses``, ``t
 ``checkpoint``, ``sampling``, ``export``, ``data`` (strips, lists, DataIter, synthetic set), ``media``
 (GIF/MP4/PNG), ``cli`` (the ``tinyvideo-mx`` command).
 """
-from . import threads
+import sys
+
+from . import gpu_support, threads
 
 __version__ = "0.1.0"
 threads.configure()     # before anything imports mxnet (see threads.py)
+_INSTALL_PROBLEM = gpu_support.install_problem()
+if _INSTALL_PROBLEM:    # said once, in one line; `tinyvideo-mx doctor` says more
+    sys.stderr.write(f"tinyvideo-mx: {_INSTALL_PROBLEM}\n")

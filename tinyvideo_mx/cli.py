@@ -61,6 +61,18 @@ def multiple_of_16(ctx, param, value):
     return value
 
 
+def gpu_contexts_usable(ctx, param, value):
+    """--ctx: a GPU this install cannot use fails here, in one line, before MXNet or a network is loaded."""
+    if value is not None:
+        from .gpu_support import check_gpu_contexts
+        from .errors import SettingError
+        try:
+            check_gpu_contexts(value)
+        except SettingError as e:
+            raise click.ClickException(str(e)) from None
+    return value
+
+
 def output_prefix(ctx, param, value):
     """export --out names files (PREFIX-symbol.json...), so it must not be a folder."""
     if value is not None and (value.endswith(os.sep) or value.endswith("/") or os.path.isdir(value)):
@@ -102,7 +114,8 @@ def main():
               help="reuse (original): G step reuses the D-step forward; recompute: fresh D(G(z)) after D's update.")
 @click.option("--sampling", type=click.Choice(["replacement", "shuffle", "sequential"]), default=None,
               help="Batch sampling (original: replacement).")
-@click.option("--ctx", default=None, help="Contexts: cpu, cpu0,cpu1, gpu0 or gpu0,gpu1,... (data parallel).")
+@click.option("--ctx", default=None, callback=gpu_contexts_usable,
+              help="Contexts: cpu, cpu0,cpu1, gpu0 or gpu0,gpu1,... (data parallel; see 'tinyvideo-mx doctor').")
 @click.option("--kvstore", type=click.Choice(["device", "local", "dist_sync", "dist_device_sync", "horovod"]),
               default=None, help="How replicas agree: device/local within this process (default device); "
               "dist_sync/dist_device_sync across processes started by 'tinyvideo-mx launch'; horovod under horovodrun.")
@@ -209,19 +222,23 @@ def launch(workers, servers, hosts, port, timeout, command):
               help="frame: stretch each frame to its min..max, like generate.lua's display.")
 @click.option("--conditional", is_flag=True, help="Conditional model: predict the future of --image files.")
 @click.option("--image", "images", multiple=True, type=click.Path(), help="Input image(s) for --conditional (repeatable).")
-def sample(checkpoint, out_dir, n, seed, interpolate, steps, fps, scale, normalize, conditional, images):
+@click.option("--ctx", default="cpu", show_default=True, callback=gpu_contexts_usable, help="Device: cpu or gpuN.")
+def sample(checkpoint, out_dir, n, seed, interpolate, steps, fps, scale, normalize, conditional, images, ctx):
     """Write sample videos (GIF + MP4), foregrounds, masks and backgrounds (PNG) from a checkpoint."""
+    from .context import single_context
     _setup_logging()
+    device = single_context(ctx)
     normalize = None if normalize == "none" else normalize
     if conditional or images:
         from .conditional import sample_conditional
         out_dir = out_dir or os.path.join(checkpoint, "future")
-        summary = sample_conditional(checkpoint, images, out_dir, fps=fps, scale=scale, normalize=normalize)
+        summary = sample_conditional(checkpoint, images, out_dir, fps=fps, scale=scale, normalize=normalize,
+                                     ctx=device)
     else:
         from .sampling import sample as run_sample
         out_dir = out_dir or os.path.join(checkpoint, f"samples-seed{seed}")
         summary = run_sample(checkpoint, out_dir, n=n, seed=seed, interpolate=interpolate, steps=steps,
-                             fps=fps, scale=scale, normalize=normalize)
+                             fps=fps, scale=scale, normalize=normalize, ctx=device)
     click.echo(f"wrote {summary['files']} files to {out_dir} "
                f"(mean mask {summary['mask_mean']:.3f}, mask > 0.5 on {100 * summary['mask_fraction_above_half']:.1f}% of pixels)")
 
@@ -351,15 +368,29 @@ def import_t7(generator, discriminator, run_dir):
 
 
 @main.command()
+def doctor():
+    """What this machine can run: Python, the MXNet install and its build, CPU features (--amp), threads,
+    and each GPU with its compute capability and whether MXNet 1.9.1 can use it."""
+    from .doctor import report
+    lines, healthy = report()
+    for line in lines:
+        click.echo(line)
+    if not healthy:
+        raise click.ClickException("the MXNet install needs fixing (see PROBLEM above)")
+
+
+@main.command()
 @click.argument("prefix")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--max-n", type=POSITIVE, default=16, show_default=True, help="Most clips one request may ask for.")
-def serve(prefix, host, port, max_n):
+@click.option("--ctx", default="cpu", show_default=True, callback=gpu_contexts_usable, help="Device: cpu or gpuN.")
+def serve(prefix, host, port, max_n, ctx):
     """Serve an exported generator over HTTP: GET /ping, POST /predictions (see tinyvideo_mx/serving.py)."""
+    from .context import single_context
     from .server import make_server
     _setup_logging()
-    server = make_server(prefix, host, port, max_n)
+    server = make_server(prefix, host, port, max_n, ctx=single_context(ctx))
     click.echo(f"serving {prefix} on http://{host}:{server.server_address[1]} (POST /predictions, GET /ping)")
     try:
         server.serve_forever()

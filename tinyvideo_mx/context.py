@@ -23,6 +23,14 @@ def parse_contexts(spec):
     return contexts
 
 
+def single_context(spec):
+    """One context from ``--ctx`` (inference commands run on one device)."""
+    contexts = parse_contexts(spec)
+    if len(contexts) != 1:
+        raise SettingError(f"--ctx {spec}: give one device (cpu or gpuN) for this command")
+    return contexts[0]
+
+
 def split_sizes(total, parts):
     """How many items of a batch each context gets (as gluon.utils.split_data with even_split=False)."""
     base, extra = divmod(total, parts)

@@ -51,9 +51,9 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s " + fmt, self.address_string(), *args)
 
 
-def make_server(prefix, host="127.0.0.1", port=8080, max_n=16):
+def make_server(prefix, host="127.0.0.1", port=8080, max_n=16, ctx=None):
     """A ready ThreadingHTTPServer (call ``serve_forever``; ``port=0`` picks a free port)."""
-    handler = type("Handler", (_Handler,), {"service": SamplingService(prefix, max_n=max_n)})
+    handler = type("Handler", (_Handler,), {"service": SamplingService(prefix, max_n=max_n, ctx=ctx)})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server

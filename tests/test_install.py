@@ -1,0 +1,140 @@
+"""One MXNet per install target, and every machine told plainly what it can run (`tinyvideo-mx doctor`,
+`--ctx gpuN` checked before MXNet loads). GPUs are stood in by a fake `nvidia-smi` on PATH."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from tinyvideo_mx import gpu_support
+from tinyvideo_mx.cli import main
+from tinyvideo_mx.errors import SettingError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+A100 = "0, NVIDIA A100-SXM4-80GB, 8.0, 81920 MiB"
+H100 = "1, NVIDIA H100 80GB HBM3, 9.0, 81559 MiB"
+
+
+def resolve(target, tmp_path):
+    """What ``pip install TARGET`` would install into an empty environment (metadata only: pip reads the
+    CUDA wheel's metadata from the index without downloading its 476 MB)."""
+    report = tmp_path / f"report-{abs(hash(target))}.json"
+    return subprocess.Popen([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+                             "--report", str(report), target], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True), report
+
+
+def test_each_install_target_resolves_to_exactly_one_mxnet(tmp_path):
+    targets = {f"{ROOT}[gpu]": "mxnet-cu112", f"{ROOT}[cpu,test]": "mxnet"}   # [cpu,test]: the README's command
+    running = {target: resolve(target, tmp_path) for target in targets}
+    for target, (process, report) in running.items():
+        _, err = process.communicate(timeout=600)
+        if process.returncode and ("Could not fetch" in err or "NewConnectionError" in err):
+            pytest.skip(f"the package index is not reachable: {err.strip().splitlines()[-1]}")
+        assert process.returncode == 0, err
+        names = [item["metadata"]["name"].lower() for item in json.load(open(report))["install"]]
+        mxnets = [n for n in names if gpu_support._MXNET_NAME.match(n.replace("_", "-"))]
+        assert mxnets == [targets[target]], (target, names)
+
+
+def test_a_broken_mxnet_install_is_one_line_with_the_fix():
+    both = [("mxnet", "1.9.1"), ("mxnet-cu112", "1.9.1")]
+    assert gpu_support.install_problem(both) == (
+        "2 MXNet distributions are installed (mxnet 1.9.1, mxnet-cu112 1.9.1) and overwrite each other's files: "
+        "pip uninstall -y mxnet mxnet-cu112, then pip install 'tinyvideo-mx[gpu]' (CUDA) or '[cpu]'")
+    assert gpu_support.install_problem([]).startswith("MXNet is not installed: pip install 'tinyvideo-mx[cpu]'")
+    assert gpu_support.install_problem([("mxnet", "1.9.1")]) is None
+    # and this test environment has exactly one
+    assert len(gpu_support.installed_mxnet()) == 1
+
+
+@pytest.mark.parametrize("capability, supported, words", [
+    ((3, 7), False, "below 5.0"),
+    ((5, 2), True, "on its sm_50 kernels"),
+    ((7, 5), True, "on its sm_70 kernels"),
+    ((8, 0), True, "supported by MXNet 1.9.1's CUDA wheels"),
+    ((8, 6), True, "supported by MXNet 1.9.1's CUDA wheels"),
+    ((8, 9), True, "on its sm_86 kernels"),
+    ((9, 0), False, "stop at 8.6 and carry no PTX; train on CPU or an Ampere-or-older GPU"),
+    ((12, 0), False, "stop at 8.6"),
+])
+def test_compute_capability_verdicts(capability, supported, words):
+    ok, reason = gpu_support.capability_verdict(capability)
+    assert ok is supported and words in reason
+    assert reason.startswith(f"compute capability {capability[0]}.{capability[1]}: ")
+
+
+@pytest.fixture
+def stand_in_gpus(tmp_path, monkeypatch):
+    """An `nvidia-smi` on PATH that reports an A100 and an H100."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "nvidia-smi"
+    script.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        case "$*" in
+          *--query-gpu=index,name,compute_cap,memory.total*) printf '%s\\n' '{A100}' '{H100}' ;;
+          *) echo "stand-in nvidia-smi" ;;
+        esac
+        """))
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return bin_dir
+
+
+def test_doctor_reports_this_machine_and_the_stand_in_gpus(stand_in_gpus):
+    result = CliRunner().invoke(main, ["doctor"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("Python     3.11")
+    assert lines[1] == "MXNet      installed: mxnet 1.9.1"
+    assert lines[2].startswith("           imports as 1.9.1: CUDA no, CUDNN no, oneDNN yes")
+    assert any(line.startswith("           --amp on CPU (bfloat16): ") for line in lines)
+    assert any(line.startswith("Threads    ") and "OMP_NUM_THREADS=" in line for line in lines)
+    assert lines[-2] == ("GPU 0      NVIDIA A100-SXM4-80GB (81920 MiB): not usable with this install: compute "
+                         "capability 8.0: supported by MXNet 1.9.1's CUDA wheels, but MXNet here is a CPU build "
+                         "(pip uninstall -y mxnet && pip install 'tinyvideo-mx[gpu]')")
+    assert lines[-1] == ("GPU 1      NVIDIA H100 80GB HBM3 (81559 MiB): NOT usable: compute capability 9.0: MXNet "
+                         "1.9.1's CUDA wheels stop at 8.6 and carry no PTX; train on CPU or an Ampere-or-older GPU")
+
+
+def test_doctor_with_a_supported_gpu_and_a_cuda_build():
+    gpus = gpu_support.query_gpus() or [gpu_support.Gpu(0, "A100", (8, 0), "80 GB")]
+    from tinyvideo_mx.doctor import report
+    lines, healthy = report(gpus=gpus[:1], distributions=[("mxnet-cu112", "1.9.1")])
+    assert healthy
+    assert lines[-1].startswith("GPU 0      A100 (80 GB): usable: compute capability 8.0")
+
+
+def test_an_unsupported_gpu_fails_before_mxnet_loads(stand_in_gpus):
+    """--ctx gpu1 (the H100) on train, sample and serve: one line, exit 1, and MXNet never imported (so
+    no network was built)."""
+    code = textwrap.dedent("""\
+        import sys
+        from click.testing import CliRunner
+        from tinyvideo_mx.cli import main
+        for args in (["train", "--ctx", "gpu1", "--out", "r"], ["sample", "run", "--ctx", "gpu1"],
+                     ["serve", "prefix", "--ctx", "gpu1"]):
+            result = CliRunner().invoke(main, args)
+            print(result.exit_code, result.output.strip())
+        print("mxnet imported:", "mxnet" in sys.modules)
+        """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=stand_in_gpus,
+                         env=dict(os.environ), timeout=60)
+    lines = out.stdout.splitlines()
+    message = ("1 Error: --ctx gpu1 (NVIDIA H100 80GB HBM3): compute capability 9.0: MXNet 1.9.1's CUDA wheels "
+               "stop at 8.6 and carry no PTX; train on CPU or an Ampere-or-older GPU")
+    assert lines == [message, message, message, "mxnet imported: False"], out.stdout + out.stderr
+
+
+def test_a_supported_gpu_on_a_cpu_build_says_how_to_get_the_cuda_build(stand_in_gpus):
+    with pytest.raises(SettingError) as e:
+        gpu_support.check_gpu_contexts("gpu0", distributions=[("mxnet", "1.9.1")])
+    assert str(e.value) == ("--ctx gpu0: the installed MXNet is a CPU build (mxnet): pip uninstall -y mxnet, then "
+                            "pip install 'tinyvideo-mx[gpu]'")
+    with pytest.raises(SettingError, match=r"^--ctx gpu3: nvidia-smi lists GPUs 0, 1 only$"):
+        gpu_support.check_gpu_contexts("gpu3", distributions=[("mxnet-cu112", "1.9.1")])
+    gpu_support.check_gpu_contexts("gpu0", distributions=[("mxnet-cu112", "1.9.1")])    # A100 + CUDA build: fine

@@ -1,0 +1,72 @@
+"""``tinyvideo-mx doctor``: one screen telling what this machine can run, and why not where it cannot."""
+import os
+import platform
+import sys
+
+from . import gpu_support
+from .threads import usable_cores
+
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
+def cpu_description(cpuinfo="/proc/cpuinfo"):
+    """(model name, {flag: present}) from /proc/cpuinfo (empty on other systems)."""
+    try:
+        with open(cpuinfo) as f:
+            text = f.read()
+    except OSError:
+        return platform.processor() or "unknown", {}
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")),
+                 "unknown")
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+    return model, {flag: flag in flags for flag in CPU_FLAGS}
+
+
+def mxnet_features():
+    """(version, {feature: enabled}) of the MXNet that imports, or (None, error line)."""
+    try:
+        import mxnet as mx
+        features = mx.runtime.Features()
+        return mx.__version__, {name: features.is_enabled(name) for name in ("CUDA", "CUDNN", "MKLDNN", "OPENMP")}
+    except Exception as e:           # a broken install is exactly what doctor must still report
+        return None, f"import mxnet failed: {type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+
+
+def report(gpus=None, distributions=None, cpuinfo="/proc/cpuinfo"):
+    """The doctor's lines, and whether everything asked for can run (False if the install is broken)."""
+    distributions = gpu_support.installed_mxnet() if distributions is None else distributions
+    gpus = gpu_support.query_gpus() if gpus is None else gpus
+    lines, healthy = [], True
+    lines.append(f"Python     {platform.python_version()} ({sys.executable})")
+    problem = gpu_support.install_problem(distributions)
+    listed = ", ".join(f"{n} {v}" for n, v in distributions) or "none"
+    lines.append(f"MXNet      installed: {listed}")
+    if problem:
+        lines.append(f"           PROBLEM: {problem}")
+        healthy = False
+    version, features = mxnet_features()
+    if version is None:
+        lines.append(f"           {features}")
+        healthy = False
+        features = {}
+    else:
+        shown = ", ".join(f"{('oneDNN' if k == 'MKLDNN' else k)} {'yes' if v else 'no'}" for k, v in features.items())
+        lines.append(f"           imports as {version}: {shown}")
+    model, flags = cpu_description(cpuinfo)
+    lines.append(f"CPU        {model}; " + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in flags.items()))
+    bf16 = flags.get("avx512_bf16") or flags.get("amx_bf16")
+    lines.append(f"           --amp on CPU (bfloat16): {'available' if bf16 else 'not available (needs avx512_bf16 or amx_bf16)'}")
+    lines.append(f"Threads    {usable_cores()} usable cores; OMP_NUM_THREADS="
+                 f"{os.environ.get('OMP_NUM_THREADS', 'unset')} (tinyvideo-mx sets it to the cores unless you do)")
+    cuda_build = bool(features.get("CUDA")) or any(gpu_support.is_cuda_distribution(n) for n, _ in distributions)
+    if not gpus:
+        lines.append("GPUs       none found (no nvidia-smi, or it lists none): train on CPU (--ctx cpu)")
+    for gpu in gpus:
+        supported, reason = gpu_support.capability_verdict(gpu.capability)
+        if supported and not cuda_build:
+            verdict = f"not usable with this install: {reason}, but MXNet here is a CPU build " \
+                      f"(pip uninstall -y mxnet && pip install 'tinyvideo-mx[gpu]')"
+        else:
+            verdict = ("usable: " if supported else "NOT usable: ") + reason
+        lines.append(f"GPU {gpu.index}      {gpu.name} ({gpu.memory or 'memory unknown'}): {verdict}")
+    return lines, healthy
