@@ -33,6 +33,7 @@ setup(
         "tensorboardX==2.6.2.2",    # TensorBoard event files
         "protobuf==4.25.8",
         "torchfile==0.1.0",         # reads the original's Torch7 checkpoints (import-t7), no Torch needed
+        "waitress==3.0.2",          # tinyvideo-mx serve: HTTP parsing, thread pool, limits, timeouts (pure Python)
         # gluoncv's own dependencies, pinned to versions that accept numpy 1.23.5 (scipy: also FVD's sqrtm)
         "scipy==1.15.3",
         "matplotlib==3.10.9",
@@ -43,7 +44,8 @@ setup(
         "gpu": ["mxnet-cu112==1.9.1"],    # CUDA 11.2; GPUs of compute capability 5.0-8.6 (tinyvideo-mx doctor)
         # ONNX export (MXNet's exporter needs onnx < 1.16) and MXNet Model Server (needs a Java 17 runtime)
         "serve": SERVE,
-        "test": ["pytest==8.3.4"] + SERVE,
+        # selenium drives Debian's chromium + chromium-driver (apt) in the page's end-to-end test
+        "test": ["pytest==8.3.4", "selenium==4.40.0"] + SERVE,
     },
     entry_points={"console_scripts": ["tinyvideo-mx=tinyvideo_mx.cli:main"]},
 )

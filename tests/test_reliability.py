@@ -31,7 +31,7 @@ from tinyvideo_mx.cli import main
 from tinyvideo_mx.data.listfile import ListFileError, read_labelled_list, read_list
 from tinyvideo_mx.data.strips import StripError, decode_strip, encode_strip
 from tinyvideo_mx.errors import FileProblem, SettingError, TinyVideoError
-from tinyvideo_mx.image_size import MAX_PIXELS
+from tinyvideo_mx.image_input import MAX_PIXELS
 from tinyvideo_mx.training import GanTraining
 
 TINY = ["--preset", "tiny", "--quiet", "--sample-every", "0"]
@@ -460,7 +460,7 @@ def test_every_expected_error_is_a_tinyvideo_error():
     from stabilize.video import VideoError
     from tinyvideo_mx.conditional import ImageError
     from tinyvideo_mx.data.iterator import TooManyBadClips
-    from tinyvideo_mx.image_size import ImageTooLarge
+    from tinyvideo_mx.image_input import ImageTooLarge
     from tinyvideo_mx.launch import LaunchError
     from tinyvideo_mx.serving import RequestError
     for cls in (checkpoint.CheckpointError, run_folder.RunFolderError, ListFileError, StripError, TooManyBadClips,
@@ -475,3 +475,19 @@ def test_an_unexpected_error_keeps_its_traceback(tmp_path, monkeypatch):
     result = invoke("train", *TINY, "--out", tmp_path / "r")
     assert isinstance(result.exception, RuntimeError)       # not turned into a one-line "Error:"
     assert "Error:" not in result.output
+
+
+def test_libjpeg_warnings_name_the_file(caplog, capfd):
+    ok, buf = cv2.imencode(".jpg", (np.random.default_rng(0).random((128 * 16, 128, 3)) * 255).astype(np.uint8))
+    data = buf.tobytes()
+    data = data[:-2] + b"\x12" * 50 + data[-2:]             # junk before the end-of-image marker
+    with caplog.at_level("WARNING"):
+        for _ in range(2):                                   # a file drawn again is not reported again
+            clip = decode_strip(data, "clips/junk.jpg", frames=16)
+    assert clip.shape == (3, 16, 64, 64)                     # still usable: a warning, not a bad clip
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 1, messages
+    # libjpeg reads a few of the junk bytes as image data; the rest it reports
+    assert re.fullmatch(r"clips/junk\.jpg: Corrupt JPEG data: \d+ extraneous bytes before marker 0xd9", messages[0])
+    printed = [line for line in capfd.readouterr().err.splitlines() if "Corrupt JPEG" in line]
+    assert all("clips/junk.jpg" in line for line in printed), printed    # nothing anonymous on stderr

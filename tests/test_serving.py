@@ -5,6 +5,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -230,6 +231,14 @@ def test_the_conditional_generator_is_servable_too(tmp_path):
     assert status == 400 and json.loads(body)["error"].startswith("this model predicts the future of images")
     status, _, body = service.respond(json.dumps({"images": ["bm90IGFuIGltYWdl"]}).encode())
     assert status == 400 and json.loads(body) == {"error": "images[0] is not a readable image"}
+    # a small upload whose header claims 12000 x 12000: refused from the header (413), never decoded
+    bomb = bytearray(cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))[1].tobytes())
+    sof = bomb.find(b"\xff\xc0")
+    bomb[sof + 5:sof + 9] = struct.pack(">HH", 12000, 12000)
+    status, _, body = service.respond(json.dumps({"images": [base64.b64encode(bytes(bomb)).decode()]}).encode())
+    assert status == 413 and json.loads(body) == {
+        "error": "images[0]: image header claims 12000x12000 pixels; the limit is 40,000,000 pixels; refused before "
+                 "decoding"}
 
 
 def test_full_width_server_answers_any_batch_size(tmp_path):

@@ -385,18 +385,26 @@ def doctor():
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--max-n", type=POSITIVE, default=16, show_default=True, help="Most clips one request may ask for.")
 @click.option("--ctx", default="cpu", show_default=True, callback=gpu_contexts_usable, help="Device: cpu or gpuN.")
-def serve(prefix, host, port, max_n, ctx):
-    """Serve an exported generator over HTTP: GET /ping, POST /predictions (see tinyvideo_mx/serving.py)."""
+@click.option("--threads", type=POSITIVE, default=4, show_default=True,
+              help="Request threads (parsing, image decoding, encoding); inference has one thread of its own.")
+@click.option("--connections", type=POSITIVE, default=64, show_default=True, help="Open connections at most.")
+@click.option("--timeout", type=POSITIVE, default=30, show_default=True,
+              help="Seconds a connection may stall (408 inside a request; idle ones are closed).")
+def serve(prefix, host, port, max_n, ctx, threads, connections, timeout):
+    """Serve an exported generator over HTTP: GET / (a page to try it), POST /predictions, GET /ping."""
     from .context import single_context
     from .server import make_server
     _setup_logging()
-    server = make_server(prefix, host, port, max_n, ctx=single_context(ctx))
-    click.echo(f"serving {prefix} on http://{host}:{server.server_address[1]} (POST /predictions, GET /ping)")
+    server = make_server(prefix, host, port, max_n, ctx=single_context(ctx), threads=threads,
+                         connections=connections, timeout=timeout)
+    click.echo(f"serving {prefix} on http://{host}:{server.server_address[1]}/ (open it in a browser; "
+               f"POST /predictions, GET /ping)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        server.shutdown()
         server.server_close()
 
 

@@ -19,7 +19,7 @@ from mxnet.gluon import nn
 
 from . import checkpoint, media
 from .errors import FileProblem, SettingError
-from .image_size import ImageTooLarge, check_pixels
+from .image_input import ImageTooLarge, check_pixels, decode
 from .layers import D_BN_EPS, batchnorm2d, conv_kwargs
 from .networks import Discriminator, background_stream, compose, first_kernel, foreground_stream, split_head
 
@@ -113,7 +113,7 @@ def decode_image(data, size, name="<bytes>"):
         raise ImageError(name, e.reason) from None
     except FileProblem:
         raise ImageError(name, "not a readable image") from None
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    image = decode(data, name)
     if image is None:
         raise ImageError(name, "not a readable image")
     h, w = image.shape[:2]

@@ -1,59 +1,154 @@
-"""``tinyvideo-mx serve``: a small, dependency-free HTTP server around an exported generator.
+"""``tinyvideo-mx serve``: the request contract of serving.py over HTTP, on waitress.
 
+    GET  /              -> a page to try the model in a browser (page.py)
     GET  /ping          -> {"status": "Healthy"}
     POST /predictions   -> the contract of serving.py (JSON request; npz / json / gif / mp4 response)
 
-Threaded (one thread per connection), with inference serialised by the service's lock; request bodies
-over 16 MiB are refused. It binds 127.0.0.1 unless told otherwise.
+Why waitress: HTTP parsing (chunked bodies, bad Content-Length, oversized headers and bodies), a fixed
+pool of request threads, a connection limit and idle timeouts come from a well-kept, pure-Python
+server with no dependencies, instead of code written here. What is ours:
+
+* every response is JSON on error, waitress's own errors included (``JsonErrorTask``): 400 malformed,
+  404 unknown path, 405 other methods (with ``Allow``), 408 a body that stalls for ``timeout``
+  seconds, 411 a POST with no length, 413 a body over 16 MiB / too many clips / an image over the
+  pixel limit, 503 too many requests waiting;
+* inference runs on one thread that batches concurrent requests (batching.py), so memory does not
+  grow with connections; images are measured from their headers and decoded on the fixed request
+  threads.
+It binds 127.0.0.1 unless told otherwise.
 """
 import json
 import logging
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.server import TcpWSGIServer
+from waitress.task import ErrorTask, ThreadedTaskDispatcher
 
 from .serving import SamplingService
 
 log = logging.getLogger(__name__)
-MAX_BODY = 16 << 20
+MAX_BODY = 16 << 20            # bytes of one request body
+MAX_HEADER = 64 << 10          # bytes of one request's headers
+JSON = "application/json"
+ROUTES = {"/": ("GET", "POST"), "/predictions": ("POST",), "/ping": ("GET",)}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    service = None
-    protocol_version = "HTTP/1.1"
-
-    def _send(self, status, content_type, body):
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _error(self, status, message):
-        self._send(status, "application/json", json.dumps({"error": message}).encode())
-
-    def do_GET(self):
-        if self.path == "/ping":
-            self._send(200, "application/json", b'{"status": "Healthy"}')
-        else:
-            self._error(404, f"no such endpoint: GET {self.path} (try GET /ping or POST /predictions)")
-
-    def do_POST(self):
-        if self.path not in ("/predictions", "/"):
-            self._error(404, f"no such endpoint: POST {self.path} (use POST /predictions)")
-            return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            self._error(413, f"request body over {MAX_BODY} bytes")
-            self.close_connection = True
-            return
-        self._send(*self.service.respond(self.rfile.read(length)))
-
-    def log_message(self, fmt, *args):
-        log.debug("%s " + fmt, self.address_string(), *args)
+def json_body(status, message):
+    return json.dumps({"error": message}).encode() if status >= 400 else json.dumps(message).encode()
 
 
-def make_server(prefix, host="127.0.0.1", port=8080, max_n=16, ctx=None):
-    """A ready ThreadingHTTPServer (call ``serve_forever``; ``port=0`` picks a free port)."""
-    handler = type("Handler", (_Handler,), {"service": SamplingService(prefix, max_n=max_n, ctx=ctx)})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server
+class JsonErrorTask(ErrorTask):
+    """waitress's own error responses (malformed requests), in the JSON contract."""
+
+    def execute(self):
+        error = self.request.error
+        detail = " ".join(str(error.body).split())
+        body = json_body(error.code, f"{error.reason.lower()}: {detail}" if detail else error.reason.lower())
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.append(("Content-Type", JSON))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class JsonChannel(HTTPChannel):
+    error_task_class = JsonErrorTask
+
+
+def _timeout_response(seconds):
+    body = json_body(408, f"request not received in full within {seconds} s")
+    head = (f"HTTP/1.1 408 Request Timeout\r\nContent-Type: {JSON}\r\nContent-Length: {len(body)}\r\n"
+            f"Connection: close\r\n\r\n").encode()
+    return head + body
+
+
+class _Waitress(TcpWSGIServer):
+    channel_class = JsonChannel
+
+    def maintenance(self, now):
+        """waitress closes idle connections silently; one stalled inside a request gets a 408 first."""
+        cutoff = now - self.adj.channel_timeout
+        for channel in list(self.active_channels.values()):
+            if not channel.requests and channel.last_activity < cutoff:
+                if getattr(channel, "request", None) is not None and not channel.will_close:
+                    channel.write_soon(_timeout_response(self.adj.channel_timeout))
+                channel.will_close = True
+
+
+class ServingApp:
+    """The WSGI application: routes, methods and lengths; the contract itself is SamplingService's."""
+
+    def __init__(self, service, page=None):
+        self.service, self.page = service, page
+
+    def __call__(self, environ, start_response):
+        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO") or "/"
+        try:
+            status, headers, body = self.route(method, path, environ)
+        except Exception as e:      # a bug: logged with its traceback, answered in the contract
+            log.exception("%s %s failed", method, path)
+            status, headers, body = self.error(500, f"internal error: {type(e).__name__}")
+        reasons = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+                   411: "Length Required", 413: "Payload Too Large", 500: "Internal Server Error",
+                   503: "Service Unavailable"}
+        start_response(f"{status} {reasons.get(status, 'Error')}", [("Content-Length", str(len(body)))] + headers)
+        return [body] if method != "HEAD" else []
+
+    def route(self, method, path, environ):
+        allowed = ROUTES.get(path)
+        if allowed is None:
+            return self.error(404, f"no such endpoint: {method} {path} (GET / for the page, POST /predictions, "
+                                   f"GET /ping)")
+        if method not in allowed:
+            status, headers, body = self.error(405, f"{method} is not allowed on {path}; use {' or '.join(allowed)}")
+            return status, headers + [("Allow", ", ".join(allowed))], body
+        if path == "/ping":
+            return 200, [("Content-Type", JSON)], json_body(200, {"status": "Healthy"})
+        if method == "GET":
+            return 200, [("Content-Type", "text/html; charset=utf-8")], self.page or b""
+        length = environ.get("CONTENT_LENGTH")
+        if not length:
+            return self.error(411, "POST needs a body with Content-Length (or chunked transfer encoding)")
+        body = environ["wsgi.input"].read(int(length))
+        status, content_type, payload = self.service.respond(body)
+        return status, [("Content-Type", content_type)], payload
+
+    @staticmethod
+    def error(status, message):
+        return status, [("Content-Type", JSON)], json_body(status, message)
+
+
+class Server:
+    """A ready server: ``serve_forever()`` blocks; ``shutdown()`` + ``server_close()`` stop it from
+    another thread. ``port=0`` picks a free port (``server_address``)."""
+
+    def __init__(self, service, host="127.0.0.1", port=8080, threads=4, connections=64, timeout=30):
+        from .page import page_html
+        self.service = service
+        adjustments = Adjustments(host=host, port=port, threads=threads, connection_limit=connections,
+                                  channel_timeout=timeout, cleanup_interval=max(1, min(timeout, 30)),
+                                  max_request_body_size=MAX_BODY, max_request_header_size=MAX_HEADER,
+                                  expose_tracebacks=False, ident="tinyvideo-mx")
+        self._map = {}
+        dispatcher = ThreadedTaskDispatcher()
+        dispatcher.set_thread_count(adjustments.threads)
+        self._waitress = _Waitress(ServingApp(service, page_html(service)), map=self._map, dispatcher=dispatcher,
+                                   adj=adjustments, sockinfo=adjustments.listen[0])
+        self.server_address = self._waitress.socket.getsockname()[:2]
+
+    def serve_forever(self):
+        self._waitress.run()
+
+    def shutdown(self):
+        for channel in list(self._map.values()):
+            channel.close()        # the listening socket and every connection: run() returns
+        self._waitress.task_dispatcher.shutdown()
+
+    def server_close(self):
+        self.service.close()
+
+
+def make_server(prefix, host="127.0.0.1", port=8080, max_n=16, ctx=None, threads=4, connections=64, timeout=30):
+    """A ready Server for the exported generator at ``prefix``."""
+    return Server(SamplingService(prefix, max_n=max_n, ctx=ctx), host, port, threads, connections, timeout)

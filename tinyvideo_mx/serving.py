@@ -14,19 +14,21 @@ Request (JSON object; every field optional except ``images`` for a conditional m
   ``gif`` / ``mp4`` (the grid of the first requested output, encoded exactly as ``sample`` writes
   ``grid_<output>.gif``).
 
-Errors are ``RequestError``s with an HTTP status (400 bad request, 413 too many clips) and a message.
+Errors are ``RequestError``s with an HTTP status (400 bad request, 413 too many clips or an image over
+the pixel limit, 503 too many requests waiting) and a message; every error body is ``{"error": message}``.
 """
 import base64
 import io
 import json
 import os
 import tempfile
-import threading
 
 import numpy as np
 
 from . import media
-from .errors import TinyVideoError
+from .batching import Busy, InferenceQueue
+from .errors import FileProblem, TinyVideoError
+from .image_input import ImageTooLarge, check_pixels
 from .sampling import OUTPUTS, latents
 
 FORMATS = {"npz": "application/octet-stream", "json": "application/json", "gif": "image/gif", "mp4": "video/mp4"}
@@ -52,7 +54,8 @@ class SamplingService:
         # another (see sampling.run_generator). Buckets 1, 4, 16, ... up to max_n.
         self.buckets = sorted({min(4 ** k, max_n) for k in range(8) if 4 ** (k - 1) < max_n} | {max_n})
         self._nets = {}
-        self._lock = threading.Lock()      # one forward at a time: MXNet's engine is shared
+        # Every forward runs on one long-lived thread that batches concurrent requests (batching.py).
+        self.inference = InferenceQueue(self._run_batch, capacity=max_n)
 
     def _net(self, bucket):
         from .export import import_generator
@@ -66,6 +69,8 @@ class SamplingService:
             request = json.loads(body or b"{}")
         except (ValueError, UnicodeDecodeError) as e:
             raise RequestError(400, f"request body is not valid JSON ({e})") from None
+        except RecursionError:
+            raise RequestError(400, "request body is not valid JSON (nested too deeply)") from None
         if not isinstance(request, dict):
             raise RequestError(400, "request must be a JSON object")
         unknown = sorted(set(request) - set(FIELDS))
@@ -111,6 +116,12 @@ class SamplingService:
                 except (ValueError, TypeError):
                     raise RequestError(400, f"images[{i}] is not base64") from None
                 try:
+                    check_pixels(data, f"images[{i}]")      # measured from its header, before decoding
+                except ImageTooLarge as e:
+                    raise RequestError(413, str(e)) from None
+                except FileProblem:
+                    raise RequestError(400, f"images[{i}] is not a readable image") from None
+                try:
                     arrays.append(decode_image(data, self.config["size"]))
                 except ImageError:
                     raise RequestError(400, f"images[{i}] is not a readable image") from None
@@ -122,14 +133,23 @@ class SamplingService:
         return inputs
 
     def generate(self, request):
-        """{output name: float32 array} for a parsed request."""
+        """{output name: float32 array} for a parsed request. Inputs (images included) are made on the
+        caller's thread; the forward joins the inference thread's next batch."""
+        try:
+            arrays = self.inference.submit(self.inputs(request)).result()
+        except Busy as e:
+            raise RequestError(503, f"server busy: {e}") from None
+        return {k: arrays[k] for k in request["outputs"]}
+
+    def _run_batch(self, inputs):
+        """One padded forward of the smallest bucket that holds the rows (on the inference thread)."""
         from .sampling import run_generator
-        inputs = self.inputs(request)
         rows = len(inputs[0])
         bucket = next(b for b in self.buckets if b >= rows)
-        with self._lock:
-            arrays = run_generator(self._net(bucket), inputs, self.ctx, batch=bucket)
-        return {k: arrays[k] for k in request["outputs"]}
+        return run_generator(self._net(bucket), inputs, self.ctx, batch=bucket)
+
+    def close(self):
+        self.inference.close()
 
     def respond(self, body):
         """(HTTP status, content type, response bytes) for a raw request body."""

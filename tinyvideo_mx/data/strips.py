@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import FileProblem
 from ..fsutil import write_bytes_atomic
-from ..image_size import ImageTooLarge, check_pixels
+from ..image_input import ImageTooLarge, check_pixels, decode
 
 JPEG_QUALITY = 95  # cv2.imwrite's default, which the original stabiliser used
 # Frames are square in the original format; each is squashed to size x size, so a frame more than twice
@@ -52,7 +52,7 @@ def decode_strip(data, path="<bytes>", frame_height=128, frames=32, size=64):
                                f"{narrowest} to {widest} px wide")
     if height % frame_height:
         raise StripError(path, f"strip height {height} is not a multiple of the frame height {frame_height}")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    image = decode(data, path)
     if image is None:
         raise StripError(path, "not a decodable image (corrupt or unsupported format)")
     available = height // frame_height

@@ -1,15 +1,33 @@
-"""Measure an image from its header before anything decodes it.
+"""How every image enters the project: measured from its header, then decoded with its warnings named.
 
 A 631-byte JPEG can claim 16384 x 16384 pixels; OpenCV would then allocate 768 MB and spend seconds per
 decode. Every image the project reads - training strips, conditional input images, server uploads -
 is measured here first (Pillow reads only the header) and refused beyond ``MAX_PIXELS``.
+
+libjpeg prints "Corrupt JPEG data: ..." straight to the process's stderr (file descriptor 2), with no
+file name, and OpenCV offers no hook. ``decode`` catches that output around the decode (fd 2 pointed at a
+temporary file for the few milliseconds of one decode, one decode at a time) and logs it as a warning
+naming the file, once per file; anything else written to stderr meanwhile is passed through unchanged.
 """
 import io
+import logging
+import os
+import sys
+import tempfile
+import threading
 import warnings
 
+import cv2
+import numpy as np
 from PIL import Image
 
 from .errors import FileProblem
+
+log = logging.getLogger(__name__)
+LIBJPEG_MESSAGES = ("Corrupt JPEG data", "Premature end of JPEG file", "Invalid SOS parameters",
+                    "Warning:", "libpng warning")
+_STDERR_LOCK = threading.Lock()
+_warned = set()
 
 MAX_PIXELS = 40_000_000     # 40 megapixels: any camera photo; a strip of 128-px frames would be 2,400 frames
 
@@ -47,3 +65,31 @@ def check_pixels(data, path, max_pixels=MAX_PIXELS):
     if width * height > max_pixels:
         raise ImageTooLarge(path, f"image header claims {width}x{height} pixels; {limit}")
     return width, height
+
+
+def decode(data, path, flags=cv2.IMREAD_COLOR):
+    """``cv2.imdecode`` of ``data`` (None if OpenCV cannot decode it); libjpeg's warnings are logged with
+    ``path`` instead of printed anonymously."""
+    buffer = np.frombuffer(data, np.uint8)
+    with _STDERR_LOCK:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with tempfile.TemporaryFile() as capture:
+                os.dup2(capture.fileno(), 2)
+                try:
+                    image = cv2.imdecode(buffer, flags)
+                finally:
+                    os.dup2(saved, 2)
+                capture.seek(0)
+                printed = capture.read().decode("utf-8", "replace")
+        finally:
+            os.close(saved)
+    for line in printed.splitlines():
+        if line.startswith(LIBJPEG_MESSAGES):
+            if (path, line) not in _warned:
+                _warned.add((path, line))
+                log.warning("%s: %s", path, line)
+        elif line:
+            sys.stderr.write(line + "\n")     # not ours: pass it on
+    return image
