@@ -9,7 +9,7 @@ def test_help_lists_the_commands():
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0
     for command in ("train", "sample", "export", "serve", "stabilize", "launch", "evaluate", "finetune-classifier",
-                    "import-t7", "convert-c3d"):
+                    "import-t7", "convert-c3d", "doctor", "report"):
         assert f"  {command} " in result.output
 
 

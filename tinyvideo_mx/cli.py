@@ -238,9 +238,32 @@ def sample(checkpoint, out_dir, n, seed, interpolate, steps, fps, scale, normali
         from .sampling import sample as run_sample
         out_dir = out_dir or os.path.join(checkpoint, f"samples-seed{seed}")
         summary = run_sample(checkpoint, out_dir, n=n, seed=seed, interpolate=interpolate, steps=steps,
-                             fps=fps, scale=scale, normalize=normalize, ctx=device)
+                             fps=fps, scale=scale, normalize=normalize, ctx=device,
+                             reference=_training_clips(checkpoint) if n >= 4 else None)
     click.echo(f"wrote {summary['files']} files to {out_dir} "
                f"(mean mask {summary['mask_mean']:.3f}, mask > 0.5 on {100 * summary['mask_fraction_above_half']:.1f}% of pixels)")
+    if summary.get("statistics"):
+        from .metrics.clip_statistics import format_rows
+        click.echo(f"weight-free statistics of these {n} clips against the training clips "
+                   f"(tinyvideo-mx evaluate --stats for more clips):")
+        for line in format_rows([tuple(r.values()) for r in summary["statistics"]]):
+            click.echo("  " + line)
+
+
+def _training_clips(checkpoint, n=256):
+    """Up to ``n`` clips of the data the checkpoint was trained on, or None (said in one line) when they
+    cannot be read: sampling does not depend on them."""
+    from . import checkpoint as ckpt
+    from .config import TrainConfig
+    from .errors import TinyVideoError
+    from .evaluation import real_clips
+    from .training import resolve_data_list
+    try:
+        config = TrainConfig.from_dict(ckpt.read_meta(ckpt.resolve(checkpoint))["config"])
+        return real_clips(resolve_data_list(config), n, config, config.data_root)
+    except TinyVideoError as e:
+        click.echo(f"no statistics against the training clips: {e}", err=True)
+        return None
 
 
 @main.command()
@@ -279,8 +302,13 @@ def export(checkpoint, prefix, onnx_batch, mar):
 @click.option("--seed", type=NON_NEGATIVE, default=0, show_default=True)
 @click.option("--real-stats", type=click.Path(), default=None, help="Cache of the real clips' I3D statistics (.npz).")
 @click.option("--out", type=click.Path(), default=None, help="Result JSON (default: <checkpoint>/metrics-seed<N>.json).")
+@click.option("--stats", is_flag=True,
+              help="Weight-free statistics (checkerboard, flicker, motion, colour moments, a pixel Frechet "
+              "distance, mask) of generated vs real clips, as ratios; needs no weights.")
+@click.option("--stats-clips", type=click.IntRange(min=4), default=256, show_default=True,
+              help="Generated (and real) clips for --stats.")
 def evaluate(checkpoint, data_list, i3d_weights, i3d_input, c3d_weights, c3d_classes, c3d_input, n, splits, seed,
-             real_stats, out):
+             real_stats, out, stats, stats_clips):
     """FVD against real strips (I3D) and Inception Score (C3D) of a checkpoint's generator.
 
     Weights are read from files, never downloaded; see the README (Evaluation) for which weights give
@@ -291,14 +319,20 @@ def evaluate(checkpoint, data_list, i3d_weights, i3d_input, c3d_weights, c3d_cla
     from .training import resolve_data_list
     _setup_logging()
     ckpt.resolve(checkpoint)          # a damaged checkpoint is named before any network is built
-    if data_list is None and (i3d_weights or c3d_weights):
+    if data_list is None and (i3d_weights or c3d_weights or stats):
         from .config import TrainConfig
         data_list = resolve_data_list(TrainConfig.from_dict(ckpt.read_meta(ckpt.resolve(checkpoint))["config"]))
     i3d = video_networks.i3d(i3d_weights, normalisation=i3d_input) if i3d_weights else None
     c3d = video_networks.c3d(c3d_weights, classes=c3d_classes, normalisation=c3d_input) if c3d_weights else None
     out = out or os.path.join(checkpoint, f"metrics-seed{seed}.json")
     result = run_evaluation(checkpoint, data_list, i3d, c3d, n=n, seed=seed, splits=splits, out=out,
-                            real_cache=real_stats)
+                            real_cache=real_stats, stats_clips=stats_clips if stats else 0)
+    if "statistics" in result:
+        from .metrics.clip_statistics import format_rows
+        rows = [tuple(r.values()) for r in result["statistics"]["rows"]]
+        click.echo(f"weight-free statistics, {stats_clips} generated vs {stats_clips} real clips:")
+        for line in format_rows(rows):
+            click.echo("  " + line)
     if "fvd" in result:
         click.echo(f"FVD {result['fvd']['value']:.2f} ({result['fvd']['generated_clips']} generated vs "
                    f"{result['fvd']['real_clips']} real clips)")
@@ -365,6 +399,16 @@ def import_t7(generator, discriminator, run_dir):
     path = convert(generator, run_dir, discriminator)
     has_d = os.path.exists(os.path.join(path, "D.params"))
     click.echo(f"imported generator{' and discriminator' if has_d else ''} -> {path}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="HTML file (default: <run>/report.html).")
+def report(run_dir, out):
+    """One self-contained HTML page about a run: loss and statistics curves, the sample grids over time
+    (GIFs), the configuration. Open it in a browser."""
+    from .report import write_report
+    click.echo(write_report(run_dir, out))
 
 
 @main.command()

@@ -18,6 +18,7 @@ from .metrics import feature_statistics, frechet_distance, inception_score
 from .metrics.video_networks import softmax
 from .sampling import latents, load_generator, run_generator
 from .errors import SettingError
+from .metrics.clip_statistics import compare
 
 log = logging.getLogger(__name__)
 CHUNK = 64
@@ -77,14 +78,41 @@ def frechet_video_distance(network, G, config, list_path, n, seed=0, cache=None,
     return frechet_distance(mu_f, sigma_f, mu_r, sigma_r), count, len(fake)
 
 
+def real_clips(list_path, n, config, data_root=None):
+    """The first ``n`` real clips of the list as one array (fewer if the list is shorter)."""
+    return np.concatenate(list(real_chunks(list_path, n, config, data_root)))
+
+
+def quality_statistics(G, config, list_path, n=256, seed=0, data_root=None, ctx=None):
+    """Weight-free statistics (metrics/clip_statistics.py) of ``n`` generated clips against ``n`` real ones:
+    rows (statistic, generated, real, ratio). Conditional models are judged on the futures of the real
+    clips' first frames."""
+    real = real_clips(list_path, n, config, data_root)
+    if config.model == "conditional":
+        inputs = [real[:, :, 0]]
+        if config.cond_noise:
+            inputs.append(latents([seed + SEED_OFFSET, 0], len(real), config.cond_noise))
+    else:
+        inputs = latents([seed + SEED_OFFSET, 0], n, config.nz)
+    out = run_generator(G, inputs, ctx)
+    return compare(out["video"], real, out["mask"])
+
+
 def evaluate(checkpoint_path, data_list=None, i3d=None, c3d=None, n=2048, seed=0, splits=10, out=None,
-             real_cache=None, data_root=None):
-    """FVD (with the I3D ``VideoNetwork`` ``i3d``) and IS (with the C3D one ``c3d``) of a checkpoint.
-    Returns the result dict (also written to ``out`` as JSON)."""
-    if i3d is None and c3d is None:
-        raise SettingError("nothing to evaluate: give I3D weights (FVD) and/or C3D weights (IS)")
+             real_cache=None, data_root=None, stats_clips=0):
+    """FVD (with the I3D ``VideoNetwork`` ``i3d``), IS (with the C3D one ``c3d``) and, with
+    ``stats_clips``, the weight-free statistics of a checkpoint. Returns the result dict (also written
+    to ``out`` as JSON)."""
+    if i3d is None and c3d is None and not stats_clips:
+        raise SettingError("nothing to evaluate: give --stats, I3D weights (FVD) and/or C3D weights (IS)")
     G, config = load_generator(checkpoint_path)
     result = {"checkpoint": checkpoint.resolve(checkpoint_path), "seed": seed, "n": n}
+    if stats_clips:
+        if not data_list:
+            raise SettingError("--stats compares with real clips: give --data LIST")
+        rows = quality_statistics(G, config, data_list, stats_clips, seed, data_root)
+        result["statistics"] = {"clips": stats_clips, "data": data_list,
+                                "rows": [dict(zip(("statistic", "generated", "real", "ratio"), r)) for r in rows]}
     if i3d is not None:
         if not data_list:
             raise SettingError("FVD needs the real clips: give --data LIST")

@@ -13,6 +13,7 @@ import numpy as np
 from . import checkpoint, media
 from .config import TrainConfig
 from .factory import build_networks, prepare
+from .metrics.clip_statistics import compare
 from .errors import SettingError
 
 OUTPUTS = ("video", "foreground", "mask", "background")
@@ -113,9 +114,10 @@ def write_outputs(out_dir, outputs, fps=media.DEFAULT_FPS, scale=1, columns=6, n
 
 
 def sample(checkpoint_path, out_dir, n=16, seed=0, interpolate=None, steps=8, fps=media.DEFAULT_FPS,
-           scale=1, normalize=None, ctx=None):
+           scale=1, normalize=None, ctx=None, reference=None):
     """Write ``n`` samples of the unconditional generator at ``checkpoint_path`` into ``out_dir``; with
-    ``interpolate=(seed_a, seed_b)`` also a latent walk between the first clips of the two seeds.
+    ``interpolate=(seed_a, seed_b)`` also a latent walk between the first clips of the two seeds; with
+    ``reference`` (real clips) the weight-free statistics of these samples against them.
     Returns a summary dict (also written as summary.json)."""
     G, config = load_generator(checkpoint_path, ctx)
     if config.model != "unconditional":
@@ -123,6 +125,9 @@ def sample(checkpoint_path, out_dir, n=16, seed=0, interpolate=None, steps=8, fp
     outputs = run_generator(G, latents(seed, n, config.nz), ctx)
     files = write_outputs(out_dir, outputs, fps, scale, normalize=normalize)
     summary = {"checkpoint": checkpoint.resolve(checkpoint_path), "seed": seed, "n": n, **mask_statistics(outputs["mask"])}
+    if reference is not None:
+        rows = compare(outputs["video"], reference, outputs["mask"])
+        summary["statistics"] = [dict(zip(("statistic", "generated", "real", "ratio"), r)) for r in rows]
     if interpolate:
         a, b = (latents(s, 1, config.nz)[0] for s in interpolate)
         walk = run_generator(G, slerp(a, b, steps), ctx)

@@ -27,6 +27,16 @@ class ScalarLog:
                 log.error("could not write the logs of iteration %d (%s); training goes on", step, e.strerror or e)
             self.failed = True
 
+    def images(self, step, grids):
+        """{name: (H, W, 3) uint8 image}: shown under TensorBoard's Images tab as samples/<name>."""
+        try:
+            for name, image in grids.items():
+                self.writer.add_image(f"samples/{name}", image, step, dataformats="HWC")
+        except OSError as e:
+            if not self.failed:
+                log.error("could not write the sample images of iteration %d (%s)", step, e.strerror or e)
+            self.failed = True
+
     def close(self):
         try:
             self.writer.close()

@@ -130,6 +130,7 @@ class GanTraining:
         self.checkpoint_failures = 0
         self.last_checkpoint_error = None
         self._fvd_network = None         # I3D for FVD during training, built at the first measurement
+        self._real_statistics = None     # weight-free statistics of the training clips, measured once
 
     # -- one iteration -----------------------------------------------------------------------------
     def generator_inputs(self, real, iteration):
@@ -317,7 +318,13 @@ class GanTraining:
                                     m=f"{values['mask_mean']:.2f}", refresh=False)
                 if cfg.sample_every and (self.iteration % cfg.sample_every == 0 or self.iteration == self.total):
                     try:
-                        self.write_sample_grid(fixed)
+                        outputs = self.write_sample_grid(fixed)
+                        scalars.write(self.iteration, self.sample_statistics(outputs))
+                        # TensorBoard's Images tab: the first frame of each grid (the GIFs hold them all)
+                        scalars.images(self.iteration, {name: media.grid([media.to_frames(c, value_range)
+                                                                          for c in outputs[name]])[0]
+                                                         for name, value_range in (("video", (-1, 1)),
+                                                                                   ("mask", (0, 1)))})
                     except OSError as e:          # a full disk costs the picture, not the run
                         log.error("could not write the sample grid of iteration %d: %s", self.iteration,
                                   e.strerror or e)
@@ -364,12 +371,28 @@ class GanTraining:
         return value
 
     def write_sample_grid(self, generator_inputs):
-        """Grid GIFs of the fixed samples (video and mask) for watching training."""
+        """Grid GIFs of the fixed samples (video and mask) for watching training; returns the outputs."""
         from .sampling import run_generator
         out = run_generator(self.G, generator_inputs, ctx=self.contexts[0])
         stem = os.path.join(self.run_dir, "samples", f"iter{self.iteration:08d}")
         media.write_gif(stem + "_video.gif", media.grid([media.to_frames(v) for v in out["video"]]))
         media.write_gif(stem + "_mask.gif", media.grid([media.to_frames(m, (0, 1)) for m in out["mask"]]))
+        return out
+
+    def sample_statistics(self, outputs):
+        """Weight-free statistics of the sample grid's clips, and their ratios to the same statistics of
+        up to 256 training clips (measured once), for the logs: ``stats/<name>`` and ``stats/<name>_ratio``."""
+        from .evaluation import real_clips
+        from .metrics.clip_statistics import clip_statistics
+        if self._real_statistics is None:
+            cfg = self.config
+            self._real_statistics = clip_statistics(real_clips(resolve_data_list(cfg), 256, cfg, cfg.data_root))
+        values = clip_statistics(outputs["video"], outputs["mask"])
+        logged = {f"stats/{k}": v for k, v in values.items()}
+        for name in ("checkerboard", "flicker", "motion"):
+            real = self._real_statistics[name]
+            logged[f"stats/{name}_ratio"] = values[name] / real if real else 0.0
+        return logged
 
 
 def train(config, run_dir, progress=True):

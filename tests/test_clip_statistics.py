@@ -1,0 +1,101 @@
+"""Weight-free quality statistics on constructed clips, against hand-computed values; their place in
+`sample`, `evaluate --stats`, the training logs and `tinyvideo-mx report`."""
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tinyvideo_mx.cli import main
+from tinyvideo_mx.metrics import clip_statistics as cs
+
+
+def clips_from_unit(x):
+    """[0, 1] values -> the networks' [-1, 1]."""
+    return np.asarray(x, np.float32) * 2 - 1
+
+
+def test_a_checkerboard_clip_scores_high_and_a_flat_one_zero():
+    board = np.indices((8, 8)).sum(axis=0) % 2                     # 0/1 alternating pixels
+    checker = clips_from_unit(np.broadcast_to(board, (2, 3, 4, 8, 8)))
+    flat = clips_from_unit(np.full((2, 3, 4, 8, 8), 0.3))
+    # every 2x2 window of a 0/1 board has response (1 - 0 - 0 + 1) / 4 = 0.5 in absolute value
+    assert cs.checkerboard(checker) == pytest.approx(0.5)
+    assert cs.checkerboard(flat) == 0.0
+    ramp = clips_from_unit(np.broadcast_to(np.linspace(0, 1, 8), (2, 3, 4, 8, 8)))
+    assert cs.checkerboard(ramp) == pytest.approx(0.0, abs=1e-7)  # a smooth gradient has none
+
+
+def test_flicker_and_motion_by_hand():
+    static = clips_from_unit(np.random.default_rng(0).random((2, 3, 1, 8, 8)).repeat(6, axis=2))
+    assert cs.flicker(static) == 0.0 and cs.motion(static) == 0.0
+    blink = np.zeros((1, 3, 4, 8, 8), np.float32)
+    blink[:, :, 1::2] = 1.0                                          # black, white, black, white
+    assert cs.flicker(clips_from_unit(blink)) == pytest.approx(1.0)
+    square = np.zeros((1, 3, 3, 8, 8), np.float32)
+    for t in range(3):                                               # a 2x2 square moving right by 2 px
+        square[:, :, t, 2:4, 2 * t:2 * t + 2] = 1.0
+    # per frame pair, 4 pixels vanish and 4 appear: 8 of 64 pixels change
+    assert cs.motion(clips_from_unit(square)) == pytest.approx(8 / 64)
+    assert cs.flicker(clips_from_unit(square)) == pytest.approx(8 / 64)
+
+
+def test_real_against_real_is_about_one_and_noise_is_far():
+    rng = np.random.default_rng(1)
+    base = np.linspace(0.2, 0.8, 16)[None, None, None, :, None] * np.linspace(0.5, 1, 16)   # a smooth scene
+    real = clips_from_unit(np.clip(base + rng.normal(0, 0.01, (128, 3, 8, 16, 16)), 0, 1))
+    rows = {r[0]: r for r in cs.compare(real[64:], real[:64])}
+    for name in ("checkerboard", "flicker", "motion", "channel_mean_r", "channel_std_g"):
+        assert rows[name][3] == pytest.approx(1.0, abs=0.1), name
+    noise = clips_from_unit(rng.random((64, 3, 8, 16, 16)))
+    rows_noise = {r[0]: r for r in cs.compare(noise, real)}
+    assert rows_noise["checkerboard"][3] > 3 and rows_noise["frechet_pixels"][3] > 10 * rows["frechet_pixels"][3]
+
+
+def test_mask_statistics_are_reported_for_generated_clips():
+    mask = np.zeros((2, 1, 4, 8, 8), np.float32)
+    mask[..., :4] = 0.9
+    clips = clips_from_unit(np.random.default_rng(2).random((2, 3, 4, 8, 8)))
+    values = cs.clip_statistics(clips, mask)
+    assert values["mask_mean"] == pytest.approx(0.45) and values["mask_coverage"] == pytest.approx(0.5)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("stats") / "run"
+    result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--quiet", "--out", str(run), "--iterations", "4",
+                                       "--sample-every", "2"])
+    assert result.exit_code == 0, result.output
+    return run
+
+
+def test_training_logs_the_statistics_and_report_draws_them(trained_run):
+    lines = [json.loads(line) for line in open(trained_run / "metrics.jsonl")]
+    logged = [line for line in lines if "stats/checkerboard_ratio" in line]
+    assert [line["iteration"] for line in logged] == [2, 4]
+    assert all(line["stats/checkerboard"] >= 0 and 0 <= line["stats/mask_mean"] <= 1 for line in logged)
+    result = CliRunner().invoke(main, ["report", str(trained_run)])
+    assert result.exit_code == 0, result.output
+    page = (trained_run / "report.html").read_text()
+    assert page.count('class="curve"') == 4 and page.count("data:image/gif;base64,") == 4     # 2 grids x (video, mask)
+    assert "http://" not in page and '"g_step": "reuse"' in page
+
+
+def test_sample_prints_the_statistics_and_evaluate_stats_writes_them(trained_run, tmp_path):
+    result = CliRunner().invoke(main, ["sample", str(trained_run), "--out", str(tmp_path / "s"), "-n", "8"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[1].startswith("weight-free statistics of these 8 clips against the training clips")
+    assert lines[2].split() == ["statistic", "generated", "real", "ratio"]
+    assert [line.split()[0] for line in lines[3:]] == list(cs.STATISTICS) + ["frechet_pixels", "mask_mean",
+                                                                           "mask_coverage"]
+    summary = json.load(open(tmp_path / "s" / "summary.json"))
+    assert summary["statistics"][0]["statistic"] == "checkerboard"
+    out = tmp_path / "metrics.json"
+    result = CliRunner().invoke(main, ["evaluate", str(trained_run), "--stats", "--stats-clips", "16", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "weight-free statistics, 16 generated vs 16 real clips:" in result.output
+    rows = json.load(open(out))["statistics"]["rows"]
+    assert {r["statistic"] for r in rows} >= {"checkerboard", "flicker", "motion", "frechet_pixels"}
+    assert os.path.exists(trained_run / "tensorboard")
