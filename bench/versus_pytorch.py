@@ -7,14 +7,14 @@
 Full size (3 x 32 x 64 x 64 clips, z 100, ngf = ndf = 64). Every measurement runs in a fresh process
 (its own peak RSS; AMP is process-wide) with the same thread count for both frameworks
 (OMP_NUM_THREADS and torch.set_num_threads), and the two frameworks alternate, round after round, so a
-machine that slows down during the run slows both. The table shows the median over rounds.
+machine that slows down during the run slows both. The table shows each row's best round (the
+round least disturbed by other load on a shared machine).
 fp32 compares plain float32; bf16 compares tinyvideo-mx ``--amp`` with ``torch.autocast(bfloat16)``.
 """
 import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -115,7 +115,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, nargs="+", default=[8, 16])
     parser.add_argument("--iterations", type=int, default=3, help="timed iterations per measurement")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; the table shows medians")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; the table shows the best")
     parser.add_argument("--threads", type=int, default=default_threads())
     parser.add_argument("--before", metavar="CHECKOUT",
                         help="also time an earlier tinyvideo-mx checkout (git worktree add /tmp/before COMMIT)")
@@ -139,7 +139,7 @@ def main():
     print(describe())
     print(f"PyTorch {torch.__version__}, threads {args.threads} for both; shapes: clips 3x32x64x64, z 100, "
           f"ngf = ndf = 64; tinyvideo-mx G step: {args.g_step}; {args.iterations} timed iterations after 1 warm-up, "
-          f"median of {args.rounds} alternating rounds")
+          f"best of {args.rounds} alternating rounds")
     rows = [(b, p) for p in args.precision for b in args.batch]
     frameworks = ("mxnet", "torch") + (("before",) if args.before else ())
     times = {(fw, b, p): [] for b, p in rows for fw in frameworks}
@@ -161,20 +161,20 @@ def main():
     print(f"\n{'precision':>9} {'batch':>5} | {'tinyvideo-mx clips/s':>20} {'RSS GiB':>7} | "
           f"{'PyTorch clips/s':>15} {'RSS GiB':>7} | {'ratio':>5}{before}")
     for b, p in rows:
-        mx_s = statistics.median(times[("mxnet", b, p)])
-        th_s = statistics.median(times[("torch", b, p)])
+        mx_s = min(times[("mxnet", b, p)])
+        th_s = min(times[("torch", b, p)])
         line = (f"{p:>9} {b:>5} | {b / mx_s:>20.2f} {rss[('mxnet', b, p)]:>7.2f} | {b / th_s:>15.2f} "
                 f"{rss[('torch', b, p)]:>7.2f} | {th_s / mx_s:>5.2f}x")
         if args.before:
-            old_s = statistics.median(times[("before", b, p)])
+            old_s = min(times[("before", b, p)])
             line += f" | {b / old_s:>14.2f} {th_s / old_s:>5.2f}x"
         print(line)
     print("ratio = PyTorch seconds per iteration / tinyvideo-mx seconds per iteration (> 1: tinyvideo-mx faster)")
     if args.demo_iterations:
         line = f"demo preset (the README's first run: batch 16 of 3x16x32x32 clips, ngf = ndf = 16): " \
-               f"{1 / statistics.median(demo['mxnet']):.2f} iterations/s"
+               f"{1 / min(demo['mxnet']):.2f} iterations/s"
         if args.before:
-            line += f"; before: {1 / statistics.median(demo['before']):.2f} iterations/s"
+            line += f"; before: {1 / min(demo['before']):.2f} iterations/s"
         print(line)
     return 0
 

@@ -4,11 +4,12 @@ Why one thread: MXNet/oneDNN keep per-thread state that is never freed, so infer
 connection grows a server by ~5 MB per request (100 calls on one thread: +0 MB; on 100 fresh threads:
 +494 MB). Here every forward runs on the same thread, whatever the number of connections.
 
-Why batching: while one forward runs, requests queue up; the next forward takes as many of them as fit
-in ``capacity`` rows (first come, first served; a request that does not fit waits for the next one), so
-16 clients asking for one clip each cost about one 16-row forward instead of sixteen 1-row ones. Rows
-are independent in inference (BatchNorm uses its running statistics), so each client gets exactly the
-rows it would get alone.
+Why batching: while one forward runs, requests queue up; the next round takes as many of them as fit in
+``capacity`` rows (first come, first served; a request that does not fit waits for the next round) and
+hands them to ``run_batch`` together, which on a GPU turns many small forwards into one large one. On
+this CPU a row costs about the same at any batch size, so there the gain is fewer rounds, not fewer
+FLOPs (bench/serve.py). Rows are independent in inference (BatchNorm uses its running statistics), so
+each client gets exactly the rows it would get alone.
 """
 import queue
 import threading

@@ -142,11 +142,17 @@ class SamplingService:
         return {k: arrays[k] for k in request["outputs"]}
 
     def _run_batch(self, inputs):
-        """One padded forward of the smallest bucket that holds the rows (on the inference thread)."""
+        """The rows in forwards of bucket sizes, largest first, so that no row is padding: 6 rows run as
+        4 + 1 + 1, not as a padded 16 (on CPU a row costs about the same at any batch size, so padding is
+        pure waste; measured in bench/serve.py). Runs on the inference thread."""
         from .sampling import run_generator
-        rows = len(inputs[0])
-        bucket = next(b for b in self.buckets if b >= rows)
-        return run_generator(self._net(bucket), inputs, self.ctx, batch=bucket)
+        parts, start, total = [], 0, len(inputs[0])
+        while start < total:
+            bucket = max(b for b in self.buckets if b <= total - start)
+            piece = [a[start:start + bucket] for a in inputs]
+            parts.append(run_generator(self._net(bucket), piece, self.ctx, batch=bucket))
+            start += bucket
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def close(self):
         self.inference.close()
