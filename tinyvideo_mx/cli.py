@@ -225,9 +225,11 @@ def launch(workers, servers, hosts, port, timeout, command):
 @click.option("--ctx", default="cpu", show_default=True, callback=gpu_contexts_usable, help="Device: cpu or gpuN.")
 def sample(checkpoint, out_dir, n, seed, interpolate, steps, fps, scale, normalize, conditional, images, ctx):
     """Write sample videos (GIF + MP4), foregrounds, masks and backgrounds (PNG) from a checkpoint."""
+    from . import checkpoint as ckpt
     from .context import single_context
     _setup_logging()
     device = single_context(ctx)
+    ckpt.resolve(checkpoint)          # a damaged checkpoint is named before anything else is read
     normalize = None if normalize == "none" else normalize
     if conditional or images:
         from .conditional import sample_conditional
