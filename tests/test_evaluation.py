@@ -120,7 +120,7 @@ def test_evaluate_a_checkpoint_end_to_end(tmp_path, small_i3d):
     assert 1.0 <= result["inception_score"]["mean"] < 5 and result["inception_score"]["splits"] == 2
     again = evaluation.evaluate(str(tmp_path / "run"), data, i3d=small_i3d, n=8, real_cache=cache)
     assert again["fvd"]["value"] == pytest.approx(result["fvd"]["value"], rel=1e-6)   # same z, cached real stats
-    with pytest.raises(ValueError, match="nothing to evaluate: give I3D weights"):
+    with pytest.raises(ValueError, match="nothing to evaluate: give --stats, I3D weights"):
         evaluation.evaluate(str(tmp_path / "run"), data)
 
 
