@@ -77,8 +77,8 @@ class TrainConfig:
 # Presets only change sizes and lengths; the algorithm stays the original's.
 PRESETS = {
     "original": {},
-    # ~7 minutes on 2 CPU cores: 16 frames of 32x32, quarter widths, 3000 iterations of batch 16
-    # (enough for moving objects over learned backgrounds on the built-in data; measured in the note).
+    # ~11 minutes on 2 CPU cores: 16 frames of 32x32, quarter widths, 3000 iterations of batch 16
+    # (moving objects over learned backgrounds on the built-in data, with checkerboards: docs/learning.md).
     "demo": dict(frames=16, size=32, ngf=16, ndf=16, batch_size=16, iterations=3000,
                  sample_every=500, checkpoint_every=1000, log_every=20),
     # seconds: for tests and smoke runs
