@@ -274,6 +274,9 @@ def test_starting_on_a_full_disk_is_one_line_and_a_full_disk_mid_run_loses_no_ch
     result = invoke("train", *TINY, "--out", small_tmpfs / "run2", "--iterations", 1)
     assert result.exit_code == 1
     assert result.output == f"Error: --out {small_tmpfs / 'run2'}: cannot write there (No space left on device)\n"
+    result = invoke("train", "--resume", run, "--iterations", 6, "--quiet")      # resuming on it: the same
+    assert result.exit_code == 1
+    assert result.output == f"Error: --resume {run}: cannot write there (No space left on device)\n"
 
 
 # -- kill -9 at random points, then an exact resume ---------------------------------------------------

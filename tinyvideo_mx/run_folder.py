@@ -60,11 +60,11 @@ def claim(run_dir, overwrite=False):
     return archived
 
 
-def ensure_writable(run_dir):
-    """Create ``run_dir`` and prove a file can be written there: one clear line if not (read-only,
-    a file in the way, disk full)."""
+def ensure_writable(run_dir, option="--out"):
+    """Create ``run_dir`` and prove a file can be written there: one clear line, naming ``option``, if
+    not (read-only, a file in the way, disk full)."""
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
-        raise RunFolderError(f"--out {run_dir}: is a file, not a folder")
+        raise RunFolderError(f"{option} {run_dir}: is a file, not a folder")
     probe = None
     try:
         os.makedirs(run_dir, exist_ok=True)
@@ -74,7 +74,7 @@ def ensure_writable(run_dir):
             f.flush()
             os.fsync(f.fileno())
     except OSError as e:
-        raise RunFolderError(f"--out {run_dir}: cannot write there ({e.strerror or e})") from None
+        raise RunFolderError(f"{option} {run_dir}: cannot write there ({e.strerror or e})") from None
     finally:
         if probe:
             with contextlib.suppress(OSError):

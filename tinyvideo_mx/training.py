@@ -110,7 +110,7 @@ class GanTraining:
             if new_run:
                 run_folder.claim(run_dir, overwrite)
             else:
-                run_folder.ensure_writable(run_dir)
+                run_folder.ensure_writable(run_dir, "--resume")
             run_folder.clean_temporaries(run_dir)
         self.run_id = uuid.uuid4().hex   # checkpoints carry it: pruning touches only this run's
         self.precision.enable()          # before the networks exist (AMP rewrites operators)
