@@ -25,7 +25,7 @@ import pytest
 from click.testing import CliRunner
 from mxnet.base import MXNetError
 
-from conftest import random_frames, tiny_config
+from conftest import random_frames
 from tinyvideo_mx import checkpoint, run_folder
 from tinyvideo_mx.cli import main
 from tinyvideo_mx.data.listfile import ListFileError, read_labelled_list, read_list
