@@ -85,19 +85,28 @@ class RandomClips:
         pass
 
 
-def run_one(batch, hybridize, iterations, amp=False, ctx="cpu"):
+def run_one(batch, hybridize, iterations, amp=False, ctx="cpu", g_step="reuse", preset="original"):
+    """Seconds per training step after one warm-up step, and peak RSS. ``preset="original"``: full size on
+    random clips (the step, not the loader, is measured); ``preset="demo"``: the README's first run on
+    its real data iterator (``batch`` is the preset's)."""
+    import tinyvideo_mx  # noqa: F401  (first: it sets MXNet's thread count before mxnet loads)
     import mxnet as mx
     from tinyvideo_mx.config import make_config
     from tinyvideo_mx.training import GanTraining
     import tempfile
-    cfg = make_config("original", batch_size=batch, hybridize=hybridize, iterations=iterations + 1, amp=amp, ctx=ctx)
-    run = GanTraining(cfg, tempfile.mkdtemp(prefix="bench-"), progress=False, iterator=RandomClips(batch))
-    clips = run.data.batch
-    run.step(clips)                              # warm-up: graph building, oneDNN primitive creation
+    if preset == "demo":
+        run = GanTraining(make_config("demo", sample_every=0), tempfile.mkdtemp(prefix="bench-"), progress=False)
+        next_batch = run.next_batch
+    else:
+        cfg = make_config(preset, batch_size=batch, hybridize=hybridize, iterations=iterations + 1, amp=amp, ctx=ctx,
+                          g_step=g_step)
+        run = GanTraining(cfg, tempfile.mkdtemp(prefix="bench-"), progress=False, iterator=RandomClips(batch))
+        next_batch = lambda: run.data.batch  # noqa: E731
+    run.step(next_batch())                       # warm-up: graph building, oneDNN primitive creation
     mx.nd.waitall()
     start = time.perf_counter()
     for _ in range(iterations):
-        run.step(clips)
+        run.step(next_batch())
     mx.nd.waitall()
     seconds = (time.perf_counter() - start) / iterations
     return {"seconds_per_iteration": seconds, "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}

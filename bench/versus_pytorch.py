@@ -36,34 +36,9 @@ def torch_available():
 
 
 def time_mxnet(batch, iterations, bf16, g_step, preset="original"):
-    """Seconds per training step; ``preset="demo"``: the README's first run, on its real data iterator."""
-    import tinyvideo_mx  # noqa: F401  (first: it sets MXNet's thread count before mxnet loads)
-    import mxnet as mx
-    from train_step import RandomClips
-    from tinyvideo_mx.config import make_config
-    from tinyvideo_mx.training import GanTraining
-    import tempfile
-    if preset == "demo":
-        cfg = make_config("demo", sample_every=0)
-        run = GanTraining(cfg, tempfile.mkdtemp(prefix="bench-"), progress=False)
-        clips = run.next_batch()
-        run.step(clips)
-        mx.nd.waitall()
-        start = time.perf_counter()
-        for _ in range(iterations):
-            run.step(run.next_batch())
-        mx.nd.waitall()
-        return (time.perf_counter() - start) / iterations
-    cfg = make_config("original", batch_size=batch, iterations=iterations + 1, amp=bf16, g_step=g_step)
-    run = GanTraining(cfg, tempfile.mkdtemp(prefix="bench-"), progress=False, iterator=RandomClips(batch))
-    clips = run.data.batch
-    run.step(clips)                                   # warm-up: graph building, oneDNN primitives
-    mx.nd.waitall()
-    start = time.perf_counter()
-    for _ in range(iterations):
-        run.step(clips)
-    mx.nd.waitall()
-    return (time.perf_counter() - start) / iterations
+    """Seconds per training step (bench/train_step.run_one)."""
+    from train_step import run_one
+    return run_one(batch, True, iterations, amp=bf16, g_step=g_step, preset=preset)["seconds_per_iteration"]
 
 
 def time_torch(batch, iterations, bf16, threads):

@@ -163,10 +163,32 @@ def read_meta(checkpoint_dir):
     return meta
 
 
+_verified = {}   # checkpoint folder -> the stat signature its files had when their checksums matched
+
+
+def _signature(checkpoint_dir, names):
+    """(name, size, mtime) of meta.json and ``names``: a file changed on disk changes it."""
+    out = []
+    for name in ("meta.json",) + tuple(names):
+        try:
+            st = os.stat(os.path.join(checkpoint_dir, name))
+        except OSError:
+            return None
+        out.append((name, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
 def verify_files(checkpoint_dir):
     """Check every file meta.json lists (size, then SHA-256); returns the metadata. Checkpoints written
-    before checksums were recorded are accepted as they are (their loading errors are still caught)."""
+    before checksums were recorded are accepted as they are (their loading errors are still caught).
+    A folder whose files are unchanged since they last verified in this process is not hashed again
+    (sample, export and evaluate resolve the same checkpoint several times)."""
     meta = read_meta(checkpoint_dir)
+    listed = sorted(meta.get("files") or {})
+    key = os.path.abspath(checkpoint_dir)
+    signature = _signature(checkpoint_dir, listed)
+    if signature is not None and _verified.get(key) == signature:
+        return meta
     for name, expected in sorted((meta.get("files") or {}).items()):
         path = os.path.join(checkpoint_dir, name)
         if not os.path.isfile(path):
@@ -176,6 +198,8 @@ def verify_files(checkpoint_dir):
             raise CheckpointError(f"{path}: damaged ({size} bytes, the checkpoint recorded {expected.get('bytes')})")
         if file_digest(path)["sha256"] != expected.get("sha256"):
             raise CheckpointError(f"{path}: damaged (contents differ from the checksum the checkpoint recorded)")
+    if signature is not None:
+        _verified[key] = signature
     return meta
 
 

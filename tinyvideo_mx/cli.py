@@ -258,11 +258,9 @@ def _training_clips(checkpoint, n=256):
     from . import checkpoint as ckpt
     from .config import TrainConfig
     from .errors import TinyVideoError
-    from .evaluation import real_clips
-    from .training import resolve_data_list
+    from .training import training_clips
     try:
-        config = TrainConfig.from_dict(ckpt.read_meta(ckpt.resolve(checkpoint))["config"])
-        return real_clips(resolve_data_list(config), n, config, config.data_root)
+        return training_clips(TrainConfig.from_dict(ckpt.read_meta(ckpt.resolve(checkpoint))["config"]), n)
     except TinyVideoError as e:
         click.echo(f"no statistics against the training clips: {e}", err=True)
         return None

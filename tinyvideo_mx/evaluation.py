@@ -32,6 +32,17 @@ def real_chunks(list_path, n, config, data_root=None, chunk=CHUNK, num_workers=2
                       frame_height=config.frame_height, num_workers=num_workers, max_bad=config.max_bad)
 
 
+def evaluation_inputs(config, seed, start, rows, real=None):
+    """The generator's inputs for evaluated clips ``start..start+rows``: z rows drawn from (seed, start)
+    (unconditional), or the first frames of the ``real`` clips (+ noise: the futures of real images)."""
+    if config.model == "conditional":
+        inputs = [real[:, :, 0]]
+        if config.cond_noise:
+            inputs.append(latents([seed + SEED_OFFSET, start], len(real), config.cond_noise))
+        return inputs
+    return [latents([seed + SEED_OFFSET, start], rows, config.nz)]
+
+
 def generated_chunks(G, config, n, seed, real=None, chunk=CHUNK, ctx=None):
     """``n`` generated videos in chunks: from z (unconditional), or from the first frames of the ``real``
     chunks (conditional: the futures of real images)."""
@@ -39,17 +50,13 @@ def generated_chunks(G, config, n, seed, real=None, chunk=CHUNK, ctx=None):
         done = 0
         for clips in real:
             clips = clips[:n - done]
-            inputs = [clips[:, :, 0]]
-            if config.cond_noise:
-                inputs.append(latents([seed + SEED_OFFSET, done], len(clips), config.cond_noise))
-            yield run_generator(G, inputs, ctx)["video"]
+            yield run_generator(G, evaluation_inputs(config, seed, done, len(clips), clips), ctx)["video"]
             done += len(clips)
             if done >= n:
                 return
         return
     for start in range(0, n, chunk):
-        rows = min(chunk, n - start)
-        yield run_generator(G, latents([seed + SEED_OFFSET, start], rows, config.nz), ctx)["video"]
+        yield run_generator(G, evaluation_inputs(config, seed, start, min(chunk, n - start)), ctx)["video"]
 
 
 def real_statistics(network, list_path, n, config, cache=None, data_root=None):
@@ -83,18 +90,13 @@ def real_clips(list_path, n, config, data_root=None):
     return np.concatenate(list(real_chunks(list_path, n, config, data_root)))
 
 
+
 def quality_statistics(G, config, list_path, n=256, seed=0, data_root=None, ctx=None):
     """Weight-free statistics (metrics/clip_statistics.py) of ``n`` generated clips against ``n`` real ones:
     rows (statistic, generated, real, ratio). Conditional models are judged on the futures of the real
     clips' first frames."""
     real = real_clips(list_path, n, config, data_root)
-    if config.model == "conditional":
-        inputs = [real[:, :, 0]]
-        if config.cond_noise:
-            inputs.append(latents([seed + SEED_OFFSET, 0], len(real), config.cond_noise))
-    else:
-        inputs = latents([seed + SEED_OFFSET, 0], n, config.nz)
-    out = run_generator(G, inputs, ctx)
+    out = run_generator(G, evaluation_inputs(config, seed, 0, n, real), ctx)
     return compare(out["video"], real, out["mask"])
 
 

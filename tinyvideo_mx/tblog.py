@@ -1,6 +1,7 @@
 """Scalars in TensorBoard's event format (tensorboardX) and as JSON lines (for scripts).
 
 A failed write (a full disk) is reported once and skipped: losing log lines never stops training."""
+import contextlib
 import json
 import logging
 import os
@@ -16,26 +17,28 @@ class ScalarLog:
         self.jsonl = open(os.path.join(run_dir, "metrics.jsonl"), "a")
         self.failed = False
 
-    def write(self, step, values):
+    @contextlib.contextmanager
+    def _reported_once(self, what, step):
+        """A failed write of ``what`` is logged the first time any write fails, then skipped silently."""
         try:
+            yield
+        except OSError as e:
+            if not self.failed:
+                log.error("could not write the %s of iteration %d (%s); training goes on", what, step, e.strerror or e)
+            self.failed = True
+
+    def write(self, step, values):
+        with self._reported_once("logs", step):
             for key, value in values.items():
                 self.writer.add_scalar(f"train/{key}", value, step)
             self.jsonl.write(json.dumps(dict(values, iteration=step)) + "\n")
             self.jsonl.flush()
-        except OSError as e:
-            if not self.failed:
-                log.error("could not write the logs of iteration %d (%s); training goes on", step, e.strerror or e)
-            self.failed = True
 
     def images(self, step, grids):
         """{name: (H, W, 3) uint8 image}: shown under TensorBoard's Images tab as samples/<name>."""
-        try:
+        with self._reported_once("sample images", step):
             for name, image in grids.items():
                 self.writer.add_image(f"samples/{name}", image, step, dataformats="HWC")
-        except OSError as e:
-            if not self.failed:
-                log.error("could not write the sample images of iteration %d (%s)", step, e.strerror or e)
-            self.failed = True
 
     def close(self):
         try:

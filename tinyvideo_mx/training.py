@@ -62,6 +62,12 @@ def resolve_data_list(config):
     return synthetic.ensure_dataset(directory, config.synthetic_clips, max(config.frames, 32), config.frame_height)
 
 
+def training_clips(config, n=256):
+    """The first ``n`` clips of the data ``config`` trains on, as one array (for statistics)."""
+    from .evaluation import real_clips
+    return real_clips(resolve_data_list(config), n, config, config.data_root)
+
+
 def make_iterator(config, part_index=0, num_parts=1):
     """Worker ``part_index`` of ``num_parts``: its shard of the list, batches of its share of the batch."""
     paths = read_list(resolve_data_list(config), config.data_root)
@@ -318,13 +324,10 @@ class GanTraining:
                                     m=f"{values['mask_mean']:.2f}", refresh=False)
                 if cfg.sample_every and (self.iteration % cfg.sample_every == 0 or self.iteration == self.total):
                     try:
-                        outputs = self.write_sample_grid(fixed)
+                        outputs, grids = self.write_sample_grid(fixed)
                         scalars.write(self.iteration, self.sample_statistics(outputs))
                         # TensorBoard's Images tab: the first frame of each grid (the GIFs hold them all)
-                        scalars.images(self.iteration, {name: media.grid([media.to_frames(c, value_range)
-                                                                          for c in outputs[name]])[0]
-                                                         for name, value_range in (("video", (-1, 1)),
-                                                                                   ("mask", (0, 1)))})
+                        scalars.images(self.iteration, {name: frames[0] for name, frames in grids.items()})
                     except OSError as e:          # a full disk costs the picture, not the run
                         log.error("could not write the sample grid of iteration %d: %s", self.iteration,
                                   e.strerror or e)
@@ -371,22 +374,23 @@ class GanTraining:
         return value
 
     def write_sample_grid(self, generator_inputs):
-        """Grid GIFs of the fixed samples (video and mask) for watching training; returns the outputs."""
+        """Grid GIFs of the fixed samples (video and mask) for watching training; returns the generator's
+        outputs and the grids ({"video": frames, "mask": frames})."""
         from .sampling import run_generator
         out = run_generator(self.G, generator_inputs, ctx=self.contexts[0])
         stem = os.path.join(self.run_dir, "samples", f"iter{self.iteration:08d}")
-        media.write_gif(stem + "_video.gif", media.grid([media.to_frames(v) for v in out["video"]]))
-        media.write_gif(stem + "_mask.gif", media.grid([media.to_frames(m, (0, 1)) for m in out["mask"]]))
-        return out
+        grids = {name: media.grid([media.to_frames(c, value_range) for c in out[name]])
+                 for name, value_range in (("video", (-1, 1)), ("mask", (0, 1)))}
+        for name, frames in grids.items():
+            media.write_gif(f"{stem}_{name}.gif", frames)
+        return out, grids
 
     def sample_statistics(self, outputs):
         """Weight-free statistics of the sample grid's clips, and their ratios to the same statistics of
         up to 256 training clips (measured once), for the logs: ``stats/<name>`` and ``stats/<name>_ratio``."""
-        from .evaluation import real_clips
         from .metrics.clip_statistics import clip_statistics
         if self._real_statistics is None:
-            cfg = self.config
-            self._real_statistics = clip_statistics(real_clips(resolve_data_list(cfg), 256, cfg, cfg.data_root))
+            self._real_statistics = clip_statistics(training_clips(self.config, 256))
         values = clip_statistics(outputs["video"], outputs["mask"])
         logged = {f"stats/{k}": v for k, v in values.items()}
         for name in ("checkerboard", "flicker", "motion"):
