@@ -35,7 +35,8 @@ def converge(amp, iterations, run_dir):
             f"GanTraining(make_config('demo', iterations={iterations}, amp={amp}, sample_every=0), {run_dir!r}, progress=False).run()")
     subprocess.run([sys.executable, "-c", code], check=True)
     import numpy as np
-    from tinyvideo_mx.data import StripIter, read_list
+    from tinyvideo_mx.data import read_list
+    from tinyvideo_mx.data.iterator import StripIter
     from tinyvideo_mx.sampling import latents, load_generator, run_generator
     from tinyvideo_mx.training import resolve_data_list
     rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]

@@ -20,15 +20,16 @@ class StabilizeConfig:
     features: str = "sift"           # sift | orb
     feature_size: int = 192          # working short side: features, matching and warps (0: full resolution, as the original)
     max_features: int = 500          # strongest keypoints kept per frame (0: all, as the original); matching is quadratic
-    matcher: str = "bf"              # bf | flann (the original used FLANN KD-trees, trees=5, checks=50)
+    matcher: str = "bf"              # bf | flann (the original's FLANN call, whose index type 0 is exact linear search)
     quality_gate: bool = True        # reject weak or extreme homographies (reason recorded)
     min_inliers: int = 12
-    max_reprojection: float = 2.0    # RMS px of the inliers, at feature resolution
+    max_reprojection: float = 2.0    # RMS of the inliers, in pixels of the written clips (video_size squares)
     max_scale_change: float = 0.15   # per frame: |scale - 1| of the similarity part
     max_shear: float = 0.15          # per frame: |anisotropy| of the affine part
     max_perspective: float = 0.25    # per frame: relative scale spread over the frame (|h31| W + |h32| H)
     scene_cuts: bool = True          # end a clip at a cut instead of straddling it
-    cut_threshold: float = 0.5       # Bhattacharyya distance between consecutive HSV histograms
+    cut_threshold: float = 0.2       # a cut: Bhattacharyya distance between consecutive HSV histograms above this
+    cut_change: float = 25.0         # ... and mean |difference| of 32x24 grey thumbnails (0-255) above this (cuts.py)
     fps: float = 0.0                 # resample to this frame rate (0: native, as the original)
 
     @classmethod

@@ -7,7 +7,8 @@ from tinyvideo_mx.errors import SettingError
 class Tracker:
     """Detects features on a grey frame and estimates the homography that maps the current frame into
     the previous one. ``scale`` is the working resolution relative to the video's own (1 in the
-    faithful mode): thresholds are given in the video's pixels, as the original's 5 px were."""
+    faithful mode): the RANSAC threshold is in the video's pixels, as the original's 5 px were; the
+    gate's reprojection limit is in pixels of the written clips, so it means the same at any size."""
 
     def __init__(self, config):
         self.config = config
@@ -20,10 +21,15 @@ class Tracker:
         else:
             raise SettingError(f"features must be 'sift' or 'orb', got {config.features!r}")
         if config.matcher == "flann":
-            index = dict(algorithm=1, trees=5) if norm == cv2.NORM_L2 else dict(algorithm=6, table_number=6, key_size=12, multi_probe_level=1)
+            # The original's call: FLANN_INDEX_KDTREE = 0, trees=5, checks=50. For OpenCV, index type 0
+            # is *linear* (exact) search - KD-trees are 1 - so the original matched exactly; so do we.
+            index = (dict(algorithm=0, trees=5) if norm == cv2.NORM_L2
+                     else dict(algorithm=6, table_number=6, key_size=12, multi_probe_level=1))
             self.matcher = cv2.FlannBasedMatcher(index, dict(checks=50))
-        else:
+        elif config.matcher == "bf":
             self.matcher = cv2.BFMatcher(norm)
+        else:
+            raise SettingError(f"matcher must be 'bf' or 'flann', got {config.matcher!r}")
 
     def describe(self, frame):
         """(keypoints as an (n, 2) array, descriptors)."""
@@ -50,21 +56,22 @@ class Tracker:
         if M is None:
             return None, "no homography found"
         if cfg.quality_gate:
-            reason = gate(M, src, dst, inliers, scale, frame_shape, cfg)
+            reason = gate(M, src, dst, inliers, frame_shape, cfg)
             if reason:
                 return None, reason
         return M, None
 
 
-def gate(M, src, dst, inliers, scale, frame_shape, cfg):
+def gate(M, src, dst, inliers, frame_shape, cfg):
     """Why a homography between consecutive frames is not trusted, or None."""
     inliers = inliers.ravel().astype(bool)
     if inliers.sum() < cfg.min_inliers:
         return f"too few inliers ({int(inliers.sum())} < {cfg.min_inliers})"
     projected = cv2.perspectiveTransform(src[inliers].reshape(-1, 1, 2), M).reshape(-1, 2)
-    rms = float(np.sqrt(((projected - dst[inliers]) ** 2).sum(axis=1).mean())) / scale
+    # in pixels of the clips written (video_size squares), whatever resolution the features came from
+    rms = float(np.sqrt(((projected - dst[inliers]) ** 2).sum(axis=1).mean())) * cfg.video_size / min(frame_shape[:2])
     if rms > cfg.max_reprojection:
-        return f"reprojection error ({rms:.2f} px > {cfg.max_reprojection})"
+        return f"reprojection error ({rms:.2f} output px > {cfg.max_reprojection})"
     M = M / M[2, 2]
     s1, s2 = np.linalg.svd(M[:2, :2], compute_uv=False)
     if abs(np.sqrt(s1 * s2) - 1) > cfg.max_scale_change:
@@ -77,14 +84,3 @@ def gate(M, src, dst, inliers, scale, frame_shape, cfg):
     if perspective > cfg.max_perspective:
         return f"perspective ({perspective:.3f} > {cfg.max_perspective})"
     return None
-
-
-def histogram(frame):
-    hsv = cv2.cvtColor(frame, cv2.COLOR_BGR2HSV)
-    h = cv2.calcHist([hsv], [0, 1], None, [32, 32], [0, 180, 0, 256])
-    return cv2.normalize(h, h).flatten()
-
-
-def is_cut(previous_hist, hist, threshold):
-    """A hard cut: the colour distribution changes abruptly between consecutive frames."""
-    return cv2.compareHist(previous_hist, hist, cv2.HISTCMP_BHATTACHARYYA) > threshold

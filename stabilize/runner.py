@@ -4,13 +4,15 @@ Layout: ``<out>/<video name>-<8 hex of its absolute path>/0000.jpg ...`` plus ``
 folder, written last: a rerun skips every video whose ``done.json`` exists. Strips, ``done.json``,
 the list file and the report are written atomically, so an interrupted run never leaves a half-written
 file under a final name. Several runs may share an output folder: a video is claimed with an atomic
-``mkdir`` of ``<folder>.lock`` (as the original did), so no two workers write the same folder.
+``mkdir`` of ``<folder>.lock`` (as the original did), so no two workers write the same folder; the lock
+names its owner and is taken over once that process is gone (locks.py).
 """
 import hashlib
 import json
 import logging
 import multiprocessing
 import os
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 
@@ -19,6 +21,7 @@ from tinyvideo_mx.errors import SettingError
 from tinyvideo_mx.data.strips import write_strip
 from tinyvideo_mx.fsutil import write_text_atomic
 
+from . import locks
 from .config import StabilizeConfig
 from .stabilizer import clips
 from .video import VideoError
@@ -58,20 +61,24 @@ def stabilize_video(path, out_dir, config):
         with open(done) as f:
             return dict(json.load(f), skipped=True)
     lock = folder + ".lock"
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-        os.mkdir(lock)
-    except FileExistsError:
-        return {"video": path, "status": "locked", "reason": f"another worker holds {lock}", "clips": [], "dropped": {}}
+    os.makedirs(out_dir, exist_ok=True)
+    claimed, why_not = locks.claim(lock)
+    if not claimed:
+        return {"video": path, "status": "locked", "reason": why_not, "clips": [], "dropped": {}}
+    _held.append(lock)
     start, frames_out, notes = time.time(), 0, []
-    record = {"video": path, "folder": os.path.basename(folder), "clips": [], "dropped": {}, "notes": notes}
+    # spans: [first, end) decoded-frame indices of each clip, so a clip can be traced to its source
+    record = {"video": path, "folder": os.path.basename(folder), "clips": [], "spans": [], "dropped": {},
+              "notes": notes}
     try:
         for kind, value in clips(path, config, notes):
             if kind == "clip":
+                first, frames = value
                 name = f"{len(record['clips']):04d}.jpg"
-                write_strip(os.path.join(folder, name), value, config.jpeg_quality)
+                write_strip(os.path.join(folder, name), frames, config.jpeg_quality)
                 record["clips"].append(name)
-                frames_out += len(value)
+                record["spans"].append([first, first + len(frames)])
+                frames_out += len(frames)
             else:
                 record["dropped"][value] = record["dropped"].get(value, 0) + 1
         record["status"] = "ok" if record["clips"] else "no clips"
@@ -80,10 +87,8 @@ def stabilize_video(path, out_dir, config):
     except Exception as e:                       # one bad file never ends the batch
         record.update(status="error", reason=f"{type(e).__name__}: {e}")
     finally:
-        try:
-            os.rmdir(lock)
-        except OSError:
-            pass
+        locks.release(lock)
+        _held.remove(lock)
     record["seconds"] = round(time.time() - start, 3)
     record["frames_written"] = frames_out
     if record["status"] in ("ok", "no clips"):
@@ -93,6 +98,25 @@ def stabilize_video(path, out_dir, config):
 
 def _work(args):
     return stabilize_video(*args)
+
+
+_held = []    # the lock this process holds while it works on a video
+
+
+def _exit_with_parent(parent):
+    """Worker initialiser: end this process when the process that started it is gone (kill -9 of the
+    parent leaves a pool's workers running otherwise, idle and holding memory), releasing its lock so a
+    rerun need not wait for the takeover of a dead owner's."""
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        for lock in list(_held):
+            locks.release(lock)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
+FINISHED = ("ok", "no clips")
 
 
 def stabilize_many(inputs, out_dir, config=None, workers=1, progress=False):
@@ -108,14 +132,11 @@ def stabilize_many(inputs, out_dir, config=None, workers=1, progress=False):
     if workers > 1:
         # spawn, not fork: a process that already runs MXNet / OpenCV threads can fork children that
         # deadlock on a lock held at fork time (seen: 1 hang in 20 test-suite runs).
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = _progress(pool.map(_work, jobs), len(jobs), progress)
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
+            records = _collect(pool.map(_work, jobs), len(jobs), progress)
     else:
-        results = _progress(map(_work, jobs), len(jobs), progress)
-    records = list(results)
-    for r in records:
-        if r["status"] not in ("ok", "no clips"):
-            log.warning("%s: %s", r["video"], r.get("reason", r["status"]))
+        records = _collect(map(_work, jobs), len(jobs), progress)
     entries = []
     for name in sorted(os.listdir(out_dir)) if os.path.isdir(out_dir) else []:
         done = os.path.join(out_dir, name, "done.json")
@@ -126,13 +147,15 @@ def stabilize_many(inputs, out_dir, config=None, workers=1, progress=False):
     seconds = time.time() - start
     new = [r for r in records if not r.get("skipped")]
     dropped = {}
-    for r in records:
+    for r in new:                         # videos finished by an earlier run were counted by that run
         for reason, n in r.get("dropped", {}).items():
             key = reason.split(" (")[0]
             dropped[key] = dropped.get(key, 0) + n
     report = {
         "videos": len(records), "videos_processed": len(new), "videos_skipped_done": len(records) - len(new),
-        "videos_failed": {r["video"]: r.get("reason", r["status"]) for r in records if r["status"] not in ("ok", "no clips")},
+        "videos_failed": {r["video"]: r.get("reason", r["status"]) for r in records
+                          if r["status"] not in FINISHED + ("locked",)},
+        "videos_locked": {r["video"]: r["reason"] for r in records if r["status"] == "locked"},
         "clips_written": sum(len(r["clips"]) for r in new), "clips_listed": len(entries),
         "clips_dropped": dropped, "frames_written": sum(r.get("frames_written", 0) for r in new),
         "seconds": round(seconds, 3), "config": config.to_dict(), "per_video": records,
@@ -142,8 +165,14 @@ def stabilize_many(inputs, out_dir, config=None, workers=1, progress=False):
     return report
 
 
-def _progress(iterable, total, enabled):
-    if not enabled:
-        return iterable
-    from tqdm import tqdm
-    return tqdm(iterable, total=total, unit="video", desc="stabilize")
+def _collect(results, total, progress):
+    """The records, each problem logged once, as its video finishes."""
+    if progress:
+        from tqdm import tqdm
+        results = tqdm(results, total=total, unit="video", desc="stabilize")
+    records = []
+    for r in results:
+        if r["status"] not in FINISHED:
+            log.warning("skipped %s: %s", r["video"], r.get("reason", r["status"]))
+        records.append(r)
+    return records

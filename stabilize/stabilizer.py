@@ -11,52 +11,43 @@ it is dropped if any frame failed to match (or failed the quality gate) or if it
 import cv2
 import numpy as np
 
-from .homography import Tracker, histogram, is_cut
-from .video import frames as read_frames, resize_and_crop
-
-
-def working_frames(frames, work_size):
-    """(frame, scale) at the working resolution: short side ``work_size`` (0: the video's own, as the
-    original, which warped and matched full-resolution frames). The output is 128 px, so working at
-    192 px changes little but the cost (bench/stabilize.py)."""
-    for frame in frames:
-        h, w = frame.shape[:2]
-        if work_size and min(h, w) > work_size:
-            scale = work_size / min(h, w)
-            frame = cv2.resize(frame, (int(round(w * scale)), int(round(h * scale))), interpolation=cv2.INTER_AREA)
-            yield frame, scale
-        else:
-            yield frame, 1.0
+from .cuts import is_cut, signature
+from .homography import Tracker
+from .video import resize_and_crop, scaled_frames
 
 
 def clips(path, config, notes=None):
-    """Yield ("clip", frames uint8 RGB (T, S, S, 3)) for kept clips and ("drop", reason) for dropped
-    ones. Raises VideoError for unreadable files."""
+    """Yield ("clip", (first frame, frames uint8 RGB (T, S, S, 3))) for kept clips and ("drop", reason)
+    for dropped ones; the first frame counts decoded frames from 0. Raises VideoError for unreadable
+    files."""
     tracker = Tracker(config)
-    stream = working_frames(read_frames(path, config.fps, notes), config.feature_size)
+    # frames at the working resolution: short side feature_size (0: the video's own, as the original,
+    # which matched and warped full-resolution frames; the output is 128 px, so 192 changes little but
+    # the cost - bench/stabilize.py)
+    stream = enumerate(scaled_frames(path, config.feature_size, config.fps, notes))
     for _ in range(config.skip_frames):
         if next(stream, None) is None:
             return
-    pending = next(stream, None)          # the first frame of the next clip
+    pending = next(stream, None)          # (index, (frame, scale)): the first frame of the next clip
     for _ in range(config.max_clips):
         if pending is None:
             return
-        (frame, scale), pending = pending, None
+        (start, (frame, scale)), pending = pending, None
         h, w = frame.shape[:2]
         white = np.full((h, w), 255, np.uint8)
         kernel = np.ones((config.erode, config.erode), np.uint8)
         output = [resize_and_crop(frame, config.video_size).astype(np.float32)]
         previous = tracker.describe(frame)
-        previous_hist = histogram(frame) if config.scene_cuts else None
+        previous_look = signature(frame) if config.scene_cuts else None
         chain = np.eye(3)
         failure = cut_frame = None
-        for frame, scale in stream:
+        for index, (frame, scale) in stream:
             if config.scene_cuts:
-                hist = histogram(frame)
-                if is_cut(previous_hist, hist, config.cut_threshold):
-                    cut_frame = (frame, scale)         # the cut frame starts the next clip
+                look = signature(frame)
+                if is_cut(previous_look, look, config):
+                    cut_frame = (index, (frame, scale))   # the cut frame starts the next clip
                     break
-                previous_hist = hist
+                previous_look = look
             current = tracker.describe(frame)
             M, reason = tracker.homography(current, previous, frame.shape, scale)
             if M is None:
@@ -77,6 +68,6 @@ def clips(path, config, notes=None):
         elif len(output) < config.min_frames:
             yield "drop", f"too short ({len(output)} < {config.min_frames} frames)"
         else:
-            yield "clip", np.clip(np.stack(output) + 0.5, 0, 255).astype(np.uint8)[..., ::-1]
+            yield "clip", (start, np.clip(np.stack(output) + 0.5, 0, 255).astype(np.uint8)[..., ::-1])
         # The next clip starts at the cut frame, or at the next unread frame (None: end of stream).
         pending = cut_frame if cut_frame is not None else next(stream, None)

@@ -1,4 +1,5 @@
 """Reading video files (anything FFmpeg decodes), with clear reasons for bad ones."""
+import logging
 import os
 
 import cv2
@@ -12,22 +13,26 @@ class VideoError(FileProblem):
     """A video file that cannot be read: ``path`` and ``reason``."""
 
 
+class _RequestedScaling(logging.Filter):
+    """imageio-ffmpeg warns whenever the frames read differ in size from the source; here that is the
+    scaling we ask for."""
+
+    def filter(self, record):
+        return not record.getMessage().startswith("The frame size for reading")
+
+
+logging.getLogger("imageio_ffmpeg").addFilter(_RequestedScaling())
+
+
 def _first_line(error):
     lines = [l for l in str(error).splitlines() if l.strip()]
     return lines[-1].strip()[:200] if lines else type(error).__name__
 
 
-def frames(path, fps=0.0, notes=None):
-    """Yield BGR frames decoded by ffmpeg (as the original: ``ffmpeg -f image2pipe -pix_fmt rgb24``, at
-    the native rate); with ``fps`` > 0, resampled to that rate (nearest earlier frame). A stream that
-    ends early or breaks mid-way adds a note to ``notes`` (the frames read are still used). Unreadable
-    files raise VideoError with the reason."""
-    if not os.path.exists(path):
-        raise VideoError(path, "file not found")
-    if os.path.getsize(path) == 0:
-        raise VideoError(path, "empty file")
+def _open(path, output_params=None):
+    """(reader, meta) of ffmpeg decoding ``path`` to BGR, or VideoError with the reason."""
     try:
-        reader = imageio_ffmpeg.read_frames(path, pix_fmt="rgb24")
+        reader = imageio_ffmpeg.read_frames(path, pix_fmt="bgr24", output_params=output_params)
         meta = next(reader)
     except (OSError, RuntimeError, StopIteration) as e:
         if "does not contain any stream" in str(e):      # ffmpeg found no video stream to decode
@@ -36,16 +41,45 @@ def frames(path, fps=0.0, notes=None):
     if not meta.get("size") or meta["size"] == (0, 0):
         reader.close()
         raise VideoError(path, "no video stream (audio only?)")
-    w, h = meta["size"]
+    return reader, meta
+
+
+def working_size(size, short_side):
+    """(w, h, scale): the frame size whose short side is ``short_side`` (rounded), or the video's own
+    when it is no larger (or ``short_side`` is 0)."""
+    w, h = size
+    if not short_side or min(w, h) <= short_side:
+        return w, h, 1.0
+    scale = short_side / min(w, h)
+    return int(round(w * scale)), int(round(h * scale)), scale
+
+
+def scaled_frames(path, short_side=0, fps=0.0, notes=None):
+    """Yield (BGR frame, scale) decoded by ffmpeg at the native rate (as the original: ``-f image2pipe``
+    raw frames; its rgb24 flipped to BGR is ffmpeg's bgr24) or resampled to ``fps`` (nearest earlier
+    frame), with the short side reduced to ``short_side`` by ffmpeg's area filter when larger (0: the
+    video's own size; ``scale`` = working / native). Decoding at the working size spares moving and
+    converting full-size frames that nothing downstream needs. A stream that ends early or breaks
+    mid-way adds a note to ``notes`` (the frames read are still used). Unreadable files raise
+    VideoError with the reason."""
+    if not os.path.exists(path):
+        raise VideoError(path, "file not found")
+    if os.path.getsize(path) == 0:
+        raise VideoError(path, "empty file")
+    reader, meta = _open(path)
+    w, h, scale = working_size(meta["size"], short_side)
+    if scale != 1.0:
+        reader.close()
+        reader, meta = _open(path, ["-vf", f"scale={w}:{h}:flags=area"])
+        w, h = meta["size"]
     native_fps = float(meta.get("fps") or 0.0)
     announced = int(round(float(meta.get("duration") or 0.0) * native_fps))
     step = native_fps / fps if fps and native_fps else 1.0
     read, next_kept = 0, 0.0
     try:
         for raw in reader:
-            frame = np.frombuffer(raw, np.uint8).reshape(h, w, 3)[:, :, ::-1]
             if read + 1e-9 >= next_kept:
-                yield np.ascontiguousarray(frame)
+                yield np.frombuffer(raw, np.uint8).reshape(h, w, 3), scale
                 next_kept += step
             read += 1
     except (OSError, RuntimeError) as e:
@@ -59,11 +93,18 @@ def frames(path, fps=0.0, notes=None):
         notes.append(f"truncated: decoded {read} of about {announced} frames")
 
 
+def frames(path, fps=0.0, notes=None):
+    """Yield the video's BGR frames at its own size (``scaled_frames`` without scaling)."""
+    for frame, _ in scaled_frames(path, 0, fps, notes):
+        yield frame
+
+
 def resize_and_crop(frame, size):
-    """The original's process_im: short side -> ``size`` (bilinear), then the centre square."""
+    """The original's process_im: short side -> ``size`` (bilinear; the long side truncated, as its
+    ``int(w * scale)``), then the centre square."""
     h, w = frame.shape[:2]
     scale = size / min(h, w)
-    nh, nw = max(size, int(round(h * scale))), max(size, int(round(w * scale)))
+    nh, nw = max(size, int(h * scale)), max(size, int(w * scale))
     resized = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
     top, left = (nh - size) // 2, (nw - size) // 2
     return resized[top:top + size, left:left + size]

@@ -36,6 +36,17 @@ def conv3d(x, w, stride, pad):
     return out
 
 
+def resize_conv(x, w):
+    """Nearest-neighbour doubling of every spatial axis, then a 3-tap convolution with padding 1, the
+    plain way. x (N, C_in, T, H, W) with w (C_out, C_in, 3, 3, 3), or 2-D: x (N, C_in, H, W), w (C_out, C_in, 3, 3)."""
+    two_d = x.ndim == 4
+    for axis in range(2, x.ndim):
+        x = np.repeat(x, 2, axis=axis)
+    if two_d:
+        return conv3d(x[:, :, None], w[:, :, None], 1, (0, 1, 1))[:, :, 0]
+    return conv3d(x, w, 1, 1)
+
+
 def run_sequential(seq, x, params):
     """Run a HybridSequential of our layers in float64. ``params``: {parameter name: float64 array}.
     2-D layers run as 3-D ones with a depth-1 kernel. PadFrames/KeepFrames are the identity here: the
@@ -53,6 +64,10 @@ def run_sequential(seq, x, params):
                 w, stride, pad = w[:, :, None], (1,) + tuple(stride), (0,) + tuple(pad)
             op = conv3d_transpose if "Transpose" in kind else conv3d
             x = op(x, w, stride, pad) + params[block.bias.name][None, :, None, None, None]
+        elif kind == "ResizeConvolution":
+            w = params[block.weight.name]
+            x = (resize_conv(x[:, :, 0], w)[:, :, None] if two_d else resize_conv(x, w))
+            x = x + params[block.bias.name][None, :, None, None, None]
         elif kind in ("BatchNorm3D", "BatchNorm"):
             bn = block.bn if kind == "BatchNorm3D" else block
             mean = x.mean(axis=(0, 2, 3, 4), keepdims=True)

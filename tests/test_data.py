@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import random_frames, write_png_strip
-from tinyvideo_mx.data import StripError, StripIter, TooManyBadClips, encode_strip, load_strip, read_list, write_strip
+from tinyvideo_mx.data import StripError, encode_strip, load_strip, read_list, write_strip
+from tinyvideo_mx.data.iterator import StripIter, TooManyBadClips
 from tinyvideo_mx.data import synthetic
 from tinyvideo_mx.data.listfile import ListFileError, read_labelled_list
 
@@ -166,7 +167,8 @@ def test_synthetic_clips_have_a_static_background_and_a_moving_object(tmp_path):
 
 
 def test_every_clip_reads_each_clip_once_in_order_with_a_short_last_batch(tmp_path):
-    from tinyvideo_mx.data import every_clip, load_strip
+    from tinyvideo_mx.data import load_strip
+    from tinyvideo_mx.data.iterator import every_clip
     rng = np.random.default_rng(5)
     paths = [write_png_strip(tmp_path / f"c{i}.png", random_frames(rng, 4, 8)) for i in range(5)]
     chunks = list(every_clip(paths, 2, frames=4, size=4, frame_height=8, num_workers=1))

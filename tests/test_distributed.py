@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from conftest import tiny_config
 from tinyvideo_mx import checkpoint, launch
 from tinyvideo_mx.cli import main
-from tinyvideo_mx.data import StripIter, read_list, synthetic
+from tinyvideo_mx.data import read_list, synthetic
+from tinyvideo_mx.data.iterator import StripIter
 from tinyvideo_mx.training import GanTraining
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -106,3 +106,18 @@ def test_batchnorm3d_trains_and_infers_like_torch_batchnorm():
     z = bn(nd.array(x)).asnumpy()
     expected = gamma[None, :, None, None, None] * (x - (0.1 * mean)[None, :, None, None, None]) / np.sqrt(running_var + 1e-3)[None, :, None, None, None]
     np.testing.assert_allclose(z, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_the_demo_preset_changes_sizes_and_its_named_deviations_only():
+    """--preset original is the paper's recipe; the demo differs in sizes and lengths, and in exactly the
+    deviations docs/deviations.md names (each with its measured effect)."""
+    import os
+    from tinyvideo_mx.config import DEMO_DEVIATIONS, TrainConfig, make_config
+    assert make_config("original") == TrainConfig()
+    original, demo = make_config("original").to_dict(), make_config("demo").to_dict()
+    changed = {k for k in original if original[k] != demo[k]}
+    sizes = {"frames", "size", "ngf", "ndf", "batch_size", "iterations", "sample_every", "checkpoint_every", "log_every"}
+    assert changed - sizes == set(DEMO_DEVIATIONS) == {"upsampling", "g_ema", "synthetic_clips"}
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "deviations.md")).read()
+    for key in DEMO_DEVIATIONS:
+        assert f"`{key}" in doc, key

@@ -8,7 +8,7 @@ from mxnet import autograd, gluon, nd
 
 import reference_conv
 from tinyvideo_mx.factory import prepare
-from tinyvideo_mx.layers import conv3d, conv3d_transpose
+from tinyvideo_mx.layers import ResizeConvolution, conv3d, conv3d_transpose
 from tinyvideo_mx.networks import Discriminator, Generator
 
 
@@ -59,6 +59,30 @@ def test_conv_layers_are_exact_at_every_depth(in_depth):
     assert out_depth == in_depth // 2 and (len(blocks) == 3) == (out_depth == 2)
     errors = gradient_errors(blocks, reference_conv.conv3d, x, 2, 1)
     assert max(errors) < 1e-5, errors
+
+
+@pytest.mark.parametrize("ndim,in_depth", [(2, 3), (3, 1), (3, 2), (3, 3), (3, 4)])
+def test_resize_convolution_is_nearest_doubling_then_convolution(ndim, in_depth):
+    """The phase-split layer against the plain definition in float64: forward, weight and input gradient,
+    including in_depth 1, whose phase convolution would write the buggy depth 2 without the extra frame."""
+    x = np.random.default_rng(in_depth).standard_normal((2, 32, in_depth, 4, 5)[:2 + ndim])
+    layer = ResizeConvolution(16, 32, ndim, in_depth)
+    assert layer.extra_frame == (ndim == 3 and in_depth == 1)
+    errors = gradient_errors([layer], lambda x, w, stride, pad: reference_conv.resize_conv(x, w), x, None, None)
+    assert max(errors) < 1e-5, errors
+
+
+def test_resize_convolution_cannot_draw_a_checkerboard():
+    """A constant input gives a constant interior after a resize-convolution whatever its weights; a
+    4-tap stride-2 transposed convolution with random weights draws the 2-pixel checkerboard."""
+    x = nd.ones((1, 8, 6, 6))
+    resize = ResizeConvolution(3, 8, 2)
+    transposed = gluon.nn.Conv2DTranspose(3, 4, 2, 1, in_channels=8)
+    for block in (resize, transposed):
+        block.initialize(mx.init.Normal(1.0))
+    spread = [block(x)[0, :, 1:-1, 1:-1].asnumpy() for block in (resize, transposed)]
+    spread = [np.ptp(out.reshape(3, -1), axis=1).max() for out in spread]
+    assert spread[0] < 1e-5 and spread[1] > 0.1, spread
 
 
 def numpy_generator(G, z, params):
@@ -118,3 +142,16 @@ def test_whole_networks_match_numpy_where_depth_two_occurs():
     forward, d_errors = check_against_numpy(D, numpy_discriminator, video, rng.standard_normal((4, 2)), rng)
     assert forward < 1e-4 and len(d_errors) == 5
     assert max(d_errors.values()) < 1e-2, d_errors
+
+
+@pytest.mark.parametrize("frames", [16, 32])
+def test_resize_generator_matches_numpy(frames):
+    """The demo's generator (resize-convolutions): with 16 frames the first doubling reads 1 frame (the
+    extra-frame path), with 32 frames 2."""
+    rng = np.random.default_rng(frames)
+    mx.random.seed(0)
+    G = prepare(Generator(nz=16, ngf=8, frames=frames, size=32, upsampling="resize"), [mx.cpu()], hybridize=True)
+    z = rng.standard_normal((4, 16))
+    forward, errors = check_against_numpy(G, numpy_generator, z, rng.standard_normal((4, 3, frames, 32, 32)), rng)
+    assert forward < 1e-4 and len(errors) == 5     # the first layer, three resize layers, the head
+    assert max(errors.values()) < 1e-2, errors

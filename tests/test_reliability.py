@@ -444,7 +444,7 @@ def test_a_batch_that_does_not_split_over_the_contexts_is_an_error(tmp_path):
     assert result.output == "Error: --batch-size 3 does not split evenly over the 2 replicas of --ctx cpu0,cpu1\n"
 
 
-def test_stabilize_says_why_nothing_was_written(tmp_path):
+def test_stabilize_says_why_nothing_was_written(tmp_path, caplog):
     empty = tmp_path / "empty"
     empty.mkdir()
     result = invoke("stabilize", empty, "--out", tmp_path / "o1", "--quiet")
@@ -454,8 +454,9 @@ def test_stabilize_says_why_nothing_was_written(tmp_path):
     text.write_text("not a video")
     result = invoke("stabilize", text, "--out", tmp_path / "o2", "--quiet")
     assert result.exit_code == 1
-    assert f"skipped {text}: " in result.output
-    assert result.output.splitlines()[-1] == "Error: no clips written: 1 of 1 videos could not be used (reasons above)"
+    assert [r.getMessage() for r in caplog.records].count(
+        f"skipped {text}: cannot be decoded as a video ({text}: Invalid data found when processing input)") == 1
+    assert result.output.splitlines()[-1] == "Error: no clips written: 1 of 1 videos could not be read (named above)"
 
 
 # -- 7. One error family ----------------------------------------------------------------------------

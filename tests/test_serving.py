@@ -124,8 +124,20 @@ def test_concurrent_clients_all_get_their_own_correct_answer(server, exported):
     assert failures == []
 
 
-def test_onnx_export_runs_in_onnxruntime(exported, tmp_path):
+@pytest.fixture(scope="module")
+def exported_demo_kind(tmp_path_factory):
+    """A run with the demo preset's generator: resize-convolutions and a weight average."""
+    root = tmp_path_factory.mktemp("serve-demo")
+    config = tiny_config(iterations=2, sample_every=0, checkpoint_every=2, upsampling="resize", g_ema=0.9)
+    GanTraining(config, str(root / "run"), progress=False).run()
+    export_generator(str(root / "run"), str(root / "export" / "generator"))
+    return root
+
+
+@pytest.mark.parametrize("kind", ["exported", "exported_demo_kind"])
+def test_onnx_export_runs_in_onnxruntime(kind, request, tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime")
+    exported = request.getfixturevalue(kind)
     prefix = str(exported / "export" / "generator")
     export_onnx(prefix, str(tmp_path / "g.onnx"), batch=2)
     session = onnxruntime.InferenceSession(str(tmp_path / "g.onnx"), providers=["CPUExecutionProvider"])

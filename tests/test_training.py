@@ -164,6 +164,61 @@ def test_exact_resume_gives_identical_parameters(tmp_path):
     assert sorted(os.listdir(checkpoint.resolve(str(tmp_path / "split")))) == ["D.params", "D.states", "G.params", "G.states", "meta.json"]
 
 
+def test_exact_resume_with_the_demo_deviations_keeps_the_average(tmp_path):
+    """Resize-convolutions and G's weight average: resume is still bit-exact, the average included, and
+    sampling reads the average."""
+    from tinyvideo_mx.sampling import load_generator
+    cfg = dict(checkpoint_every=2, sample_every=0, upsampling="resize", g_ema=0.9)
+    straight = GanTraining(tiny_config(iterations=4, **cfg), str(tmp_path / "straight"), progress=False).run()
+    GanTraining(tiny_config(iterations=2, **cfg), str(tmp_path / "split"), progress=False).run()
+    resumed = GanTraining.resume(str(tmp_path / "split"), progress=False, iterations=4).run()
+    for a, b in ((straight.G, resumed.G), (straight.D, resumed.D), (straight.sampling_generator(), resumed.sampling_generator())):
+        assert_same_params(params_of(a), params_of(b))
+    assert "G_ema.params" in os.listdir(checkpoint.resolve(str(tmp_path / "split")))
+    trained, average = params_of(resumed.G), params_of(resumed.sampling_generator())
+    assert any(not np.array_equal(trained[k], average[k]) for k in trained)
+    loaded, _ = load_generator(str(tmp_path / "split"))
+    assert_same_params(params_of(loaded), average)
+
+
+def test_sampling_during_training_leaves_the_average_writable(tmp_path):
+    """Regression: running inference on the averaged network itself let oneDNN reorder its weights, and
+    the next update failed ("to.IsDefaultData()"); samples now come from a copy."""
+    cfg = tiny_config(iterations=4, sample_every=1, checkpoint_every=4, g_ema=0.9, ngf=16, ndf=16, size=32, batch_size=8)
+    run = GanTraining(cfg, str(tmp_path / "run"), progress=False).run()
+    assert run.iteration == 4 and len(os.listdir(tmp_path / "run" / "samples")) == 8
+
+
+def test_generator_average_follows_its_formula():
+    """Two updates by hand: decay_t = min(decay, (1 + t) / (10 + t)); weights averaged, BN running
+    statistics copied."""
+    from tinyvideo_mx.averaging import GeneratorAverage, effective_decay
+    from tinyvideo_mx.factory import build_generator, prepare
+    config = tiny_config()
+    def build():
+        return prepare(build_generator(config), [mx.cpu()], hybridize=False)
+    source, average = build(), build()
+    keeper = GeneratorAverage(source, average, decay=0.5, build=build)
+    assert effective_decay(0.5, 0) == 0.1 and effective_decay(0.5, 100) == 0.5
+    start = params_of(source)
+    expected = dict(start)
+    for step in (0, 20):
+        for name, p in source.collect_params().items():
+            p.set_data(p.data() + 1.0)
+        keeper.update(step)
+        d = effective_decay(0.5, step)
+        now = params_of(source)
+        for k in expected:
+            running = k.endswith(("running_mean", "running_var"))
+            expected[k] = now[k] if running else expected[k] * d + now[k] * (1 - d)
+    got = params_of(average)
+    assert_same_params(params_of(keeper.snapshot()), got)
+    for k in expected:
+        np.testing.assert_allclose(got[k], expected[k], rtol=1e-6, atol=1e-6, err_msg=k)
+    weight = next(k for k in expected if k.endswith("weight"))
+    np.testing.assert_allclose(got[weight] - start[weight], 0.9 * 0.5 + 2 * 0.5, rtol=1e-5)
+
+
 def test_full_disk_while_checkpointing_loses_nothing(tmp_path, monkeypatch, caplog):
     cfg = tiny_config(iterations=4, checkpoint_every=2, sample_every=0)
     run = GanTraining(cfg, str(tmp_path), progress=False)

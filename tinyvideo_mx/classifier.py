@@ -23,7 +23,7 @@ from mxnet.gluon import nn
 
 from . import checkpoint
 from .config import TrainConfig
-from .data import StripIter, every_clip
+from .data.iterator import StripIter, every_clip
 from .data.listfile import read_labelled_list
 from .factory import HYBRIDIZE_FLAGS
 from .fsutil import atomic_path, write_text_atomic

@@ -112,6 +112,12 @@ def main():
 @click.option("--ndf", type=POSITIVE, default=None, help="Discriminator base width (64; conditional 128).")
 @click.option("--g-step", type=click.Choice(["reuse", "recompute"]), default=None,
               help="reuse (original): G step reuses the D-step forward; recompute: fresh D(G(z)) after D's update.")
+@click.option("--synthetic-clips", type=POSITIVE, default=None,
+              help="Clips in the built-in dataset when no data list is given (256; demo 1024).")
+@click.option("--upsampling", type=click.Choice(["transposed", "resize"]), default=None,
+              help="Generator doubling: transposed (original) or resize = nearest + 3x3 convolution (demo; docs/deviations.md).")
+@click.option("--g-ema", type=click.FloatRange(0.0, 1.0, max_open=True), default=None,
+              help="Sample from a moving average of G's weights with this decay (0: off, as the original; demo 0.999).")
 @click.option("--sampling", type=click.Choice(["replacement", "shuffle", "sequential"]), default=None,
               help="Batch sampling (original: replacement).")
 @click.option("--ctx", default=None, callback=gpu_contexts_usable,
@@ -137,7 +143,7 @@ def main():
               help="--out already holds a run: move it aside to <out>.old-<time> and start afresh (nothing is deleted).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterations, batch_size, lr, frames, size,
-          frame_height, ngf, ndf, g_step, sampling, ctx, kvstore, horovod, checkpoint_every, sample_every, max_bad,
+          frame_height, ngf, ndf, g_step, g_ema, synthetic_clips, upsampling, sampling, ctx, kvstore, horovod, checkpoint_every, sample_every, max_bad,
           num_workers, seed, resume, fvd_every, fvd_i3d_weights, fvd_samples, amp, no_hybridize, overwrite, quiet):
     """Train VGAN (two-stream generator vs 3-D discriminator) on strips or the built-in data."""
     from .config import make_config
@@ -152,7 +158,7 @@ def train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterat
     else:
         overrides = dict(data_list=data_list, data_root=data_root, iterations=iterations, batch_size=batch_size,
                          lr=lr, frames=frames, size=size, frame_height=frame_height, ngf=ngf, ndf=ndf,
-                         g_step=g_step, sampling=sampling, ctx=ctx, kvstore=kvstore,
+                         g_step=g_step, g_ema=g_ema, synthetic_clips=synthetic_clips, upsampling=upsampling, sampling=sampling, ctx=ctx, kvstore=kvstore,
                          checkpoint_every=checkpoint_every,
                          sample_every=sample_every, max_bad=max_bad, num_workers=num_workers, seed=seed,
                          cond_noise=cond_noise, amp=amp, fvd_every=fvd_every, fvd_i3d_weights=fvd_i3d_weights,
@@ -455,7 +461,7 @@ def serve(prefix, host, port, max_n, ctx, threads, connections, timeout):
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("--out", "out_dir", type=click.Path(), required=True, help="Output folder: strips, list.txt, report.json.")
-@click.option("--faithful", is_flag=True, help="The original algorithm: full-resolution SIFT + FLANN, no quality gate, no cut detection.")
+@click.option("--faithful", is_flag=True, help="The original algorithm exactly: full-resolution SIFT, exact FLANN matching, no gate, no cut detection.")
 @click.option("--features", type=click.Choice(["sift", "orb"]), default=None, help="Feature detector (sift).")
 @click.option("--work-size", type=NON_NEGATIVE, default=None, help="Short side that features and warps work at (192; 0 = full resolution).")
 @click.option("--fps", type=POSITIVE_FLOAT, default=None, help="Resample videos to this frame rate (default: native).")
@@ -473,7 +479,9 @@ def stabilize(inputs, out_dir, faithful, features, work_size, fps, min_frames, m
               no_scene_cuts, no_quality_gate, settings, workers, quiet):
     """Turn video files (or folders, or .txt lists of them) into stabilised 128-px JPEG strips + list.txt.
 
-    Exit status 0 if any clip is listed, 1 if none."""
+    Exit status 0 when every video was handled; 1 when a video could not be read or was skipped because
+    another live worker holds it (each named above; the clips of the others are written and listed), or
+    when no clip at all was written. A rerun does only what is left."""
     from stabilize import StabilizeConfig, stabilize_many
     _setup_logging()
     overrides = {k: v for k, v in dict(features=features, feature_size=work_size, fps=fps, min_frames=min_frames,
@@ -486,16 +494,17 @@ def stabilize(inputs, out_dir, faithful, features, work_size, fps, min_frames, m
     overrides.update(StabilizeConfig.parse_settings(settings))
     config = StabilizeConfig.faithful(**overrides) if faithful else StabilizeConfig(**overrides)
     report = stabilize_many(list(inputs), out_dir, config, workers=workers, progress=not quiet)
-    for video, reason in report["videos_failed"].items():
-        click.echo(f"skipped {video}: {reason}", err=True)
     click.echo(f"{report['videos']} videos, {report['clips_written']} clips written "
                f"({report['clips_listed']} listed in {os.path.join(out_dir, 'list.txt')}), "
                f"{sum(report['clips_dropped'].values())} dropped, {report['frames_per_second']:.1f} frames/s")
+    failed, locked = len(report["videos_failed"]), len(report["videos_locked"])
+    if failed or locked:
+        n = report["videos"]
+        parts = ([f"{failed} of {n} videos could not be read (named above)"] * bool(failed)
+                 + [f"{locked} of {n} videos are held by another worker (named above; rerun when it is done)"]
+                 * bool(locked))
+        raise click.ClickException(("no clips written: " if not report["clips_listed"] else "") + "; ".join(parts))
     if report["clips_listed"] == 0:
-        failed = len(report["videos_failed"])
-        if failed:
-            raise click.ClickException(f"no clips written: {failed} of {report['videos']} videos could not be used "
-                                       f"(reasons above)")
         raise click.ClickException(f"no clips written: no video gave a stable shot of at least "
                                    f"{config.min_frames} frames (drops by reason in "
                                    f"{os.path.join(out_dir, 'report.json')})")

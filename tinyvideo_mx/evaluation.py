@@ -12,7 +12,8 @@ import os
 import numpy as np
 
 from . import checkpoint
-from .data import every_clip, read_list
+from .data import read_list
+from .data.iterator import every_clip
 from .fsutil import atomic_path, write_text_atomic
 from .metrics import feature_statistics, frechet_distance, inception_score
 from .metrics.video_networks import softmax

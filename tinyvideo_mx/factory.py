@@ -10,15 +10,29 @@ from .networks import Discriminator, Generator
 HYBRIDIZE_FLAGS = dict(static_alloc=True)
 
 
+def build_generator(config):
+    """G for ``config.model``; not yet initialised. Every G of a config has the same parameter names
+    (prefix ``G_``), so the trained G's and the averaged G's files load into either."""
+    if config.model == "conditional":
+        from .conditional import ConditionalGenerator
+        return ConditionalGenerator(ngf=config.ngf, frames=config.frames, size=config.size,
+                                    noise=config.cond_noise, prefix="G_")
+    return Generator(nz=config.nz, ngf=config.ngf, frames=config.frames, size=config.size,
+                     upsampling=config.upsampling, prefix="G_")
+
+
 def build_networks(config):
     """(G, D) for ``config.model``; not yet initialised."""
     if config.model == "conditional":
-        from .conditional import ConditionalDiscriminator, ConditionalGenerator
-        return (ConditionalGenerator(ngf=config.ngf, frames=config.frames, size=config.size,
-                                     noise=config.cond_noise, prefix="G_"),
-                ConditionalDiscriminator(ndf=config.ndf, frames=config.frames, size=config.size, prefix="D_"))
-    return (Generator(nz=config.nz, ngf=config.ngf, frames=config.frames, size=config.size, prefix="G_"),
-            Discriminator(ndf=config.ndf, frames=config.frames, size=config.size, prefix="D_"))
+        from .conditional import ConditionalDiscriminator
+        return build_generator(config), ConditionalDiscriminator(ndf=config.ndf, frames=config.frames,
+                                                                 size=config.size, prefix="D_")
+    return build_generator(config), Discriminator(ndf=config.ndf, frames=config.frames, size=config.size, prefix="D_")
+
+
+def inference_generator_name(config):
+    """The checkpoint file samples come from: the averaged G when training kept one, else G."""
+    return "G_ema" if config.g_ema else "G"
 
 
 def prepare(block, contexts, hybridize=True):

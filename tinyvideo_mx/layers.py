@@ -21,7 +21,9 @@ here are the validated remedies (see docs/deviations.md and the MXNet notes):
   frames, gives the identical function and exact gradients (tests/test_onednn_workarounds.py) at +50 %
   cost for that one layer.
 """
+import numpy as np
 from mxnet import init as mx_init
+from mxnet import nd as mx_nd
 from mxnet.gluon import nn
 
 # Torch's BatchNormalization momentum 0.1 updates running = 0.9 * running + 0.1 * batch; Gluon's
@@ -70,6 +72,94 @@ class BatchNorm3D(nn.HybridBlock):
         return F.reshape_like(y, x) * 1
 
 
+# Nearest-neighbour doubling followed by a 3-tap convolution (zero padding 1) along one axis, split by
+# output phase: output 2i reads x[i-1] with w[-1] and x[i] with w[0] + w[1]; output 2i+1 reads x[i] with
+# w[-1] + w[0] and x[i+1] with w[1]. Rows: (phase 0, tap 0), (phase 0, tap 1), (phase 1, tap 0),
+# (phase 1, tap 1); columns: w[-1], w[0], w[1]. Each phase is a 2-tap convolution at the input's resolution,
+# so the layer costs about what a stride-2 transposed convolution with kernel 4 costs (the original's
+# layer), a third of convolving the up-sampled tensor.
+PHASE_TAPS = ((1, 0, 0), (0, 1, 1), (1, 1, 0), (0, 0, 1))
+
+
+def interleave_kernel(channels, ndim):
+    """Weight (2**ndim * channels, channels, 2, ...) of a transposed convolution (stride 2, kernel 2,
+    padding 1) that interleaves phases: channel (p, c) feeds channel c through the tap 1 - p of every
+    axis, i.e. phase 0 at position j lands at 2j and phase 1 at 2j - 1."""
+    weight = np.zeros((2 ** ndim, channels, channels) + (2,) * ndim, np.float32)
+    for index in range(2 ** ndim):
+        taps = tuple(1 - ((index >> (ndim - 1 - a)) & 1) for a in range(ndim))
+        for c in range(channels):
+            weight[(index, c, c) + taps] = 1.0
+    return mx_nd.array(weight.reshape((2 ** ndim * channels, channels) + (2,) * ndim))
+
+
+class ResizeConvolution(nn.HybridBlock):
+    """Nearest-neighbour up-sampling by 2 on every spatial axis followed by a 3x3(x3) convolution with
+    padding 1 (``ndim`` 2 or 3): the "resize-convolution", which cannot draw the checkerboard of a free
+    4-tap stride-2 kernel because every output phase gets the same total weight (Odena, Dumoulin & Olah,
+    Distill 2016). Computed by phases (PHASE_TAPS): one 2x2(x2) convolution of the zero-padded input makes
+    all 2**ndim phases as channel groups, and a fixed transposed convolution interleaves them (about the
+    cost of the original's layer; slicing and stacking the phases instead cost 1.5-3x). Weight layout
+    (out, in, 3, ...), as a convolution's; initialised N(0, 0.01), bias 0, as every convolution of the
+    original. ``in_depth`` (3-D only) lets the layer apply the depth-2 workaround (``needs_depth_padding``).
+
+    Why not the equivalent transposed convolution with a kernel computed from the weight: MXNet 1.9.1's
+    oneDNN Deconvolution crashes in backward whenever its weight is an operator's output."""
+
+    def __init__(self, channels, in_channels, ndim, in_depth=None, **kwargs):
+        super().__init__(**kwargs)
+        self.channels, self.ndim = channels, ndim
+        # the phase convolution writes in_depth + 1 frames; never let that be exactly 2 (see PadFrames)
+        self.extra_frame = ndim == 3 and needs_depth_padding(in_depth + 1)
+        with self.name_scope():
+            self.weight = self.params.get("weight", shape=(channels, in_channels) + (3,) * ndim,
+                                          init=mx_init.Normal(CONV_WEIGHT_STD))
+            self.bias = self.params.get("bias", shape=(channels,), init="zeros")
+            self.phase_taps = self.params.get_constant("phase_taps", mx_nd.array(PHASE_TAPS).T)   # (3, 4)
+            self.interleave = self.params.get_constant("interleave", interleave_kernel(channels, ndim))
+
+    def phase_kernels(self, F, weight, phase_taps):
+        """(out, in, 3, ...) -> [(out, in, 2, ...)] * 2**ndim: the 2-tap kernel of every phase, in
+        row-major phase order (the last axis' phase varies fastest)."""
+        kernel = weight
+        rotate = (0, 1, self.ndim + 1) + tuple(range(2, self.ndim + 1))
+        for _ in range(self.ndim):   # each dot turns the last axis' 3 taps into (phase, tap) = 4 rows
+            kernel = F.transpose(F.dot(kernel, phase_taps), axes=rotate)
+        # axis index 2 * phase + tap: cut each phase's 2x2(x2) block out (transpose stops at 6 axes)
+        blocks = []
+        for index in range(2 ** self.ndim):
+            phase = self.phase_of(index)
+            blocks.append(F.slice(kernel, begin=(None, None) + tuple(2 * p for p in phase),
+                                  end=(None, None) + tuple(2 * p + 2 for p in phase)))
+        return blocks
+
+    def phase_of(self, index):
+        """Per-axis phases (0/1) of flat phase ``index``, row-major (the last axis' phase varies fastest)."""
+        return [(index >> (self.ndim - 1 - a)) & 1 for a in range(self.ndim)]
+
+    def hybrid_forward(self, F, x, weight, bias, phase_taps, interleave):
+        # pad 1 on both sides (and one more zero frame at the end where needed): the 2-tap convolution
+        # then writes n + 1 positions per axis; output 2i of an axis is phase 0 at position i, output
+        # 2i + 1 is phase 1 at position i + 1
+        pad = (0, 0, 0, 0) + (1, 1) * self.ndim
+        if self.extra_frame:
+            pad = pad[:5] + (2,) + pad[6:]
+        padded = F.pad(x, mode="constant", constant_value=0, pad_width=pad)
+        kernel = F.concat(*self.phase_kernels(F, weight, phase_taps), dim=0)
+        # the bias goes in with the convolution (every phase gets it): a broadcast add afterwards costs
+        # more in backward than the convolution itself
+        phases = F.Convolution(padded, kernel, F.tile(bias, reps=2 ** self.ndim), kernel=(2,) * self.ndim,
+                               num_filter=self.channels * 2 ** self.ndim)
+        # One fixed stride-2 transposed convolution (kernel 2, padding 1) puts every phase in place: it
+        # sends position j of phase 0 to output 2j and of phase 1 to 2j - 1 (interleave_kernel). A
+        # constant weight, so the oneDNN bugs of computed or depth-2 weight gradients do not apply.
+        out = F.Deconvolution(phases, interleave, kernel=(2,) * self.ndim, stride=(2,) * self.ndim,
+                              pad=(1,) * self.ndim, num_filter=self.channels, no_bias=True)
+        if self.extra_frame:     # the extra zero frame made two more output frames
+            out = F.slice_axis(out, axis=2, begin=0, end=-2)
+        return out
+
+
 def needs_depth_padding(conv_side_depth):
     """True where oneDNN's 3-D backward-weights is wrong: a convolution-side depth of exactly 2."""
     return conv_side_depth == 2
@@ -111,6 +201,12 @@ def conv3d_transpose(channels, kernel, stride, pad, in_channels, in_depth, **kwa
     out_depth = (in_depth - 1) * stride - 2 * pad + kt
     layer = nn.Conv3DTranspose(channels, kernel, stride, pad, **conv_kwargs(in_channels), **kwargs)
     return _depth_safe(layer, in_depth, 1, out_depth), out_depth
+
+
+def resize_conv3d(channels, in_channels, in_depth, **kwargs):
+    """A 3-D ResizeConvolution as a one-block list (it applies the depth-2 workaround itself) and its
+    output depth (doubled)."""
+    return [ResizeConvolution(channels, in_channels, 3, in_depth, **kwargs)], 2 * in_depth
 
 
 def conv3d(channels, kernel, stride, pad, in_channels, in_depth, **kwargs):

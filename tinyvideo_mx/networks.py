@@ -7,10 +7,36 @@ because both networks keep the original's four stride-2 stages and only the firs
 """
 from mxnet.gluon import nn
 
-from .layers import D_BN_EPS, G_BN_EPS, BatchNorm3D, batchnorm2d, conv3d, conv3d_transpose, conv_kwargs
+from .layers import (D_BN_EPS, G_BN_EPS, BatchNorm3D, ResizeConvolution, batchnorm2d, conv3d, conv3d_transpose,
+                     conv_kwargs, resize_conv3d)
+from .config import UPSAMPLING
 from .errors import SettingError
 
 N_STAGES = 4  # stride-2 stages in every stream
+# How the generator doubles its resolution: the original's 4x4(x4) stride-2 transposed convolutions, or
+# (a named deviation of the demo preset, docs/deviations.md) nearest-neighbour doubling followed by a
+# 3x3(x3) convolution - the "resize-convolution" that cannot make the 2-pixel (and 2-frame) checkerboard
+# a stride-2 kernel of size 4 draws (Odena, Dumoulin & Olah, Distill 2016).
+
+
+def check_upsampling(upsampling):
+    if upsampling not in UPSAMPLING:
+        raise SettingError(f"upsampling must be one of {UPSAMPLING}, got {upsampling!r}")
+    return upsampling
+
+
+def up3d(channels, in_channels, depth, upsampling, **kwargs):
+    """One doubling stage of the 3-D stream as a list of blocks, and its output depth."""
+    if upsampling == "transposed":
+        return conv3d_transpose(channels, 4, 2, 1, in_channels, depth, **kwargs)
+    return resize_conv3d(channels, in_channels, depth, **kwargs)
+
+
+def up2d(channels, in_channels, upsampling):
+    """One doubling stage of the 2-D stream as a list of blocks."""
+    if upsampling == "transposed":
+        return [nn.Conv2DTranspose(channels, 4, 2, 1, **conv_kwargs(in_channels))]
+    return [ResizeConvolution(channels, in_channels, 2)]
 
 
 def first_kernel(frames, size):
@@ -21,35 +47,40 @@ def first_kernel(frames, size):
     return frames // factor, size // factor, size // factor
 
 
-def foreground_stream(in_channels, channels, kernel, in_depth=1):
+def foreground_stream(in_channels, channels, kernel, in_depth=1, upsampling="transposed"):
     """3-D up-sampling stream (main.lua:77-92): TransposedConv3D + BN + ReLU per entry of ``channels``;
-    the first layer uses ``kernel``/stride 1/pad 0, the rest 4x4x4/stride 2/pad 1. Ends with the fused
-    4-channel head (3 video channels + 1 mask channel). Layers reading 2 frames get the PadFrames /
-    KeepFrames workaround (see layers.py)."""
+    the first layer uses ``kernel``/stride 1/pad 0, the rest double the resolution (``up3d``). Ends with
+    the fused 4-channel head (3 video channels + 1 mask channel). Layers whose convolution side has 2
+    frames get the PadFrames / KeepFrames workaround (see layers.py)."""
     stream = nn.HybridSequential(prefix="foreground_")
     depth = in_depth
     with stream.name_scope():
         for i, ch in enumerate(channels):
-            k, s, p = (kernel, 1, 0) if i == 0 else (4, 2, 1)
-            blocks, depth = conv3d_transpose(ch, k, s, p, in_channels, depth)
+            if i == 0:
+                blocks, depth = conv3d_transpose(ch, kernel, 1, 0, in_channels, depth)
+            else:
+                blocks, depth = up3d(ch, in_channels, depth, upsampling)
             stream.add(*blocks, BatchNorm3D(G_BN_EPS, ch), nn.Activation("relu"))
             in_channels = ch
-        blocks, depth = conv3d_transpose(4, 4, 2, 1, in_channels, depth, prefix="video_mask_head_")
+        blocks, depth = up3d(4, in_channels, depth, upsampling, prefix="video_mask_head_")
         stream.add(*blocks)
     return stream
 
 
-def background_stream(in_channels, channels, first_kernel_size, first_stride=1, first_pad=0):
-    """2-D up-sampling stream (main.lua:64-75): TransposedConv2D + BN + ReLU per entry, then a 3-channel
-    TransposedConv2D(4, 2, 1) + tanh."""
+def background_stream(in_channels, channels, first_kernel_size, first_stride=1, first_pad=0,
+                      upsampling="transposed"):
+    """2-D up-sampling stream (main.lua:64-75): TransposedConv2D + BN + ReLU per entry (the first with
+    ``first_kernel_size``, the rest doubling the resolution, ``up2d``), then a 3-channel doubling + tanh."""
     stream = nn.HybridSequential(prefix="background_")
     with stream.name_scope():
         for i, ch in enumerate(channels):
-            k, s, p = (first_kernel_size, first_stride, first_pad) if i == 0 else (4, 2, 1)
-            stream.add(nn.Conv2DTranspose(ch, k, s, p, **conv_kwargs(in_channels)),
-                       batchnorm2d(G_BN_EPS, ch), nn.Activation("relu"))
+            if i == 0:
+                layers = [nn.Conv2DTranspose(ch, first_kernel_size, first_stride, first_pad, **conv_kwargs(in_channels))]
+            else:
+                layers = up2d(ch, in_channels, upsampling)
+            stream.add(*layers, batchnorm2d(G_BN_EPS, ch), nn.Activation("relu"))
             in_channels = ch
-        stream.add(nn.Conv2DTranspose(3, 4, 2, 1, **conv_kwargs(in_channels)), nn.Activation("tanh"))
+        stream.add(*up2d(3, in_channels, upsampling), nn.Activation("tanh"))
     return stream
 
 
@@ -72,14 +103,15 @@ class Generator(nn.HybridBlock):
     """Unconditional two-stream generator. ``G(z)`` returns ``(video, foreground, mask, background)``
     with shapes (N,3,T,S,S), (N,3,T,S,S), (N,1,T,S,S), (N,3,S,S)."""
 
-    def __init__(self, nz=100, ngf=64, frames=32, size=64, **kwargs):
+    def __init__(self, nz=100, ngf=64, frames=32, size=64, upsampling="transposed", **kwargs):
         super().__init__(**kwargs)
         kt, kh, kw = first_kernel(frames, size)
         self.nz, self.frames, self.size = nz, frames, size
+        self.upsampling = check_upsampling(upsampling)
         widths = [ngf * 8, ngf * 4, ngf * 2, ngf]
         with self.name_scope():
-            self.foreground = foreground_stream(nz, widths, (kt, kh, kw))
-            self.background = background_stream(nz, widths, (kh, kw))
+            self.foreground = foreground_stream(nz, widths, (kt, kh, kw), upsampling=upsampling)
+            self.background = background_stream(nz, widths, (kh, kw), upsampling=upsampling)
 
     def hybrid_forward(self, F, z):
         head = self.foreground(F.reshape(z, shape=(0, 0, 1, 1, 1)))   # View(-1,100,1,1,1)

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import checkpoint, media
 from .config import TrainConfig
-from .factory import build_networks, prepare
+from .factory import build_generator, inference_generator_name, prepare
 from .metrics.clip_statistics import compare
 from .errors import SettingError
 
@@ -24,9 +24,9 @@ def load_generator(path, ctx=None, hybridize=True):
     ckpt = checkpoint.resolve(path)
     config = TrainConfig.from_dict(checkpoint.read_meta(ckpt)["config"])
     ctx = ctx or mx.cpu()
-    G, _ = build_networks(config)
+    G = build_generator(config)
     prepare(G, [ctx], hybridize)
-    checkpoint.load_parameters(G, ckpt, "G", ctx=ctx)
+    checkpoint.load_parameters(G, ckpt, inference_generator_name(config), ctx=ctx)
     return G, config
 
 

@@ -36,9 +36,11 @@ from mxnet import autograd, gluon
 from . import checkpoint, losses, media, run_folder
 from .config import TrainConfig
 from .context import parse_contexts, split_sizes, split_to_contexts
-from .data import StripIter, read_list
+from .data import read_list
+from .data.iterator import StripIter
 from .data import synthetic
-from .factory import build_networks, prepare
+from .averaging import GeneratorAverage
+from .factory import build_generator, build_networks, prepare
 from .fsutil import write_text_atomic
 from .precision import Precision
 from .replicas import Replicas
@@ -129,6 +131,11 @@ class GanTraining:
         self.trainers = {name: gluon.Trainer(net.collect_params(), "adam", dict(adam), kvstore=None)
                          for name, net in (("G", self.G), ("D", self.D))}
         self.precision.attach(self.trainers)
+        self.G_average = None            # the moving average of G's weights that samples come from (g_ema)
+        if config.g_ema:
+            def build():
+                return prepare(build_generator(config), self.contexts, config.hybridize)
+            self.G_average = GeneratorAverage(self.G, build(), config.g_ema, build)
         self._replicas_agree = False     # rank 0's initial weights are broadcast before the first step
         self.data = iterator or make_iterator(config, part_index=rank, num_parts=workers)
         self.iteration = 0
@@ -237,6 +244,8 @@ class GanTraining:
         # anyway, and an exact resume needs the saved state to be the state training continues from.
         for net in (self.G, self.D):
             self.replicas.average(net.collect_params())
+        if self.G_average:
+            self.G_average.update(self.iteration)
         self.iteration += 1
         return self.replicas.sum_scalars(self._scalars(parts))
 
@@ -258,12 +267,23 @@ class GanTraining:
                 "rng": {"kind": "counter", "seed": self.config.seed, "next_iteration": self.iteration},
                 "total_iterations": self.total}
 
+    def networks(self):
+        """What a checkpoint holds: G and D, and the averaged G when there is one."""
+        nets = {"G": self.G, "D": self.D}
+        if self.G_average:
+            nets["G_ema"] = self.G_average.average
+        return nets
+
+    def sampling_generator(self):
+        """The G that samples come from: G, or a copy of the average when training keeps one."""
+        return self.G_average.snapshot() if self.G_average else self.G
+
     def save_checkpoint(self):
-        return checkpoint.save(self.run_dir, self.iteration, {"G": self.G, "D": self.D}, self.trainers,
+        return checkpoint.save(self.run_dir, self.iteration, self.networks(), self.trainers,
                                self.meta(), keep=self.config.keep_checkpoints)
 
     def restore(self, checkpoint_dir):
-        meta = checkpoint.load_into(checkpoint_dir, {"G": self.G, "D": self.D}, self.trainers, ctx=self.contexts)
+        meta = checkpoint.load_into(checkpoint_dir, self.networks(), self.trainers, ctx=self.contexts)
         self.iteration = int(meta["iteration"])
         self.run_id = meta.get("run_id")     # None for checkpoints written before run ids existed
         state = meta["data"]
@@ -367,7 +387,7 @@ class GanTraining:
         if self._fvd_network is None:
             self._fvd_network = video_networks.i3d(cfg.fvd_i3d_weights, normalisation=cfg.fvd_i3d_input,
                                                    ctx=self.contexts[0])
-        value, _, _ = frechet_video_distance(self._fvd_network, self.G, cfg, resolve_data_list(cfg), cfg.fvd_samples,
+        value, _, _ = frechet_video_distance(self._fvd_network, self.sampling_generator(), cfg, resolve_data_list(cfg), cfg.fvd_samples,
                                              seed=cfg.seed, cache=os.path.join(self.run_dir, "fvd_real_stats.npz"),
                                              data_root=cfg.data_root, ctx=self.contexts[0])
         log.info("iteration %d: FVD %.2f", self.iteration, value)
@@ -377,7 +397,7 @@ class GanTraining:
         """Grid GIFs of the fixed samples (video and mask) for watching training; returns the generator's
         outputs and the grids ({"video": frames, "mask": frames})."""
         from .sampling import run_generator
-        out = run_generator(self.G, generator_inputs, ctx=self.contexts[0])
+        out = run_generator(self.sampling_generator(), generator_inputs, ctx=self.contexts[0])
         stem = os.path.join(self.run_dir, "samples", f"iter{self.iteration:08d}")
         grids = {name: media.grid([media.to_frames(c, value_range) for c in out[name]])
                  for name, value_range in (("video", (-1, 1)), ("mask", (0, 1)))}

@@ -1,0 +1,55 @@
+"""An exponential moving average of the generator's weights, for sampling (a demo-preset deviation, off
+in the original recipe: docs/deviations.md).
+
+GAN weights oscillate: at the demo's scale the artefacts of the latest G rise and fall by 2x from one
+few-hundred-iteration stretch to the next (docs/learning.md). Sampling from a running average of G's
+weights instead (Yazici et al., "The Unusual Effectiveness of Averaging in GAN Training", ICLR 2019;
+StyleGAN's G_ema) smooths those oscillations out at the cost of one multiply-add per weight per step;
+training itself is unchanged - the average is never trained and D never sees it.
+
+Warm-up as TensorFlow's ExponentialMovingAverage with ``num_updates``: the decay at step t is
+min(decay, (1 + t) / (10 + t)), so early steps do not drag the average back towards the initialisation.
+BatchNorm running statistics are copied, not averaged (they describe the current weights' activations).
+
+The averaged network is storage only and never runs: oneDNN reorders a network's weights in place when
+it runs inference, after which writing the next average into them fails ("to.IsDefaultData()").
+Samples come from ``snapshot()``, a fresh copy.
+"""
+
+
+def effective_decay(decay, step):
+    return min(decay, (1.0 + step) / (10.0 + step))
+
+
+class GeneratorAverage:
+    """Keeps ``average`` (a network built like ``source``, same parameter names) as the moving average.
+    ``build()`` makes another initialised network of the same kind, for ``snapshot``."""
+
+    def __init__(self, source, average, decay, build):
+        self.source, self.average, self.decay, self.build = source, average, decay, build
+        self.pairs = [(p, average.collect_params()[name]) for name, p in source.collect_params().items()]
+        self.copy()
+
+    def copy(self):
+        """average := source (at the start of training)."""
+        for src, dst in self.pairs:
+            for s, d in zip(src.list_data(), dst.list_data()):
+                s.copyto(d)
+
+    def snapshot(self):
+        """A new network holding the average now, to run."""
+        net = self.build()
+        stored = self.average.collect_params()
+        for name, p in net.collect_params().items():
+            p.set_data(stored[name].data())
+        return net
+
+    def update(self, step):
+        """After optimiser step ``step`` (0-based) of the source."""
+        decay = effective_decay(self.decay, step)
+        for src, dst in self.pairs:
+            for s, d in zip(src.list_data(), dst.list_data()):
+                if src.grad_req == "null":           # BN running statistics
+                    s.copyto(d)
+                else:
+                    d[:] = d * decay + s * (1.0 - decay)
