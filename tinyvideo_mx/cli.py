@@ -98,7 +98,8 @@ def main():
 @click.option("--data-root", type=click.Path(), default=None, help="Folder the list's paths are relative to (default: the list's folder).")
 @click.option("--out", "run_dir", type=click.Path(), default="runs/vgan", show_default=True, help="Run folder: checkpoints, logs, samples.")
 @click.option("--preset", type=click.Choice(["original", "demo", "tiny"]), default="original", show_default=True,
-              help="original = the paper's sizes; demo = an ~11-minute run on 2 CPU cores; tiny = seconds (smoke tests).")
+              help="original = the paper's recipe; demo = ~9 minutes on 2 CPU cores (smaller, plus the deviations in "
+                   "docs/deviations.md); tiny = seconds (smoke tests).")
 @click.option("--conditional", is_flag=True, help="Train the image-to-video model (main_conditional.lua).")
 @click.option("--cond-noise", type=NON_NEGATIVE, default=None,
               help="Conditional only: join a z of this size to the code for stochastic futures (0, as the original).")
