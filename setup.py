@@ -45,7 +45,8 @@ setup(
         # ONNX export (MXNet's exporter needs onnx < 1.16) and MXNet Model Server (needs a Java 17 runtime)
         "serve": SERVE,
         # selenium drives Debian's chromium + chromium-driver (apt) in the page's end-to-end test
-        "test": ["pytest==8.3.4", "selenium==4.40.0"] + SERVE,
+        # ruff: the lint .ci/run runs before the tests (ruff.toml)
+        "test": ["pytest==8.3.4", "selenium==4.40.0", "ruff==0.17.6"] + SERVE,
     },
     entry_points={"console_scripts": ["tinyvideo-mx=tinyvideo_mx.cli:main"]},
 )

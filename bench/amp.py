@@ -32,13 +32,14 @@ def clip_statistics(videos):
 def converge(amp, iterations, run_dir):
     code = (f"import sys; sys.path[:0] = [{os.path.dirname(HERE)!r}]; import warnings; warnings.filterwarnings('ignore');"
             f"from tinyvideo_mx.config import make_config; from tinyvideo_mx.training import GanTraining;"
-            f"GanTraining(make_config('demo', iterations={iterations}, amp={amp}, sample_every=0), {run_dir!r}, progress=False).run()")
+            f"GanTraining(make_config('demo', iterations={iterations}, amp={amp}, sample_every=0), {run_dir!r}, "
+            "progress=False).run()")
     subprocess.run([sys.executable, "-c", code], check=True)
     import numpy as np
     from tinyvideo_mx.data import read_list
     from tinyvideo_mx.data.iterator import StripIter
-    from tinyvideo_mx.sampling import latents, load_generator, run_generator
-    from tinyvideo_mx.training import resolve_data_list
+    from tinyvideo_mx.inference import latents, load_generator, run_generator
+    from tinyvideo_mx.data.sources import resolve_data_list
     rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
     last = [r for r in rows if r["iteration"] > iterations - 100]
     losses = {k: float(np.mean([r[k] for r in last])) for k in ("loss_d", "loss_g_adv", "mask_mean")}
@@ -70,7 +71,8 @@ def main():
             print(f"  {'AMP bf16' if amp else 'fp32':>8}: {s:.2f} s/iter, {args.batch / s:.2f} clips/s, "
                   f"x{base / s:.2f}, peak RSS {r['peak_rss_gib']:.2f} GiB", flush=True)
     print(f"convergence: demo preset (16x32x32, widths 16, batch 16), {args.train_iterations} iterations, seed 0")
-    print(f"  {'mode':>8} {'loss_d':>7} {'loss_g':>7} {'mask':>6} {'smp mask':>8} {'motion':>7} {'real mot':>8} {'moment gap':>10}")
+    print(f"  {'mode':>8} {'loss_d':>7} {'loss_g':>7} {'mask':>6} {'smp mask':>8} {'motion':>7} {'real mot':>8} "
+          f"{'moment gap':>10}")
     for amp in (False, True):
         r = converge(amp, args.train_iterations, tempfile.mkdtemp(prefix="amp-bench-"))
         print(f"  {'AMP bf16' if amp else 'fp32':>8} {r['loss_d']:>7.3f} {r['loss_g_adv']:>7.3f} {r['mask_mean']:>6.3f} "

@@ -84,8 +84,8 @@ def main():
 
 def report(videos):
     from stabilize.video import frames
-    header = (f"| video | size | mode | frames/s | clips | frames kept | residual px | seconds | drops |\n"
-              f"|---|---|---|---|---|---|---|---|---|")
+    header = ("| video | size | mode | frames/s | clips | frames kept | residual px | seconds | drops |\n"
+              "|---|---|---|---|---|---|---|---|---|")
     print(header)
     summary = []
     for video in videos:

@@ -25,7 +25,7 @@ logging.getLogger("imageio_ffmpeg").addFilter(_RequestedScaling())
 
 
 def _first_line(error):
-    lines = [l for l in str(error).splitlines() if l.strip()]
+    lines = [line for line in str(error).splitlines() if line.strip()]
     return lines[-1].strip()[:200] if lines else type(error).__name__
 
 

@@ -59,7 +59,8 @@ def test_jpeg_round_trip_and_atomic_write(tmp_path):
     (lambda p: p.write_bytes(b""), "empty file"),
     (lambda p: p.write_bytes(b"this is not an image at all"), "not a decodable image (corrupt or unsupported format)"),
     (lambda p: p.write_bytes(encode_strip(np.zeros((2, 8, 8, 3), np.uint8))[:-40]), "truncated JPEG (no end-of-image marker)"),
-    (lambda p: p.write_bytes(encode_strip(np.zeros((3, 10, 8, 3), np.uint8))), "strip height 30 is not a multiple of the frame height 8"),
+    (lambda p: p.write_bytes(encode_strip(np.zeros((3, 10, 8, 3), np.uint8))),
+     "strip height 30 is not a multiple of the frame height 8"),
     (lambda p: None, "file not found"),
 ])
 def test_bad_strips_name_the_file_and_the_problem(tmp_path, make, reason):

@@ -108,7 +108,7 @@ def test_missing_or_mismatched_weights_name_the_file(tmp_path):
 def test_evaluate_a_checkpoint_end_to_end(tmp_path, small_i3d):
     """FVD and IS of a trained tiny model against its data, with a reused real-statistics cache."""
     run = GanTraining(tiny_config(iterations=1, sample_every=0, checkpoint_every=1), str(tmp_path / "run"), progress=False).run()
-    from tinyvideo_mx.training import resolve_data_list
+    from tinyvideo_mx.data.sources import resolve_data_list
     data = resolve_data_list(run.config)
     uniform = video_networks.c3d(classes=5, batch=4)
     cache = str(tmp_path / "real.npz")
@@ -190,9 +190,9 @@ def test_conditional_fvd_compares_futures_of_real_first_frames(tmp_path, small_i
     """For the image-to-video model the generated set is the futures of the real clips' first frames."""
     cfg = tiny_config(model="conditional", ngf=4, ndf=4, iterations=1, sample_every=0, checkpoint_every=1)
     run = GanTraining(cfg, str(tmp_path / "run"), progress=False).run()
-    from tinyvideo_mx.training import resolve_data_list
+    from tinyvideo_mx.data.sources import real_chunks, resolve_data_list
     data = resolve_data_list(run.config)
-    real = next(evaluation.real_chunks(data, 4, run.config))
+    real = next(real_chunks(data, 4, run.config))
     futures = next(evaluation.generated_chunks(run.G, run.config, 4, 0, real=[real]))
     assert futures.shape == real.shape
     result = evaluation.evaluate(str(tmp_path / "run"), data, i3d=small_i3d, n=4)

@@ -94,7 +94,8 @@ def test_batchnorm3d_trains_and_infers_like_torch_batchnorm():
     y.backward()      # MXNet's oneDNN BatchNorm updates the running statistics in backward
     mean = x.mean(axis=(0, 2, 3, 4))
     var = x.var(axis=(0, 2, 3, 4))
-    expected = gamma[None, :, None, None, None] * (x - mean[None, :, None, None, None]) / np.sqrt(var + 1e-3)[None, :, None, None, None]
+    c = (None, slice(None), None, None, None)     # a per-channel vector broadcast over (N, C, T, H, W)
+    expected = gamma[c] * (x - mean[c]) / np.sqrt(var + 1e-3)[c]
     np.testing.assert_allclose(y.asnumpy(), expected, rtol=1e-4, atol=1e-4)
     # Torch momentum 0.1: running = 0.9 * running + 0.1 * batch statistic.
     np.testing.assert_allclose(bn.bn.running_mean.data().asnumpy(), 0.1 * mean, rtol=1e-4)
@@ -104,7 +105,7 @@ def test_batchnorm3d_trains_and_infers_like_torch_batchnorm():
     np.testing.assert_allclose(running_var, 0.9 + 0.1 * var, rtol=1e-4)
     # Inference (no autograd.record): running statistics, as Torch's evaluate().
     z = bn(nd.array(x)).asnumpy()
-    expected = gamma[None, :, None, None, None] * (x - (0.1 * mean)[None, :, None, None, None]) / np.sqrt(running_var + 1e-3)[None, :, None, None, None]
+    expected = gamma[c] * (x - (0.1 * mean)[c]) / np.sqrt(running_var + 1e-3)[c]
     np.testing.assert_allclose(z, expected, rtol=1e-4, atol=1e-4)
 
 

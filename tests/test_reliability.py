@@ -359,7 +359,7 @@ def test_strip_width_is_checked(width, no_decoding):
 
 
 def test_a_bomb_image_for_the_conditional_model_is_refused(no_decoding):
-    from tinyvideo_mx.conditional import ImageError, decode_image
+    from tinyvideo_mx.image_input import ImageError, decode_image
     for name, data in (("photo.png", png_claiming(30000, 30000)), ("photo.jpg", jpeg_claiming(12000, 12000))):
         with pytest.raises(ImageError) as e:
             decode_image(data, 64, name)
@@ -462,7 +462,7 @@ def test_stabilize_says_why_nothing_was_written(tmp_path, caplog):
 # -- 7. One error family ----------------------------------------------------------------------------
 def test_every_expected_error_is_a_tinyvideo_error():
     from stabilize.video import VideoError
-    from tinyvideo_mx.conditional import ImageError
+    from tinyvideo_mx.image_input import ImageError
     from tinyvideo_mx.data.iterator import TooManyBadClips
     from tinyvideo_mx.image_input import ImageTooLarge
     from tinyvideo_mx.launch import LaunchError

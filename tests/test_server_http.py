@@ -18,7 +18,7 @@ import pytest
 from conftest import tiny_config
 from tinyvideo_mx.batching import InferenceQueue
 from tinyvideo_mx.export import export_generator
-from tinyvideo_mx.sampling import latents, load_generator, run_generator
+from tinyvideo_mx.inference import latents, load_generator, run_generator
 from tinyvideo_mx.server import make_server
 from tinyvideo_mx.training import GanTraining
 

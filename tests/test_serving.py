@@ -18,7 +18,8 @@ import pytest
 from conftest import tiny_config
 from tinyvideo_mx import media
 from tinyvideo_mx.export import export_generator, export_onnx
-from tinyvideo_mx.sampling import OUTPUTS, latents, load_generator, run_generator, sample
+from tinyvideo_mx.inference import OUTPUTS, latents, load_generator, run_generator
+from tinyvideo_mx.sampling import sample
 from tinyvideo_mx.server import make_server
 from tinyvideo_mx.training import GanTraining
 
@@ -209,7 +210,8 @@ def test_mxnet_model_server_end_to_end(exported, tmp_path):
             assert time.time() < deadline, "model server did not answer within 120 s"
             time.sleep(1)
         G, config = load_generator(str(exported / "run"))
-        np.testing.assert_allclose(np.load(io.BytesIO(body))["video"], run_generator(G, latents(5, 2, config.nz))["video"], atol=1e-6)
+        expected = run_generator(G, latents(5, 2, config.nz))["video"]
+        np.testing.assert_allclose(np.load(io.BytesIO(body))["video"], expected, atol=1e-6)
         status, _, body = post(url, {"n": 99}, endpoint="/predictions/vgan")
         assert status == 413
     finally:
@@ -226,7 +228,7 @@ def test_mxnet_model_server_end_to_end(exported, tmp_path):
 
 def test_the_conditional_generator_is_servable_too(tmp_path):
     import cv2
-    from tinyvideo_mx.conditional import load_image
+    from tinyvideo_mx.image_input import load_image
     from tinyvideo_mx.serving import SamplingService
     cfg = tiny_config(model="conditional", ngf=4, ndf=4, iterations=1, sample_every=0, checkpoint_every=1)
     GanTraining(cfg, str(tmp_path / "run"), progress=False).run()

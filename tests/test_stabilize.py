@@ -38,7 +38,8 @@ def test_known_camera_motion_is_removed(tmp_path, motion):
 
 def test_no_clip_straddles_a_hard_cut(tmp_path):
     red, blue = texture(2, 480, (1.0, 0.3, 0.3)), texture(3, 480, (0.3, 0.3, 1.0))
-    still = lambda t: (1.0 * t, 0.0, 0.0, 1.0)
+    def still(t):
+        return 1.0 * t, 0.0, 0.0, 1.0
     path = str(tmp_path / "cut.avi")
     write_video(path, camera(red, 30, still) + camera(blue, 30, still), fps=25)   # BGR: "red" is blue-ish
     found = [v[1] for kind, v in clips(path, StabilizeConfig()) if kind == "clip"]
@@ -274,8 +275,11 @@ def test_the_default_keeps_the_real_shots_the_original_keeps(tmp_path):
     path = segment(f"{OPENCV_DATA}/Megamind.avi", 150, 240, str(tmp_path / "segment.avi"))
     original = [c for _, c in original_stabilizer.compute(path)]
     found = [c for kind, (_, c) in ((k, v) for k, v in clips(path, StabilizeConfig()) if k == "clip")]
-    kept = lambda cs: sum(len(c) for c in cs)
-    steadiness = lambda cs: sum(residual_motion(c) * (len(c) - 1) for c in cs) / (kept(cs) - len(cs))
+    def kept(cs):
+        return sum(len(c) for c in cs)
+
+    def steadiness(cs):
+        return sum(residual_motion(c) * (len(c) - 1) for c in cs) / (kept(cs) - len(cs))
     assert original and kept(found) >= 0.9 * kept(original), (kept(found), kept(original))
     assert steadiness(found) <= steadiness(original) * 1.05, (steadiness(found), steadiness(original))
 
@@ -291,7 +295,6 @@ def test_rerun_counts_only_its_own_work(tmp_path):
 
 
 def test_each_failure_is_reported_once(tmp_path):
-    from tinyvideo_mx.cli import main
     (tmp_path / "bad.mp4").write_bytes(b"")
     good = str(tmp_path / "v.avi")
     write_video(good, camera(texture(9, 480, (1, 1, 1)), 40, MOTIONS["translate"]), fps=25)

@@ -10,7 +10,8 @@ from mxnet import autograd, gluon, nd
 
 from conftest import tiny_config
 from tinyvideo_mx import checkpoint, losses
-from tinyvideo_mx.training import GanTraining, latent
+from tinyvideo_mx.inference import latents
+from tinyvideo_mx.training import GanTraining
 
 
 def params_of(block):
@@ -29,7 +30,7 @@ def assert_same_params(a, b, **tol):
 def test_losses_match_hand_computation():
     logits = np.array([[2.0, -1.0], [0.5, 0.25]], np.float32)
     ce = losses.cross_entropy(nd.array(logits), losses.FAKE).asscalar()
-    expected = np.mean([np.log(np.exp(l).sum()) - l[1] for l in logits.astype(np.float64)])
+    expected = np.mean([np.log(np.exp(row).sum()) - row[1] for row in logits.astype(np.float64)])
     assert ce == pytest.approx(expected, rel=1e-6)
     mask = nd.array(np.random.default_rng(0).uniform(0, 1, (2, 1, 4, 3, 3)))
     mask.attach_grad()
@@ -75,7 +76,7 @@ def test_generator_step_uses_the_originals_d_weights_and_activations(g_step, tmp
     run.D.initialize()
     run.trainers["D"] = gluon.Trainer(run.D.collect_params(), "adam", {"learning_rate": 0.05, "beta1": 0.5})
     real = nd.array(np.random.default_rng(1).uniform(-1, 1, (3, 3, cfg.frames, cfg.size, cfg.size)))
-    z = nd.array(latent(cfg.seed, 0, 3, cfg.nz))
+    z = nd.array(latents([cfg.seed, 0], 3, cfg.nz))
     G_before = params_of(run.G)
     W_old, b_old = (p.data().asnumpy().copy() for p in (run.D.dense.weight, run.D.dense.bias))
     with autograd.record():
@@ -152,7 +153,8 @@ def test_hybridized_step_equals_imperative_step(tmp_path):
 def test_exact_resume_gives_identical_parameters(tmp_path):
     cfg = tiny_config(iterations=4, checkpoint_every=2, sample_every=0)
     straight = GanTraining(cfg, str(tmp_path / "straight"), progress=False).run()
-    first = GanTraining(tiny_config(iterations=2, checkpoint_every=2, sample_every=0), str(tmp_path / "split"), progress=False).run()
+    first = GanTraining(tiny_config(iterations=2, checkpoint_every=2, sample_every=0), str(tmp_path / "split"),
+                        progress=False).run()
     assert first.iteration == 2
     resumed = GanTraining.resume(str(tmp_path / "split"), progress=False, iterations=4).run()
     assert resumed.iteration == 4
@@ -161,13 +163,14 @@ def test_exact_resume_gives_identical_parameters(tmp_path):
     meta = checkpoint.read_meta(checkpoint.resolve(str(tmp_path / "split")))
     assert meta["iteration"] == 4 and meta["rng"] == {"kind": "counter", "seed": 0, "next_iteration": 4}
     assert meta["data"]["next_batch"] == 4 and meta["config"]["iterations"] == 4
-    assert sorted(os.listdir(checkpoint.resolve(str(tmp_path / "split")))) == ["D.params", "D.states", "G.params", "G.states", "meta.json"]
+    assert sorted(os.listdir(checkpoint.resolve(str(tmp_path / "split")))) == \
+        ["D.params", "D.states", "G.params", "G.states", "meta.json"]
 
 
 def test_exact_resume_with_the_demo_deviations_keeps_the_average(tmp_path):
     """Resize-convolutions and G's weight average: resume is still bit-exact, the average included, and
     sampling reads the average."""
-    from tinyvideo_mx.sampling import load_generator
+    from tinyvideo_mx.inference import load_generator
     cfg = dict(checkpoint_every=2, sample_every=0, upsampling="resize", g_ema=0.9)
     straight = GanTraining(tiny_config(iterations=4, **cfg), str(tmp_path / "straight"), progress=False).run()
     GanTraining(tiny_config(iterations=2, **cfg), str(tmp_path / "split"), progress=False).run()
@@ -253,7 +256,7 @@ def test_two_contexts_equal_one_context_on_a_duplicated_batch(tmp_path):
     ckpt, half_real = base.save_checkpoint(), base.next_batch()[:2]
     base.data.close()
     real = nd.concat(half_real, half_real, dim=0)
-    half_z = latent(0, 0, 2, base.config.nz)
+    half_z = latents([0, 0], 2, base.config.nz)
     z = np.concatenate([half_z, half_z])
     _, single = step_deltas(tiny_config(batch_size=4), tmp_path / "one", ckpt, real, z)
     run, double = step_deltas(tiny_config(batch_size=4, ctx="cpu0,cpu1"), tmp_path / "two", ckpt, real, z)

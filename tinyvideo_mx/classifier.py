@@ -25,7 +25,9 @@ from . import checkpoint
 from .config import TrainConfig
 from .data.iterator import StripIter, every_clip
 from .data.listfile import read_labelled_list
+from .context import parse_contexts
 from .factory import HYBRIDIZE_FLAGS
+from .inference import padded_batches
 from .fsutil import atomic_path, write_text_atomic
 from .layers import conv_kwargs
 from .networks import Discriminator, first_kernel
@@ -81,7 +83,6 @@ def build_classifier(source, classes, ctx, frames=None, size=None, ndf=None, fro
 
 def predict(net, paths, config, batch, ctx, frame_height=128):
     """Class scores of every clip in ``paths`` (inference mode), in fixed-size batches (padded)."""
-    from .sampling import padded_batches
     out = []
     for clips in every_clip(paths, batch, frames=config.frames, size=config.size, frame_height=frame_height):
         for rows, (padded,) in padded_batches([clips], batch):
@@ -99,7 +100,6 @@ def finetune(train_list, out_dir, source=None, test_list=None, classes=None, ite
     """Fine-tune; returns the result dict (also in ``out_dir``/result.json, with classifier.params).
     ``frame_height`` (rows per frame in the strips) defaults to the checkpoint's, else 128."""
     from tqdm import tqdm
-    from .context import parse_contexts
     from .tblog import ScalarLog
     context = parse_contexts(ctx)[0]
     paths, raw = read_labelled_list(train_list, data_root)

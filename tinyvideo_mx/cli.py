@@ -95,8 +95,10 @@ def main():
 @main.command()
 @click.option("--data", "data_list", type=click.Path(), default=None,
               help="List file of JPEG strips (one path per line). Default: the built-in synthetic dataset.")
-@click.option("--data-root", type=click.Path(), default=None, help="Folder the list's paths are relative to (default: the list's folder).")
-@click.option("--out", "run_dir", type=click.Path(), default="runs/vgan", show_default=True, help="Run folder: checkpoints, logs, samples.")
+@click.option("--data-root", type=click.Path(), default=None,
+              help="Folder the list's paths are relative to (default: the list's folder).")
+@click.option("--out", "run_dir", type=click.Path(), default="runs/vgan", show_default=True,
+              help="Run folder: checkpoints, logs, samples.")
 @click.option("--preset", type=click.Choice(["original", "demo", "tiny"]), default="original", show_default=True,
               help="original = the paper's recipe; demo = ~9 minutes on 2 CPU cores (smaller, plus the deviations in "
                    "docs/deviations.md); tiny = seconds (smoke tests).")
@@ -144,7 +146,8 @@ def main():
               help="--out already holds a run: move it aside to <out>.old-<time> and start afresh (nothing is deleted).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterations, batch_size, lr, frames, size,
-          frame_height, ngf, ndf, g_step, g_ema, synthetic_clips, upsampling, sampling, ctx, kvstore, horovod, checkpoint_every, sample_every, max_bad,
+          frame_height, ngf, ndf, g_step, g_ema, synthetic_clips, upsampling, sampling, ctx, kvstore, horovod,
+          checkpoint_every, sample_every, max_bad,
           num_workers, seed, resume, fvd_every, fvd_i3d_weights, fvd_samples, amp, no_hybridize, overwrite, quiet):
     """Train VGAN (two-stream generator vs 3-D discriminator) on strips or the built-in data."""
     from .config import make_config
@@ -159,7 +162,8 @@ def train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterat
     else:
         overrides = dict(data_list=data_list, data_root=data_root, iterations=iterations, batch_size=batch_size,
                          lr=lr, frames=frames, size=size, frame_height=frame_height, ngf=ngf, ndf=ndf,
-                         g_step=g_step, g_ema=g_ema, synthetic_clips=synthetic_clips, upsampling=upsampling, sampling=sampling, ctx=ctx, kvstore=kvstore,
+                         g_step=g_step, g_ema=g_ema, synthetic_clips=synthetic_clips, upsampling=upsampling,
+                         sampling=sampling, ctx=ctx, kvstore=kvstore,
                          checkpoint_every=checkpoint_every,
                          sample_every=sample_every, max_bad=max_bad, num_workers=num_workers, seed=seed,
                          cond_noise=cond_noise, amp=amp, fvd_every=fvd_every, fvd_i3d_weights=fvd_i3d_weights,
@@ -186,7 +190,8 @@ def train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterat
 @click.option("--hosts", type=click.Path(exists=True, dir_okay=False), default=None,
               help="File with one host (an address every host can reach) per line: print the ssh commands for a "
               "cluster run instead of running locally.")
-@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Scheduler port (default: a free port; 9091 with --hosts).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Scheduler port (default: a free port; 9091 with --hosts).")
 @click.option("--timeout", type=POSITIVE_FLOAT, default=None, help="Stop every process after this many seconds.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
 def launch(workers, servers, hosts, port, timeout, command):
@@ -224,7 +229,8 @@ def launch(workers, servers, hosts, port, timeout, command):
               help="Also write a latent walk between the first clips of two seeds.")
 @click.option("--steps", type=click.IntRange(min=2), default=8, show_default=True, help="Points on the latent walk.")
 @click.option("--fps", type=POSITIVE_FLOAT, default=25, show_default=True)
-@click.option("--scale", type=click.IntRange(1, 16), default=2, show_default=True, help="Nearest-neighbour enlargement of the written videos.")
+@click.option("--scale", type=click.IntRange(1, 16), default=2, show_default=True,
+              help="Nearest-neighbour enlargement of the written videos.")
 @click.option("--normalize", type=click.Choice(["none", "frame"]), default="none", show_default=True,
               help="frame: stretch each frame to its min..max, like generate.lua's display.")
 @click.option("--conditional", is_flag=True, help="Conditional model: predict the future of --image files.")
@@ -250,7 +256,8 @@ def sample(checkpoint, out_dir, n, seed, interpolate, steps, fps, scale, normali
                              fps=fps, scale=scale, normalize=normalize, ctx=device,
                              reference=_training_clips(checkpoint) if n >= 4 else None)
     click.echo(f"wrote {summary['files']} files to {out_dir} "
-               f"(mean mask {summary['mask_mean']:.3f}, mask > 0.5 on {100 * summary['mask_fraction_above_half']:.1f}% of pixels)")
+               f"(mean mask {summary['mask_mean']:.3f}, "
+               f"mask > 0.5 on {100 * summary['mask_fraction_above_half']:.1f}% of pixels)")
     if summary.get("statistics"):
         from .metrics.clip_statistics import format_rows
         click.echo(f"weight-free statistics of these {n} clips against the training clips "
@@ -265,7 +272,7 @@ def _training_clips(checkpoint, n=256):
     from . import checkpoint as ckpt
     from .config import TrainConfig
     from .errors import TinyVideoError
-    from .training import training_clips
+    from .data.sources import training_clips
     try:
         return training_clips(TrainConfig.from_dict(ckpt.read_meta(ckpt.resolve(checkpoint))["config"]), n)
     except TinyVideoError as e:
@@ -323,7 +330,7 @@ def evaluate(checkpoint, data_list, i3d_weights, i3d_input, c3d_weights, c3d_cla
     from . import checkpoint as ckpt
     from .evaluation import evaluate as run_evaluation
     from .metrics import video_networks
-    from .training import resolve_data_list
+    from .data.sources import resolve_data_list
     _setup_logging()
     ckpt.resolve(checkpoint)          # a damaged checkpoint is named before any network is built
     if data_list is None and (i3d_weights or c3d_weights or stats):
@@ -462,9 +469,11 @@ def serve(prefix, host, port, max_n, ctx, threads, connections, timeout):
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("--out", "out_dir", type=click.Path(), required=True, help="Output folder: strips, list.txt, report.json.")
-@click.option("--faithful", is_flag=True, help="The original algorithm exactly: full-resolution SIFT, exact FLANN matching, no gate, no cut detection.")
+@click.option("--faithful", is_flag=True,
+              help="The original algorithm exactly: full-resolution SIFT, exact FLANN matching, no gate, no cut detection.")
 @click.option("--features", type=click.Choice(["sift", "orb"]), default=None, help="Feature detector (sift).")
-@click.option("--work-size", type=NON_NEGATIVE, default=None, help="Short side that features and warps work at (192; 0 = full resolution).")
+@click.option("--work-size", type=NON_NEGATIVE, default=None,
+              help="Short side that features and warps work at (192; 0 = full resolution).")
 @click.option("--fps", type=POSITIVE_FLOAT, default=None, help="Resample videos to this frame rate (default: native).")
 @click.option("--min-frames", type=POSITIVE, default=None, help="Drop clips shorter than this (16).")
 @click.option("--max-frames", type=POSITIVE, default=None, help="Frames per clip at most (34).")

@@ -55,7 +55,8 @@ def report(gpus=None, distributions=None, cpuinfo="/proc/cpuinfo"):
     model, flags = cpu_description(cpuinfo)
     lines.append(f"CPU        {model}; " + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in flags.items()))
     bf16 = flags.get("avx512_bf16") or flags.get("amx_bf16")
-    lines.append(f"           --amp on CPU (bfloat16): {'available' if bf16 else 'not available (needs avx512_bf16 or amx_bf16)'}")
+    bf16_state = "available" if bf16 else "not available (needs avx512_bf16 or amx_bf16)"
+    lines.append(f"           --amp on CPU (bfloat16): {bf16_state}")
     lines.append(f"Threads    {usable_cores()} usable cores; OMP_NUM_THREADS="
                  f"{os.environ.get('OMP_NUM_THREADS', 'unset')} (tinyvideo-mx sets it to the cores unless you do)")
     cuda_build = bool(features.get("CUDA")) or any(gpu_support.is_cuda_distribution(n) for n, _ in distributions)

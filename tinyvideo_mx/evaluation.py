@@ -12,36 +12,22 @@ import os
 import numpy as np
 
 from . import checkpoint
-from .data import read_list
-from .data.iterator import every_clip
+from .data.sources import CHUNK, real_chunks, real_clips
 from .fsutil import atomic_path, write_text_atomic
 from .metrics import feature_statistics, frechet_distance, inception_score
 from .metrics.video_networks import softmax
-from .sampling import latents, load_generator, run_generator
+from .inference import EVALUATION_SEED_OFFSET, generator_inputs, load_generator, run_generator
 from .errors import SettingError
 from .metrics.clip_statistics import compare
 
 log = logging.getLogger(__name__)
-CHUNK = 64
-SEED_OFFSET = 1 << 29    # evaluation z, disjoint from training and sample-grid draws
-
-
-def real_chunks(list_path, n, config, data_root=None, chunk=CHUNK, num_workers=2):
-    """The first ``n`` clips of the list (all, if it has fewer), prepared as training prepares them."""
-    paths = read_list(list_path, data_root)[:n]
-    return every_clip(paths, min(chunk, len(paths)), frames=config.frames, size=config.size,
-                      frame_height=config.frame_height, num_workers=num_workers, max_bad=config.max_bad)
 
 
 def evaluation_inputs(config, seed, start, rows, real=None):
     """The generator's inputs for evaluated clips ``start..start+rows``: z rows drawn from (seed, start)
     (unconditional), or the first frames of the ``real`` clips (+ noise: the futures of real images)."""
-    if config.model == "conditional":
-        inputs = [real[:, :, 0]]
-        if config.cond_noise:
-            inputs.append(latents([seed + SEED_OFFSET, start], len(real), config.cond_noise))
-        return inputs
-    return [latents([seed + SEED_OFFSET, start], rows, config.nz)]
+    images = real[:, :, 0] if config.model == "conditional" else None
+    return generator_inputs(config, [seed + EVALUATION_SEED_OFFSET, start], rows, images)
 
 
 def generated_chunks(G, config, n, seed, real=None, chunk=CHUNK, ctx=None):
@@ -84,12 +70,6 @@ def frechet_video_distance(network, G, config, list_path, n, seed=0, cache=None,
     fake = network.outputs(generated_chunks(G, config, min(n, count) if real else n, seed, real, ctx=ctx))
     mu_f, sigma_f = feature_statistics(fake)
     return frechet_distance(mu_f, sigma_f, mu_r, sigma_r), count, len(fake)
-
-
-def real_clips(list_path, n, config, data_root=None):
-    """The first ``n`` real clips of the list as one array (fewer if the list is shorter)."""
-    return np.concatenate(list(real_chunks(list_path, n, config, data_root)))
-
 
 
 def quality_statistics(G, config, list_path, n=256, seed=0, data_root=None, ctx=None):

@@ -7,47 +7,30 @@ foreground, mask, background. BN runs with its running statistics (inference). A
 records the configuration and the output order. Reload with::
 
     net = mx.gluon.SymbolBlock.imports(prefix + "-symbol.json", ["data"], prefix + "-0000.params")
+
+(``serving.import_generator`` does that, with the input names from the meta file.)
 """
 import json
 import os
 
 import mxnet as mx
 
-from .sampling import OUTPUTS, load_generator
-
-
-def generator_input_shapes(config, batch=1):
-    """Shapes of the generator's inputs: [z], [image] or [image, z]."""
-    if config.model == "conditional":
-        shapes = [(batch, 3, config.size, config.size)]
-        return shapes + [(batch, config.cond_noise)] if config.cond_noise else shapes
-    return [(batch, config.nz)]
+from .inference import OUTPUTS, input_shapes, load_generator
 
 
 def export_generator(checkpoint_path, prefix):
     """Export the generator of a checkpoint; returns the paths of the symbol, params and meta files."""
     G, config = load_generator(checkpoint_path, hybridize=True)
-    shapes = generator_input_shapes(config)
+    shapes = input_shapes(config)
     G(*(mx.nd.zeros(s) for s in shapes))   # one forward builds the cached graph to export
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
     G.export(prefix, epoch=0)
     names = ["data"] if len(shapes) == 1 else [f"data{i}" for i in range(len(shapes))]   # Gluon's naming
-    meta = {"model": config.model, "inputs": names, "input_shapes": [list(s) for s in generator_input_shapes(config, 0)],
+    meta = {"model": config.model, "inputs": names, "input_shapes": [list(s) for s in input_shapes(config, 0)],
             "outputs": list(OUTPUTS), "config": config.to_dict()}
     with open(prefix + "-meta.json", "w") as f:
         json.dump(meta, f, indent=2)
     return prefix + "-symbol.json", prefix + "-0000.params", prefix + "-meta.json"
-
-
-def import_generator(prefix, ctx=None):
-    """The exported generator as a ``SymbolBlock`` returning (video, foreground, mask, background)."""
-    import warnings
-    with open(prefix + "-meta.json") as f:
-        names = json.load(f)["inputs"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # "Cannot decide type for the following arguments": harmless
-        return mx.gluon.SymbolBlock.imports(prefix + "-symbol.json", names, prefix + "-0000.params",
-                                            ctx=ctx or mx.cpu())
 
 
 def export_onnx(prefix, onnx_path, batch=1):

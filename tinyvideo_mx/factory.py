@@ -1,6 +1,7 @@
 """Build, initialise and hybridize the networks a configuration describes."""
 import mxnet as mx
 
+from .conditional_networks import ConditionalDiscriminator, ConditionalGenerator
 from .networks import Discriminator, Generator
 
 # static_alloc only. static_shape=True gives silently wrong training in MXNet 1.9.1 when a block runs
@@ -14,7 +15,6 @@ def build_generator(config):
     """G for ``config.model``; not yet initialised. Every G of a config has the same parameter names
     (prefix ``G_``), so the trained G's and the averaged G's files load into either."""
     if config.model == "conditional":
-        from .conditional import ConditionalGenerator
         return ConditionalGenerator(ngf=config.ngf, frames=config.frames, size=config.size,
                                     noise=config.cond_noise, prefix="G_")
     return Generator(nz=config.nz, ngf=config.ngf, frames=config.frames, size=config.size,
@@ -24,7 +24,6 @@ def build_generator(config):
 def build_networks(config):
     """(G, D) for ``config.model``; not yet initialised."""
     if config.model == "conditional":
-        from .conditional import ConditionalDiscriminator
         return build_generator(config), ConditionalDiscriminator(ndf=config.ndf, frames=config.frames,
                                                                  size=config.size, prefix="D_")
     return build_generator(config), Discriminator(ndf=config.ndf, frames=config.frames, size=config.size, prefix="D_")

@@ -2,7 +2,8 @@
 
 A 631-byte JPEG can claim 16384 x 16384 pixels; OpenCV would then allocate 768 MB and spend seconds per
 decode. Every image the project reads - training strips, conditional input images, server uploads -
-is measured here first (Pillow reads only the header) and refused beyond ``MAX_PIXELS``.
+is measured here first (Pillow reads only the header) and refused beyond ``MAX_PIXELS``. The
+conditional model's input images (``load_image`` / ``decode_image``: files and uploads) come in here too.
 
 libjpeg prints "Corrupt JPEG data: ..." straight to the process's stderr (file descriptor 2), with no
 file name, and OpenCV offers no hook. ``decode`` catches that output around the decode (fd 2 pointed at a
@@ -93,3 +94,36 @@ def decode(data, path, flags=cv2.IMREAD_COLOR):
         elif line:
             sys.stderr.write(line + "\n")     # not ours: pass it on
     return image
+
+
+class ImageError(FileProblem):
+    """An input image that cannot be read."""
+
+
+def load_image(path, size):
+    """Any image file -> (3, size, size) float32 in [-1, 1] (see ``decode_image``)."""
+    if not os.path.isfile(path):
+        raise ImageError(path, "file not found")
+    return decode_image(np.fromfile(path, np.uint8), size, path)
+
+
+def decode_image(data, size, name="<bytes>"):
+    """Encoded image bytes -> (3, size, size) float32 in [-1, 1]: centre square crop (the stabiliser's
+    short-side resize + centre crop) and area averaging (the data path's down-scaling)."""
+    if not len(data):
+        raise ImageError(name, "empty file")
+    try:
+        check_pixels(data, name)          # from the header, before any decoding
+    except ImageTooLarge as e:
+        raise ImageError(name, e.reason) from None
+    except FileProblem:
+        raise ImageError(name, "not a readable image") from None
+    image = decode(data, name)
+    if image is None:
+        raise ImageError(name, "not a readable image")
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    square = image[top:top + side, left:left + side, ::-1].astype(np.float32) / 255.0
+    small = cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA)
+    return small.transpose(2, 0, 1) * 2.0 - 1.0

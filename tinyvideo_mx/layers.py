@@ -49,7 +49,8 @@ class GammaNormal(mx_init.Initializer):
 
 def conv_kwargs(in_channels=0):
     """Initialisers of every (transposed) convolution: weight N(0, 0.01), bias 0."""
-    return dict(in_channels=in_channels, weight_initializer=mx_init.Normal(CONV_WEIGHT_STD), bias_initializer="zeros", use_bias=True)
+    return dict(in_channels=in_channels, weight_initializer=mx_init.Normal(CONV_WEIGHT_STD), bias_initializer="zeros",
+                use_bias=True)
 
 
 def batchnorm_kwargs(eps, channels=0):

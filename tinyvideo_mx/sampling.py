@@ -7,31 +7,12 @@ so asking for more clips never changes the first ones.
 import json
 import os
 
-import mxnet as mx
 import numpy as np
 
 from . import checkpoint, media
-from .config import TrainConfig
-from .factory import build_generator, inference_generator_name, prepare
+from .inference import OUTPUTS, generator_inputs, latents, load_generator, run_generator
 from .metrics.clip_statistics import compare
 from .errors import SettingError
-
-OUTPUTS = ("video", "foreground", "mask", "background")
-
-
-def load_generator(path, ctx=None, hybridize=True):
-    """(G, config) from a run folder or checkpoint folder."""
-    ckpt = checkpoint.resolve(path)
-    config = TrainConfig.from_dict(checkpoint.read_meta(ckpt)["config"])
-    ctx = ctx or mx.cpu()
-    G = build_generator(config)
-    prepare(G, [ctx], hybridize)
-    checkpoint.load_parameters(G, ckpt, inference_generator_name(config), ctx=ctx)
-    return G, config
-
-
-def latents(seed, n, nz):
-    return np.random.default_rng(seed).standard_normal((n, nz)).astype(np.float32)
 
 
 def slerp(a, b, steps):
@@ -46,39 +27,6 @@ def slerp(a, b, steps):
         else:
             out.append((np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega))
     return np.stack(out).astype(np.float32)
-
-
-INFERENCE_BATCH = 16
-
-
-def padded_batches(inputs, batch):
-    """Yield (rows, [chunk of each input, zero-padded to exactly ``batch`` rows]) over float32 arrays
-    sharing their first axis. Inference always runs at one batch size: oneDNN reorders weights in place
-    for inference, and a later inference at another batch size can fail (see ``run_generator``)."""
-    total = len(inputs[0])
-    for start in range(0, total, batch):
-        rows = min(batch, total - start)
-        yield rows, [np.concatenate([a[start:start + rows], np.zeros((batch - rows,) + a.shape[1:], np.float32)])
-                     for a in inputs]
-
-
-def run_generator(G, inputs, ctx=None, batch=INFERENCE_BATCH):
-    """Inference (BN running statistics) -> dict of numpy arrays. ``inputs``: z rows, or a list of the
-    generator's input arrays ([z], [images] or [images, z]).
-
-    The network always runs on exactly ``batch`` rows (the last chunk is padded with zeros; rows are
-    independent in inference, so results do not change). oneDNN reorders transposed-convolution
-    weights in place for inference, and a later inference at another batch size then fails ("Check
-    failed: weights.GetMKLDNNData()->get_desc() == IOLogicalSwapDesc", full widths); one fixed size
-    avoids it. Training steps at another batch size in between are fine."""
-    ctx = ctx or mx.cpu()
-    inputs = [np.asarray(a, np.float32) for a in (inputs if isinstance(inputs, (list, tuple)) else [inputs])]
-    chunks = {k: [] for k in OUTPUTS}
-    for rows, padded in padded_batches(inputs, batch):
-        outs = G(*(mx.nd.array(a, ctx=ctx) for a in padded))
-        for key, value in zip(OUTPUTS, outs):
-            chunks[key].append(value.asnumpy()[:rows])
-    return {k: np.concatenate(v) for k, v in chunks.items()}
 
 
 def mask_statistics(mask):
@@ -122,7 +70,7 @@ def sample(checkpoint_path, out_dir, n=16, seed=0, interpolate=None, steps=8, fp
     G, config = load_generator(checkpoint_path, ctx)
     if config.model != "unconditional":
         raise SettingError(f"{checkpoint_path} holds a {config.model} generator: use sample --conditional --image ...")
-    outputs = run_generator(G, latents(seed, n, config.nz), ctx)
+    outputs = run_generator(G, generator_inputs(config, seed, n), ctx)
     files = write_outputs(out_dir, outputs, fps, scale, normalize=normalize)
     summary = {"checkpoint": checkpoint.resolve(checkpoint_path), "seed": seed, "n": n, **mask_statistics(outputs["mask"])}
     if reference is not None:

@@ -25,6 +25,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher
 
+from .page import page_html
 from .serving import SamplingService
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,6 @@ class Server:
     another thread. ``port=0`` picks a free port (``server_address``)."""
 
     def __init__(self, service, host="127.0.0.1", port=8080, threads=4, connections=64, timeout=30):
-        from .page import page_html
         self.service = service
         adjustments = Adjustments(host=host, port=port, threads=threads, connection_limit=connections,
                                   channel_timeout=timeout, cleanup_interval=max(1, min(timeout, 30)),

@@ -22,14 +22,17 @@ import io
 import json
 import os
 import tempfile
+import warnings
 
+import mxnet as mx
 import numpy as np
 
 from . import media
 from .batching import Busy, InferenceQueue
 from .errors import FileProblem, TinyVideoError
-from .image_input import ImageTooLarge, check_pixels
-from .sampling import OUTPUTS, latents
+from .image_input import ImageError, ImageTooLarge, check_pixels, decode_image
+from .config import TrainConfig
+from .inference import OUTPUTS, generator_inputs, run_generator
 
 FORMATS = {"npz": "application/octet-stream", "json": "application/json", "gif": "image/gif", "mp4": "video/mp4"}
 FIELDS = {"seed": int, "n": int, "outputs": list, "format": str, "fps": (int, float), "scale": int, "images": list}
@@ -41,6 +44,16 @@ class RequestError(TinyVideoError):
         self.status, self.message = status, message
 
 
+def import_generator(prefix, ctx=None):
+    """The exported generator as a ``SymbolBlock`` returning (video, foreground, mask, background)."""
+    with open(prefix + "-meta.json") as f:
+        names = json.load(f)["inputs"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # "Cannot decide type for the following arguments": harmless
+        return mx.gluon.SymbolBlock.imports(prefix + "-symbol.json", names, prefix + "-0000.params",
+                                            ctx=ctx or mx.cpu())
+
+
 class SamplingService:
     """A loaded exported generator answering requests; safe to call from many threads."""
 
@@ -48,7 +61,7 @@ class SamplingService:
         with open(prefix + "-meta.json") as f:
             self.meta = json.load(f)
         self.prefix, self.ctx, self.max_n = prefix, ctx, max_n
-        self.config = self.meta["config"]
+        self.config = TrainConfig.from_dict(self.meta["config"])
         # Requests are padded to a bucket size and each bucket has its own network (own weight
         # arrays): oneDNN reorders weights in place for one inference batch size and then fails at
         # another (see sampling.run_generator). Buckets 1, 4, 16, ... up to max_n.
@@ -58,7 +71,6 @@ class SamplingService:
         self.inference = InferenceQueue(self._run_batch, capacity=max_n)
 
     def _net(self, bucket):
-        from .export import import_generator
         if bucket not in self._nets:
             self._nets[bucket] = import_generator(self.prefix, self.ctx)
         return self._nets[bucket]
@@ -108,7 +120,6 @@ class SamplingService:
     def inputs(self, request):
         """The generator's input arrays for a parsed request."""
         if self.meta["model"] == "conditional":
-            from .conditional import ImageError, decode_image
             arrays = []
             for i, text in enumerate(request["images"]):
                 try:
@@ -122,15 +133,11 @@ class SamplingService:
                 except FileProblem:
                     raise RequestError(400, f"images[{i}] is not a readable image") from None
                 try:
-                    arrays.append(decode_image(data, self.config["size"]))
+                    arrays.append(decode_image(data, self.config.size))
                 except ImageError:
                     raise RequestError(400, f"images[{i}] is not a readable image") from None
-            inputs = [np.stack(arrays)]
-            if self.config.get("cond_noise"):
-                inputs.append(latents(request["seed"], len(arrays), self.config["cond_noise"]))
-        else:
-            inputs = [latents(request["seed"], request["n"], self.config["nz"])]
-        return inputs
+            return generator_inputs(self.config, request["seed"], len(arrays), np.stack(arrays))
+        return generator_inputs(self.config, request["seed"], request["n"])
 
     def generate(self, request):
         """{output name: float32 array} for a parsed request. Inputs (images included) are made on the
@@ -145,7 +152,6 @@ class SamplingService:
         """The rows in forwards of bucket sizes, largest first, so that no row is padding: 6 rows run as
         4 + 1 + 1, not as a padded 16 (on CPU a row costs about the same at any batch size, so padding is
         pure waste; measured in bench/serve.py). Runs on the inference thread."""
-        from .sampling import run_generator
         parts, start, total = [], 0, len(inputs[0])
         while start < total:
             bucket = max(b for b in self.buckets if b <= total - start)

@@ -2,11 +2,11 @@
 
 One iteration, as in the original (spec section 3):
 
-1. D step: forward G on the generator input (G in training mode), forward D on the real batch and,
-   separately, on the fake batch (separate BN statistics); D's loss is CE(real, REAL) + CE(fake, FAKE),
-   a sum of two batch means; Adam updates D.
-2. G step: the non-saturating loss CE(D(G(z)), REAL) plus the mask prior 0.1 * mean(m) (conditional:
-   plus 10 * the frame-1 L1 instead); Adam updates G.
+1. D step (``discriminator_step``): forward G on the generator input (G in training mode), forward D
+   on the real batch and, separately, on the fake batch (separate BN statistics); D's loss is
+   CE(real, REAL) + CE(fake, FAKE), a sum of two batch means; Adam updates D.
+2. G step (``generator_step``): the non-saturating loss CE(D(G(z)), REAL) plus the mask prior
+   0.1 * mean(m) (conditional: plus 10 * the frame-1 L1 instead); Adam updates G.
 
 ``g_step="reuse"`` (default) is the original exactly: the G step reuses D's activations of the fake
 batch from the D step, and back-propagates them through D's *updated* weights (Torch's
@@ -24,61 +24,30 @@ after every iteration. Worker r reads shard r of the list and uses rows r*b..(r+
 batch's z, so W workers with one context each compute what one process with W contexts computes on the
 concatenated batch.
 """
+import dataclasses
 import logging
 import os
 import time
 import uuid
 
 import mxnet as mx
-import numpy as np
 from mxnet import autograd, gluon
 
-from . import checkpoint, losses, media, run_folder
+from . import checkpoint, evaluation, losses, media, run_folder
 from .config import TrainConfig
 from .context import parse_contexts, split_sizes, split_to_contexts
-from .data import read_list
-from .data.iterator import StripIter
-from .data import synthetic
+from .data.sources import make_iterator, resolve_data_list, training_clips
 from .averaging import GeneratorAverage
 from .factory import build_generator, build_networks, prepare
+from .inference import SAMPLE_GRID_ITERATION, generator_inputs, run_generator
+from .metrics import video_networks
+from .metrics.clip_statistics import clip_statistics
 from .fsutil import write_text_atomic
 from .precision import Precision
 from .replicas import Replicas
 from .errors import SettingError
 
 log = logging.getLogger(__name__)
-SAMPLE_SEED_OFFSET = 1 << 30   # fixed z for the sample grids, disjoint from training draws
-
-
-def latent(seed, iteration, batch, nz):
-    """z of iteration ``iteration`` (counter-based: an exact resume needs no RNG state but the counter)."""
-    return np.random.default_rng([seed, iteration]).standard_normal((batch, nz)).astype(np.float32)
-
-
-def resolve_data_list(config):
-    """The list file to train on; with no ``data_list``, the embedded synthetic dataset (made once)."""
-    if config.data_list:
-        return config.data_list
-    directory = synthetic.default_directory(config.synthetic_clips, max(config.frames, 32), config.frame_height)
-    log.info("no data list given: using the embedded synthetic dataset in %s", directory)
-    return synthetic.ensure_dataset(directory, config.synthetic_clips, max(config.frames, 32), config.frame_height)
-
-
-def training_clips(config, n=256):
-    """The first ``n`` clips of the data ``config`` trains on, as one array (for statistics)."""
-    from .evaluation import real_clips
-    return real_clips(resolve_data_list(config), n, config, config.data_root)
-
-
-def make_iterator(config, part_index=0, num_parts=1):
-    """Worker ``part_index`` of ``num_parts``: its shard of the list, batches of its share of the batch."""
-    paths = read_list(resolve_data_list(config), config.data_root)
-    return StripIter(paths, config.batch_size // num_parts, frames=config.frames, size=config.size,
-                     frame_height=config.frame_height, sampling=config.sampling, seed=config.seed,
-                     num_workers=config.num_workers, max_bad=config.max_bad,
-                     part_index=part_index, num_parts=num_parts)
-
-
 def gradients_into(params, heads, retain_graph=False):
     """Back-propagate ``heads`` into the gradient buffers of the trained ``params`` alone.
 
@@ -92,6 +61,24 @@ def gradients_into(params, heads, retain_graph=False):
                                       [g for p in trained for g in p.list_grad()], variables):
         grad.copyto(buffer)
         variable._fresh_grad = True    # what backward sets; the Trainer refuses stale gradients
+
+
+@dataclasses.dataclass
+class Slice:
+    """One context's share of an iteration: its part of the batch and what the two steps make of it."""
+    weight: float                  # share of the global batch: every loss of the slice is scaled by it
+    real: mx.nd.NDArray
+    generator_inputs: tuple        # [z], or [first frame] (+ [z]) for the conditional model
+    video: mx.nd.NDArray = None    # G's output, recorded: the G step back-propagates into it
+    mask: mx.nd.NDArray = None
+    fake: mx.nd.NDArray = None     # the video as a leaf of its own: what D sees
+    fake_logits: mx.nd.NDArray = None
+    d_real: mx.nd.NDArray = None
+    d_fake: mx.nd.NDArray = None
+    mask_penalty: mx.nd.NDArray = None    # unconditional: 0.1 * mean(m)
+    g_adv: mx.nd.NDArray = None
+    video_leaf: mx.nd.NDArray = None      # conditional: a leaf for the frame-1 L1 (see generator_step)
+    video_penalty: mx.nd.NDArray = None
 
 
 class GanTraining:
@@ -148,19 +135,12 @@ class GanTraining:
     # -- one iteration -----------------------------------------------------------------------------
     def generator_inputs(self, real, iteration):
         """The generator's inputs for batch ``real``: [z], or [first frame] (+ [z]) for the conditional model.
-        z is this worker's rows of the global batch's z."""
+        z is this worker's rows of the global batch's z of ``iteration``."""
         cfg = self.config
-        if cfg.model == "conditional":
-            first_frame = real[:, :, 0]                # the clip's first frame (main_conditional.lua:219)
-            if cfg.cond_noise:
-                return [first_frame, self._latent_rows(iteration, real.shape[0], cfg.cond_noise)]
-            return [first_frame]
-        return [self._latent_rows(iteration, real.shape[0], cfg.nz)]
-
-    def _latent_rows(self, iteration, rows, size):
-        start = self.replicas.rank * rows
-        z = latent(self.config.seed, iteration, max(self.config.batch_size, start + rows), size)
-        return mx.nd.array(z[start:start + rows])
+        rows = real.shape[0]
+        first_frames = real[:, :, 0] if cfg.model == "conditional" else None   # main_conditional.lua:219
+        inputs = generator_inputs(cfg, [cfg.seed, iteration], rows, first_frames, first_row=self.replicas.rank * rows)
+        return [a if isinstance(a, mx.nd.NDArray) else mx.nd.array(a) for a in inputs]
 
     def video_penalty(self, video, real):
         """(leaf, term): G's loss term on the video - the conditional model's 10 * frame-1 L1 - computed on
@@ -178,67 +158,89 @@ class GanTraining:
         return None
 
     def step(self, real):
-        """One D step and one G step on the batch ``real`` (an NDArray (B, 3, T, S, S)).
-        Returns the batch-mean losses as floats.
+        """One iteration of main.lua on the batch ``real`` (an NDArray (B, 3, T, S, S)): the D step, then
+        the G step. Returns the batch-mean losses as floats.
 
         As in Torch, G's output is handed to D as a separate leaf (``fake``): the D step never reaches
         G, and the G step first collects dL/dfake and then back-propagates it through G in one pass
-        (``net:backward(noise, df_dg)``), with the mask prior as G's second head. The video terms (the
-        conditional L1) get a leaf of their own and their gradient is added to D's explicitly: inside
-        autograd, oneDNN cannot sum D's blocked-layout gradient with a slice's plain one ("could not
-        create a primitive descriptor for a sum primitive")."""
+        (``net:backward(noise, df_dg)``)."""
+        self._make_replicas_agree()
+        slices = self._slices(real)
+        self.discriminator_step(slices)
+        self.generator_step(slices)
+        self._end_iteration()
+        return self.replicas.sum_scalars(self._scalars(slices))
+
+    def _make_replicas_agree(self):
+        """Once, before the first step: every replica starts from rank 0's initial weights."""
         if not self._replicas_agree:
             for net in (self.G, self.D):
                 self.replicas.broadcast(net.collect_params())
             self._replicas_agree = True
+
+    def _slices(self, real):
+        """The batch split over this worker's contexts, each slice weighted by its share of the global batch."""
         b = real.shape[0]
         weights = [n / (b * self.replicas.num_workers) for n in split_sizes(b, len(self.contexts))]
         reals = split_to_contexts(real, self.contexts)
         inputs = zip(*(split_to_contexts(a, self.contexts) for a in self.generator_inputs(real, self.iteration)))
-        reuse = self.config.g_step == "reuse"
-        scale_d = self.precision.loss_scale("D")     # 1 unless float16 AMP
-        parts = []
+        return [Slice(weight=w, real=x, generator_inputs=gin) for x, gin, w in zip(reals, inputs, weights)]
+
+    def discriminator_step(self, slices):
+        # (1) Update D network: CE(D(x), real) + CE(D(G(z)), fake), each a batch mean; Adam on D.
+        # G runs here too (in training mode), and its mask prior is recorded for the G step.
+        scale = self.precision.loss_scale("D")     # 1 unless float16 AMP
+        d_losses = []
         with autograd.record():
-            for x, gin, w in zip(reals, inputs, weights):
-                video, _, mask, _ = self.G(*gin)
-                fake = video.detach()
-                fake.attach_grad()
-                p = dict(w=w, x=x, video=video, fake=fake, mask=mask, fake_logits=self.D(fake),
-                         d_real=losses.cross_entropy(self.D(x), losses.REAL), mask_penalty=self.mask_penalty(mask))
-                p["d_fake"] = losses.cross_entropy(p["fake_logits"], losses.FAKE)
-                p["d_loss"] = (p["d_real"] + p["d_fake"]) * (w * scale_d)
-                parts.append(p)
+            for s in slices:
+                s.video, _, s.mask, _ = self.G(*s.generator_inputs)
+                s.fake = s.video.detach()
+                s.fake.attach_grad()
+                s.fake_logits = self.D(s.fake)
+                s.d_real = losses.cross_entropy(self.D(s.real), losses.REAL)
+                s.mask_penalty = self.mask_penalty(s.mask)
+                s.d_fake = losses.cross_entropy(s.fake_logits, losses.FAKE)
+                d_losses.append((s.d_real + s.d_fake) * (s.weight * scale))
         # Only D's weight gradients: dL_D/dfake is never used, so it is not computed (the fake batch's
-        # first-layer data gradient is the largest single backward of D).
-        gradients_into(self.D.collect_params(), [p["d_loss"] for p in parts], retain_graph=reuse)
+        # first-layer data gradient is the largest single backward of D). The graph is kept for the
+        # original's G step, which reuses it.
+        gradients_into(self.D.collect_params(), d_losses, retain_graph=self.config.g_step == "reuse")
         self.replicas.sum_gradients(self.D.collect_params())
         self.trainers["D"].step(1)
-        scale_g = self.precision.loss_scale("G")
+
+    def generator_step(self, slices):
+        # (2) Update G network: the non-saturating CE(D(G(z)), real) plus G's prior (0.1 * mean(m);
+        # conditional: 10 * the frame-1 L1); Adam on G.
+        # g_step "reuse" (the original): the D-step graph of D(fake), back-propagated through D's
+        # *updated* weights; "recompute" (the usual port): a fresh D(G(z)).
+        scale = self.precision.loss_scale("G")
+        heads, priors = [], []
         with autograd.record():
-            for p in parts:
-                if not reuse:
-                    # Deviation on request: a fresh D(G(z)) with the updated D.
-                    p["fake"] = p["video"].detach()
-                    p["fake"].attach_grad()
-                    p["fake_logits"] = self.D(p["fake"])
-                # reuse (original): the D-step graph of D(fake), back-propagated through D's updated weights.
-                p["g_adv"] = losses.cross_entropy(p["fake_logits"], losses.REAL)
-                p["video_leaf"], p["video_penalty"] = self.video_penalty(p["video"], p["x"])
-                g_heads = [p["g_adv"] * (p["w"] * scale_g)]
-                if p["video_penalty"] is not None:
-                    g_heads.append(p["video_penalty"] * (p["w"] * scale_g))
-                p["g_heads"] = g_heads
-                if p["mask_penalty"] is not None:
-                    p["mask_penalty_w"] = p["mask_penalty"] * (p["w"] * scale_g)
+            for s in slices:
+                if self.config.g_step == "recompute":
+                    s.fake = s.video.detach()
+                    s.fake.attach_grad()
+                    s.fake_logits = self.D(s.fake)
+                s.g_adv = losses.cross_entropy(s.fake_logits, losses.REAL)
+                s.video_leaf, s.video_penalty = self.video_penalty(s.video, s.real)
+                heads += [t * (s.weight * scale) for t in (s.g_adv, s.video_penalty) if t is not None]
+                if s.mask_penalty is not None:
+                    priors.append(s.mask_penalty * (s.weight * scale))
         # dL/dfake (and dL/dvideo_leaf) only: D's weight gradients of this pass would be thrown away.
-        leaves = [p["fake"] for p in parts] + [p["video_leaf"] for p in parts if p["video_penalty"] is not None]
-        leaf_grads = iter(autograd.grad([h for p in parts for h in p["g_heads"]], leaves))
-        fake_grads = [next(leaf_grads) for _ in parts]
-        head_grads = [g + next(leaf_grads) if p["video_penalty"] is not None else g for g, p in zip(fake_grads, parts)]
-        heads = [p["video"] for p in parts] + [p["mask_penalty_w"] for p in parts if "mask_penalty_w" in p]
-        autograd.backward(heads, head_grads=head_grads + [None] * (len(heads) - len(parts)))
+        # The video terms (the conditional L1) have a leaf of their own and their gradient is added to
+        # D's explicitly: inside autograd, oneDNN cannot sum D's blocked-layout gradient with a slice's
+        # plain one ("could not create a primitive descriptor for a sum primitive").
+        video_terms = [i for i, s in enumerate(slices) if s.video_penalty is not None]
+        grads = autograd.grad(heads, [s.fake for s in slices] + [slices[i].video_leaf for i in video_terms])
+        to_video = grads[:len(slices)]
+        for extra, i in zip(grads[len(slices):], video_terms):
+            to_video[i] = to_video[i] + extra
+        # Then through G in one pass: dL/dvideo into the videos, the prior on the masks as heads of their own.
+        autograd.backward([s.video for s in slices] + priors, head_grads=to_video + [None] * len(priors))
         self.replicas.sum_gradients(self.G.collect_params())
         self.trainers["G"].step(1)
+
+    def _end_iteration(self):
         # BN running statistics are updated per replica (each from its slice). Averaged after every
         # iteration so all replicas hold the same state: Gluon's save_parameters averages over contexts
         # anyway, and an exact resume needs the saved state to be the state training continues from.
@@ -247,14 +249,13 @@ class GanTraining:
         if self.G_average:
             self.G_average.update(self.iteration)
         self.iteration += 1
-        return self.replicas.sum_scalars(self._scalars(parts))
 
-    def _scalars(self, parts):
-        def total(key):
-            return float(sum(p[key].asscalar() * p["w"] for p in parts if p[key] is not None))
+    def _scalars(self, slices):
+        def total(name):
+            return float(sum(getattr(s, name).asscalar() * s.weight for s in slices if getattr(s, name) is not None))
         d_real, d_fake, g_adv = total("d_real"), total("d_fake"), total("g_adv")
         penalty = total("mask_penalty") + total("video_penalty")
-        mask_mean = float(sum(p["mask"].mean().asscalar() * p["w"] for p in parts))
+        mask_mean = float(sum(s.mask.mean().asscalar() * s.weight for s in slices))
         return {"loss_d": d_real + d_fake, "loss_d_real": d_real, "loss_d_fake": d_fake,
                 "loss_g": g_adv + penalty, "loss_g_adv": g_adv, "penalty": penalty, "mask_mean": mask_mean}
 
@@ -329,7 +330,7 @@ class GanTraining:
             while self.iteration < self.total:
                 real = self.next_batch()
                 if fixed is None:
-                    fixed = [a[:n_fixed].asnumpy() for a in self.generator_inputs(real, SAMPLE_SEED_OFFSET)]
+                    fixed = [a[:n_fixed].asnumpy() for a in self.generator_inputs(real, SAMPLE_GRID_ITERATION)]
                 values = self.step(real)
                 bar.update(1)
                 if not chief:
@@ -381,13 +382,12 @@ class GanTraining:
     def frechet_video_distance(self):
         """FVD of the generator now (inference mode, a fixed z set) against the training clips; the I3D
         network and the real clips' statistics are made once (the statistics cached in the run folder)."""
-        from .evaluation import frechet_video_distance
-        from .metrics import video_networks
         cfg = self.config
         if self._fvd_network is None:
             self._fvd_network = video_networks.i3d(cfg.fvd_i3d_weights, normalisation=cfg.fvd_i3d_input,
                                                    ctx=self.contexts[0])
-        value, _, _ = frechet_video_distance(self._fvd_network, self.sampling_generator(), cfg, resolve_data_list(cfg), cfg.fvd_samples,
+        value, _, _ = evaluation.frechet_video_distance(self._fvd_network, self.sampling_generator(), cfg, resolve_data_list(cfg),
+                                             cfg.fvd_samples,
                                              seed=cfg.seed, cache=os.path.join(self.run_dir, "fvd_real_stats.npz"),
                                              data_root=cfg.data_root, ctx=self.contexts[0])
         log.info("iteration %d: FVD %.2f", self.iteration, value)
@@ -396,7 +396,6 @@ class GanTraining:
     def write_sample_grid(self, generator_inputs):
         """Grid GIFs of the fixed samples (video and mask) for watching training; returns the generator's
         outputs and the grids ({"video": frames, "mask": frames})."""
-        from .sampling import run_generator
         out = run_generator(self.sampling_generator(), generator_inputs, ctx=self.contexts[0])
         stem = os.path.join(self.run_dir, "samples", f"iter{self.iteration:08d}")
         grids = {name: media.grid([media.to_frames(c, value_range) for c in out[name]])
@@ -408,7 +407,6 @@ class GanTraining:
     def sample_statistics(self, outputs):
         """Weight-free statistics of the sample grid's clips, and their ratios to the same statistics of
         up to 256 training clips (measured once), for the logs: ``stats/<name>`` and ``stats/<name>_ratio``."""
-        from .metrics.clip_statistics import clip_statistics
         if self._real_statistics is None:
             self._real_statistics = clip_statistics(training_clips(self.config, 256))
         values = clip_statistics(outputs["video"], outputs["mask"])

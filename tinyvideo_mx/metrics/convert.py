@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import FileProblem
 from ..fsutil import atomic_path
+from .video_networks import _gluoncv_model
 
 CHAINER_C3D_LINKS = ["conv1a", "conv2a", "conv3a", "conv3b", "conv4a", "conv4b", "conv5a", "conv5b", "fc6", "fc7", "fc8"]
 
@@ -24,7 +25,6 @@ def _find(arrays, link, kind):
 def chainer_c3d(npz_path, out_path):
     """Write GluonCV C3D parameters converted from ``npz_path``; returns the number of classes."""
     import mxnet as mx
-    from .video_networks import _gluoncv_model
     try:
         arrays = dict(np.load(npz_path, allow_pickle=False))
     except (OSError, ValueError) as e:

@@ -25,6 +25,7 @@ import mxnet as mx
 import numpy as np
 
 from ..errors import FileProblem
+from ..inference import padded_batches
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -97,8 +98,7 @@ class VideoNetwork:
 
     def outputs(self, chunks):
         """Logits of all clips the iterable ``chunks`` of (B, 3, T, S, S) arrays holds. The network always
-        runs on ``batch`` rows (the last chunk padded): see sampling.padded_batches for why."""
-        from ..sampling import padded_batches
+        runs on ``batch`` rows (the last chunk padded): see inference.padded_batches for why."""
         out = []
         for chunk in chunks:
             for rows, (padded,) in padded_batches([self.preprocess(chunk)], self.batch):
