@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 def measure(paths, workers, batch, batches):
     """clips/s of StripIter with ``workers`` decoding threads, after one warm-up batch."""
     from tinyvideo_mx.data.iterator import StripIter
-    it = StripIter(paths, batch, num_workers=workers, seed=workers)
+    it = StripIter(paths, batch, decode_threads=workers, seed=workers)
     it.next()                                       # warm-up (thread start, first decodes)
     start = time.perf_counter()
     for _ in range(batches):

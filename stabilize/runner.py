@@ -119,7 +119,7 @@ def _exit_with_parent(parent):
 FINISHED = ("ok", "no clips")
 
 
-def stabilize_many(inputs, out_dir, config=None, workers=1, progress=False):
+def stabilize_many(inputs, out_dir, config=None, processes=1, progress=False):
     """Stabilise every video in ``inputs``; write ``list.txt`` (every clip of every finished video,
     relative to ``out_dir``) and ``report.json``. Returns the report."""
     config = config or StabilizeConfig()
@@ -129,10 +129,10 @@ def stabilize_many(inputs, out_dir, config=None, workers=1, progress=False):
                            f"(looked for {' '.join(VIDEO_EXTENSIONS)})")
     start = time.time()
     jobs = [(v, out_dir, config) for v in videos]
-    if workers > 1:
+    if processes > 1:
         # spawn, not fork: a process that already runs MXNet / OpenCV threads can fork children that
         # deadlock on a lock held at fork time (seen: 1 hang in 20 test-suite runs).
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
             records = _collect(pool.map(_work, jobs), len(jobs), progress)
     else:

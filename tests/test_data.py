@@ -105,7 +105,7 @@ def make_dataset(tmp_path, n=6, frames=4, height=8):
 
 def test_iterator_batches_shapes_and_values(tmp_path):
     paths, clips = make_dataset(tmp_path)
-    it = StripIter(paths, 3, frames=4, size=4, frame_height=8, sampling="sequential", num_workers=2)
+    it = StripIter(paths, 3, frames=4, size=4, frame_height=8, sampling="sequential", decode_threads=2)
     assert it.provide_data[0].shape == (3, 3, 4, 4, 4) and it.provide_data[0].layout == "NCDHW"
     batches = [b.data[0].asnumpy() for b in it]
     assert len(batches) == 2
@@ -172,6 +172,6 @@ def test_every_clip_reads_each_clip_once_in_order_with_a_short_last_batch(tmp_pa
     from tinyvideo_mx.data.iterator import every_clip
     rng = np.random.default_rng(5)
     paths = [write_png_strip(tmp_path / f"c{i}.png", random_frames(rng, 4, 8)) for i in range(5)]
-    chunks = list(every_clip(paths, 2, frames=4, size=4, frame_height=8, num_workers=1))
+    chunks = list(every_clip(paths, 2, frames=4, size=4, frame_height=8, decode_threads=1))
     assert [len(c) for c in chunks] == [2, 2, 1]
     np.testing.assert_array_equal(np.concatenate(chunks), np.stack([load_strip(p, 8, 4, 4) for p in paths]))

@@ -54,7 +54,7 @@ def single_process_reference(tmp_path, data_list):
     cfg = tiny_config(batch_size=4, iterations=3, checkpoint_every=3, sample_every=0, ctx="cpu0,cpu1",
                       data_list=data_list)
     iterator = ConcatenatedShards(read_list(data_list), 4, 2, frames=cfg.frames, size=cfg.size,
-                                  frame_height=cfg.frame_height, seed=cfg.seed, num_workers=1)
+                                  frame_height=cfg.frame_height, seed=cfg.seed, decode_threads=1)
     single = GanTraining(cfg, str(tmp_path / "single"), progress=False, iterator=iterator)
     initial = {}
     for name, net in (("G", single.G), ("D", single.D)):

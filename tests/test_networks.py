@@ -122,3 +122,11 @@ def test_the_demo_preset_changes_sizes_and_its_named_deviations_only():
     doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "deviations.md")).read()
     for key in DEMO_DEVIATIONS:
         assert f"`{key}" in doc, key
+
+
+def test_configurations_saved_before_a_rename_still_load():
+    """``num_workers`` (decoding threads) became ``decode_threads``: older runs' config.json still load."""
+    from tinyvideo_mx.config import TrainConfig
+    old = dict(TrainConfig().to_dict())
+    old["num_workers"] = old.pop("decode_threads") + 1
+    assert TrainConfig.from_dict(old).decode_threads == 3

@@ -418,8 +418,8 @@ BAD_OPTIONS = [
     (["export", "{run}", "--out", "{tmp}/dir/"], "Error: Invalid value for '--out': '{tmp}/dir/' is a folder; give "
                                                  "a file prefix such as {tmp}/dir/vgan"),
     (["serve", "x", "--port", "70000"], "Error: Invalid value for '--port': 70000 is not in the range 0<=x<=65535."),
-    (["stabilize", "v.mp4", "--out", "o", "--workers", "0"],
-     "Error: Invalid value for '--workers': 0 is not in the range x>=1."),
+    (["stabilize", "v.mp4", "--out", "o", "--processes", "0"],
+     "Error: Invalid value for '--processes' / '--workers': 0 is not in the range x>=1."),
 ]
 
 

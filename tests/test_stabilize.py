@@ -190,7 +190,7 @@ def test_a_process_pool_gives_the_same_clips(tmp_path):
     for i in range(2):
         write_video(str(tmp_path / f"v{i}.avi"), camera(texture(10 + i, 480, (1, 1, 1)), 40, MOTIONS["translate"]), fps=25)
     serial = stabilize_many([str(tmp_path)], str(tmp_path / "serial"))
-    pooled = stabilize_many([str(tmp_path)], str(tmp_path / "pooled"), workers=2)
+    pooled = stabilize_many([str(tmp_path)], str(tmp_path / "pooled"), processes=2)
     assert serial["clips_written"] == pooled["clips_written"] == 2
     assert open(tmp_path / "serial" / "list.txt").read() == open(tmp_path / "pooled" / "list.txt").read()
     for entry in read_list(str(tmp_path / "serial" / "list.txt")):
@@ -337,14 +337,15 @@ def alive(pid):
 
 
 def test_kill_9_midway_then_rerun_finishes_without_duplicates(tmp_path):
-    """kill -9 of a --workers 2 run: its workers exit by themselves, their locks are taken over, the
+    """kill -9 of a --processes 2 run: its workers exit by themselves, their locks are taken over, the
     rerun writes what is left, nothing twice, and exits 0."""
     videos = tmp_path / "in"
     videos.mkdir()
     for i in range(6):
         write_video(str(videos / f"v{i}.avi"), camera(texture(20 + i, 960, (1, 1, 1)), 110, MOTIONS["translate"]), fps=25)
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "tinyvideo_mx.cli", "stabilize", str(videos), "--out", str(out), "--workers", "2", "--quiet"]
+    command = [sys.executable, "-m", "tinyvideo_mx.cli", "stabilize", str(videos), "--out", str(out), "--processes", "2",
+               "--quiet"]
     run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and not (out.exists() and any(n.endswith(".lock") for n in os.listdir(out))):

@@ -132,7 +132,8 @@ def main():
 @click.option("--checkpoint-every", type=POSITIVE, default=None)
 @click.option("--sample-every", type=NON_NEGATIVE, default=None, help="Write sample grids every N iterations (0: never).")
 @click.option("--max-bad", type=NON_NEGATIVE, default=None, help="Abort after this many distinct unusable clips (50).")
-@click.option("--workers", "num_workers", type=POSITIVE, default=None, help="Decoding threads (2).")
+@click.option("--decode-threads", "--workers", "decode_threads", type=POSITIVE, default=None,
+              help="Threads decoding JPEG strips (2; --workers is its old name).")
 @click.option("--seed", type=NON_NEGATIVE, default=None)
 @click.option("--resume", "resume", type=click.Path(exists=True), default=None,
               help="Continue exactly from a run folder or checkpoint folder (other options may extend --iterations).")
@@ -148,7 +149,7 @@ def main():
 def train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterations, batch_size, lr, frames, size,
           frame_height, ngf, ndf, g_step, g_ema, synthetic_clips, upsampling, sampling, ctx, kvstore, horovod,
           checkpoint_every, sample_every, max_bad,
-          num_workers, seed, resume, fvd_every, fvd_i3d_weights, fvd_samples, amp, no_hybridize, overwrite, quiet):
+          decode_threads, seed, resume, fvd_every, fvd_i3d_weights, fvd_samples, amp, no_hybridize, overwrite, quiet):
     """Train VGAN (two-stream generator vs 3-D discriminator) on strips or the built-in data."""
     from .config import make_config
     from .training import GanTraining
@@ -165,7 +166,7 @@ def train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterat
                          g_step=g_step, g_ema=g_ema, synthetic_clips=synthetic_clips, upsampling=upsampling,
                          sampling=sampling, ctx=ctx, kvstore=kvstore,
                          checkpoint_every=checkpoint_every,
-                         sample_every=sample_every, max_bad=max_bad, num_workers=num_workers, seed=seed,
+                         sample_every=sample_every, max_bad=max_bad, decode_threads=decode_threads, seed=seed,
                          cond_noise=cond_noise, amp=amp, fvd_every=fvd_every, fvd_i3d_weights=fvd_i3d_weights,
                          fvd_samples=fvd_samples)
         if conditional:
@@ -185,7 +186,8 @@ def train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterat
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
-@click.option("-n", "--workers", type=POSITIVE, default=2, show_default=True, help="Worker processes.")
+@click.option("-n", "--workers", type=POSITIVE, default=2, show_default=True,
+              help="Worker processes of the distributed job (its ranks; MXNet's DMLC_NUM_WORKER).")
 @click.option("-s", "--servers", type=POSITIVE, default=1, show_default=True, help="Parameter-server processes.")
 @click.option("--hosts", type=click.Path(exists=True, dir_okay=False), default=None,
               help="File with one host (an address every host can reach) per line: print the ssh commands for a "
@@ -483,10 +485,11 @@ def serve(prefix, host, port, max_n, ctx, threads, connections, timeout):
 @click.option("--no-quality-gate", is_flag=True, help="Accept every homography RANSAC returns.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Any other constant of stabilize.StabilizeConfig, e.g. --set ratio=0.8 --set ransac_threshold=3.")
-@click.option("--workers", type=POSITIVE, default=1, show_default=True, help="Videos processed in parallel.")
+@click.option("--processes", "--workers", "processes", type=POSITIVE, default=1, show_default=True,
+              help="Videos processed in parallel, one process each (--workers is its old name).")
 @click.option("--quiet", is_flag=True)
 def stabilize(inputs, out_dir, faithful, features, work_size, fps, min_frames, max_frames, max_clips, min_matches,
-              no_scene_cuts, no_quality_gate, settings, workers, quiet):
+              no_scene_cuts, no_quality_gate, settings, processes, quiet):
     """Turn video files (or folders, or .txt lists of them) into stabilised 128-px JPEG strips + list.txt.
 
     Exit status 0 when every video was handled; 1 when a video could not be read or was skipped because
@@ -503,7 +506,7 @@ def stabilize(inputs, out_dir, faithful, features, work_size, fps, min_frames, m
         overrides["quality_gate"] = False
     overrides.update(StabilizeConfig.parse_settings(settings))
     config = StabilizeConfig.faithful(**overrides) if faithful else StabilizeConfig(**overrides)
-    report = stabilize_many(list(inputs), out_dir, config, workers=workers, progress=not quiet)
+    report = stabilize_many(list(inputs), out_dir, config, processes=processes, progress=not quiet)
     click.echo(f"{report['videos']} videos, {report['clips_written']} clips written "
                f"({report['clips_listed']} listed in {os.path.join(out_dir, 'list.txt')}), "
                f"{sum(report['clips_dropped'].values())} dropped, {report['frames_per_second']:.1f} frames/s")

@@ -4,6 +4,7 @@ import json
 from .errors import SettingError
 
 G_STEP_MODES = ("reuse", "recompute")
+RENAMED = {"num_workers": "decode_threads"}   # old key -> new key, so older runs still load
 UPSAMPLING = ("transposed", "resize")   # see networks.py
 
 
@@ -15,7 +16,7 @@ class TrainConfig:
     frame_height: int = 128        # rows per frame on disk
     synthetic_clips: int = 256
     sampling: str = "replacement"  # original: batches drawn with replacement
-    num_workers: int = 2
+    decode_threads: int = 2        # threads decoding JPEG strips for the DataIter
     max_bad: int = 50
     # model
     model: str = "unconditional"   # or "conditional" (main_conditional.lua)
@@ -71,6 +72,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values):
+        values = {RENAMED.get(k, k): v for k, v in values.items()}   # configurations saved before a rename
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
@@ -93,7 +95,7 @@ PRESETS = {
                  sample_every=500, checkpoint_every=1000, log_every=20, **DEMO_DEVIATIONS),
     # seconds: for tests and smoke runs
     "tiny": dict(frames=16, size=16, ngf=8, ndf=8, batch_size=4, iterations=4, synthetic_clips=16,
-                 sample_every=2, checkpoint_every=2, log_every=1, num_workers=1),
+                 sample_every=2, checkpoint_every=2, log_every=1, decode_threads=1),
 }
 
 

@@ -48,19 +48,19 @@ class Replicas:
         if kind == "horovod":
             self._hvd = _import_horovod()
             self._hvd.init()
-            self.rank, self.num_workers = self._hvd.rank(), self._hvd.size()
+            self.rank, self.world_size = self._hvd.rank(), self._hvd.size()
         elif self.distributed:
             self._kv = mx.kv.create(kind)
-            self.rank, self.num_workers = self._kv.rank, self._kv.num_workers
+            self.rank, self.world_size = self._kv.rank, self._kv.num_workers
         else:
-            self.rank, self.num_workers = 0, 1
+            self.rank, self.world_size = 0, 1
             if len(self.contexts) > 1:
                 self._kv = mx.kv.create(kind)
 
     @property
     def count(self):
         """Replicas in all (contexts x workers)."""
-        return len(self.contexts) * self.num_workers
+        return len(self.contexts) * self.world_size
 
     @property
     def is_chief(self):
@@ -103,7 +103,7 @@ class Replicas:
 
     def sum_scalars(self, values):
         """{name: float} summed over workers (each worker's values are its share of the global mean)."""
-        if self.num_workers == 1:
+        if self.world_size == 1:
             return dict(values)
         names = sorted(values)
         array = mx.nd.array([values[n] for n in names], ctx=mx.cpu())

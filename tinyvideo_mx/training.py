@@ -91,7 +91,7 @@ class GanTraining:
         self.config, self.run_dir, self.progress = config, run_dir, progress
         self.contexts = parse_contexts(config.ctx)
         self.replicas = Replicas(self.contexts, config.kvstore)
-        rank, workers = self.replicas.rank, self.replicas.num_workers
+        rank, workers = self.replicas.rank, self.replicas.world_size
         if config.batch_size % workers:
             raise SettingError(f"--batch-size {config.batch_size} does not split evenly over {workers} workers")
         self.local_batch = config.batch_size // workers
@@ -181,7 +181,7 @@ class GanTraining:
     def _slices(self, real):
         """The batch split over this worker's contexts, each slice weighted by its share of the global batch."""
         b = real.shape[0]
-        weights = [n / (b * self.replicas.num_workers) for n in split_sizes(b, len(self.contexts))]
+        weights = [n / (b * self.replicas.world_size) for n in split_sizes(b, len(self.contexts))]
         reals = split_to_contexts(real, self.contexts)
         inputs = zip(*(split_to_contexts(a, self.contexts) for a in self.generator_inputs(real, self.iteration)))
         return [Slice(weight=w, real=x, generator_inputs=gin) for x, gin, w in zip(reals, inputs, weights)]

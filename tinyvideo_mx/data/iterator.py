@@ -35,7 +35,7 @@ class TooManyBadClips(TinyVideoError):
 
 class StripIter(mx.io.DataIter):
     def __init__(self, paths, batch_size, frames=32, size=64, frame_height=128, sampling="replacement",
-                 seed=0, num_workers=2, prefetch=2, max_bad=50, part_index=0, num_parts=1,
+                 seed=0, decode_threads=2, prefetch=2, max_bad=50, part_index=0, num_parts=1,
                  data_name="data", loader=None, labels=None):
         super().__init__(batch_size)
         if sampling not in SAMPLING_MODES:
@@ -57,7 +57,7 @@ class StripIter(mx.io.DataIter):
         self.bad = {}                 # path -> reason, for every distinct bad clip met
         self.next_batch = 0           # global batch counter (never reset: it also numbers epochs)
         self._epoch_end = self.batches_per_epoch
-        self._pool = concurrent.futures.ThreadPoolExecutor(max(1, num_workers), thread_name_prefix="strips")
+        self._pool = concurrent.futures.ThreadPoolExecutor(max(1, decode_threads), thread_name_prefix="strips")
         self._pending = collections.OrderedDict()   # batch number -> list of futures
 
     # -- what the iterator yields ----------------------------------------------------------------

@@ -31,15 +31,15 @@ def make_iterator(config, part_index=0, num_parts=1):
     paths = read_list(resolve_data_list(config), config.data_root)
     return StripIter(paths, config.batch_size // num_parts, frames=config.frames, size=config.size,
                      frame_height=config.frame_height, sampling=config.sampling, seed=config.seed,
-                     num_workers=config.num_workers, max_bad=config.max_bad,
+                     decode_threads=config.decode_threads, max_bad=config.max_bad,
                      part_index=part_index, num_parts=num_parts)
 
 
-def real_chunks(list_path, n, config, data_root=None, chunk=CHUNK, num_workers=2):
+def real_chunks(list_path, n, config, data_root=None, chunk=CHUNK, decode_threads=2):
     """The first ``n`` clips of the list (all, if it has fewer), prepared as training prepares them."""
     paths = read_list(list_path, data_root)[:n]
     return every_clip(paths, min(chunk, len(paths)), frames=config.frames, size=config.size,
-                      frame_height=config.frame_height, num_workers=num_workers, max_bad=config.max_bad)
+                      frame_height=config.frame_height, decode_threads=decode_threads, max_bad=config.max_bad)
 
 
 def real_clips(list_path, n, config, data_root=None):
