@@ -6,6 +6,8 @@ import warnings
 
 import click
 
+from .config import G_STEP_MODES, UPSAMPLING, TrainConfig, make_config   # MXNet-free: the CLI starts without it
+
 warnings.filterwarnings("ignore", category=DeprecationWarning)   # mxnet 1.9.1 on numpy 1.23 / Python 3.11
 
 
@@ -113,11 +115,11 @@ def main():
 @click.option("--frame-height", type=POSITIVE, default=None, help="Rows per frame in the strips on disk (128).")
 @click.option("--ngf", type=POSITIVE, default=None, help="Generator base width (64; conditional 128).")
 @click.option("--ndf", type=POSITIVE, default=None, help="Discriminator base width (64; conditional 128).")
-@click.option("--g-step", type=click.Choice(["reuse", "recompute"]), default=None,
+@click.option("--g-step", type=click.Choice(G_STEP_MODES), default=None,
               help="reuse (original): G step reuses the D-step forward; recompute: fresh D(G(z)) after D's update.")
 @click.option("--synthetic-clips", type=POSITIVE, default=None,
               help="Clips in the built-in dataset when no data list is given (256; demo 1024).")
-@click.option("--upsampling", type=click.Choice(["transposed", "resize"]), default=None,
+@click.option("--upsampling", type=click.Choice(UPSAMPLING), default=None,
               help="Generator doubling: transposed (original) or resize = nearest + 3x3 convolution (demo; docs/deviations.md).")
 @click.option("--g-ema", type=click.FloatRange(0.0, 1.0, max_open=True), default=None,
               help="Sample from a moving average of G's weights with this decay (0: off, as the original; demo 0.999).")
@@ -151,7 +153,6 @@ def train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterat
           checkpoint_every, sample_every, max_bad,
           decode_threads, seed, resume, fvd_every, fvd_i3d_weights, fvd_samples, amp, no_hybridize, overwrite, quiet):
     """Train VGAN (two-stream generator vs 3-D discriminator) on strips or the built-in data."""
-    from .config import make_config
     from .training import GanTraining
     if horovod:
         if kvstore not in (None, "horovod"):
@@ -272,7 +273,6 @@ def _training_clips(checkpoint, n=256):
     """Up to ``n`` clips of the data the checkpoint was trained on, or None (said in one line) when they
     cannot be read: sampling does not depend on them."""
     from . import checkpoint as ckpt
-    from .config import TrainConfig
     from .errors import TinyVideoError
     from .data.sources import training_clips
     try:
@@ -336,7 +336,6 @@ def evaluate(checkpoint, data_list, i3d_weights, i3d_input, c3d_weights, c3d_cla
     _setup_logging()
     ckpt.resolve(checkpoint)          # a damaged checkpoint is named before any network is built
     if data_list is None and (i3d_weights or c3d_weights or stats):
-        from .config import TrainConfig
         data_list = resolve_data_list(TrainConfig.from_dict(ckpt.read_meta(ckpt.resolve(checkpoint))["config"]))
     i3d = video_networks.i3d(i3d_weights, normalisation=i3d_input) if i3d_weights else None
     c3d = video_networks.c3d(c3d_weights, classes=c3d_classes, normalisation=c3d_input) if c3d_weights else None

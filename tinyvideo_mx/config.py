@@ -5,7 +5,13 @@ from .errors import SettingError
 
 G_STEP_MODES = ("reuse", "recompute")
 RENAMED = {"num_workers": "decode_threads"}   # old key -> new key, so older runs still load
-UPSAMPLING = ("transposed", "resize")   # see networks.py
+UPSAMPLING = ("transposed", "resize")   # how G doubles its resolution: see networks.up3d
+
+
+def check_upsampling(upsampling):
+    if upsampling not in UPSAMPLING:
+        raise SettingError(f"upsampling must be one of {UPSAMPLING}, got {upsampling!r}")
+    return upsampling
 
 
 @dataclasses.dataclass
@@ -62,8 +68,7 @@ class TrainConfig:
             raise SettingError("FVD during training (fvd_every) needs I3D weights (--fvd-i3d-weights FILE)")
         if not 0.0 <= self.g_ema < 1.0:
             raise SettingError(f"g_ema (the decay of G's weight average) must be in [0, 1), got {self.g_ema}")
-        if self.upsampling not in UPSAMPLING:
-            raise SettingError(f"upsampling must be one of {UPSAMPLING}, got {self.upsampling!r}")
+        check_upsampling(self.upsampling)
         if self.model not in ("unconditional", "conditional"):
             raise SettingError(f"model must be 'unconditional' or 'conditional', got {self.model!r}")
 

@@ -82,13 +82,18 @@ class BatchNorm3D(nn.HybridBlock):
 PHASE_TAPS = ((1, 0, 0), (0, 1, 1), (1, 1, 0), (0, 0, 1))
 
 
+def phase_bits(index, ndim):
+    """Per-axis phases (0/1) of flat phase ``index``, row-major (the last axis' phase varies fastest)."""
+    return [(index >> (ndim - 1 - a)) & 1 for a in range(ndim)]
+
+
 def interleave_kernel(channels, ndim):
     """Weight (2**ndim * channels, channels, 2, ...) of a transposed convolution (stride 2, kernel 2,
     padding 1) that interleaves phases: channel (p, c) feeds channel c through the tap 1 - p of every
     axis, i.e. phase 0 at position j lands at 2j and phase 1 at 2j - 1."""
     weight = np.zeros((2 ** ndim, channels, channels) + (2,) * ndim, np.float32)
     for index in range(2 ** ndim):
-        taps = tuple(1 - ((index >> (ndim - 1 - a)) & 1) for a in range(ndim))
+        taps = tuple(1 - p for p in phase_bits(index, ndim))
         for c in range(channels):
             weight[(index, c, c) + taps] = 1.0
     return mx_nd.array(weight.reshape((2 ** ndim * channels, channels) + (2,) * ndim))
@@ -129,14 +134,10 @@ class ResizeConvolution(nn.HybridBlock):
         # axis index 2 * phase + tap: cut each phase's 2x2(x2) block out (transpose stops at 6 axes)
         blocks = []
         for index in range(2 ** self.ndim):
-            phase = self.phase_of(index)
+            phase = phase_bits(index, self.ndim)
             blocks.append(F.slice(kernel, begin=(None, None) + tuple(2 * p for p in phase),
                                   end=(None, None) + tuple(2 * p + 2 for p in phase)))
         return blocks
-
-    def phase_of(self, index):
-        """Per-axis phases (0/1) of flat phase ``index``, row-major (the last axis' phase varies fastest)."""
-        return [(index >> (self.ndim - 1 - a)) & 1 for a in range(self.ndim)]
 
     def hybrid_forward(self, F, x, weight, bias, phase_taps, interleave):
         # pad 1 on both sides (and one more zero frame at the end where needed): the 2-tap convolution

@@ -9,31 +9,25 @@ from mxnet.gluon import nn
 
 from .layers import (D_BN_EPS, G_BN_EPS, BatchNorm3D, ResizeConvolution, batchnorm2d, conv3d, conv3d_transpose,
                      conv_kwargs, resize_conv3d)
-from .config import UPSAMPLING
+from .config import check_upsampling
 from .errors import SettingError
 
 N_STAGES = 4  # stride-2 stages in every stream
-# How the generator doubles its resolution: the original's 4x4(x4) stride-2 transposed convolutions, or
-# (a named deviation of the demo preset, docs/deviations.md) nearest-neighbour doubling followed by a
-# 3x3(x3) convolution - the "resize-convolution" that cannot make the 2-pixel (and 2-frame) checkerboard
-# a stride-2 kernel of size 4 draws (Odena, Dumoulin & Olah, Distill 2016).
-
-
-def check_upsampling(upsampling):
-    if upsampling not in UPSAMPLING:
-        raise SettingError(f"upsampling must be one of {UPSAMPLING}, got {upsampling!r}")
-    return upsampling
 
 
 def up3d(channels, in_channels, depth, upsampling, **kwargs):
-    """One doubling stage of the 3-D stream as a list of blocks, and its output depth."""
+    """One doubling stage of the 3-D stream as a list of blocks, and its output depth. ``upsampling``:
+    the original's 4x4x4 stride-2 transposed convolution ("transposed"), or (a named deviation of the
+    demo preset, docs/deviations.md) nearest-neighbour doubling followed by a 3x3x3 convolution
+    ("resize"), which cannot draw the 2-pixel (and 2-frame) checkerboard a stride-2 kernel of size 4
+    draws (Odena, Dumoulin & Olah, Distill 2016)."""
     if upsampling == "transposed":
         return conv3d_transpose(channels, 4, 2, 1, in_channels, depth, **kwargs)
     return resize_conv3d(channels, in_channels, depth, **kwargs)
 
 
 def up2d(channels, in_channels, upsampling):
-    """One doubling stage of the 2-D stream as a list of blocks."""
+    """One doubling stage of the 2-D stream as a list of blocks (``upsampling`` as in ``up3d``)."""
     if upsampling == "transposed":
         return [nn.Conv2DTranspose(channels, 4, 2, 1, **conv_kwargs(in_channels))]
     return [ResizeConvolution(channels, in_channels, 2)]

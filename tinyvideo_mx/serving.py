@@ -64,7 +64,7 @@ class SamplingService:
         self.config = TrainConfig.from_dict(self.meta["config"])
         # Requests are padded to a bucket size and each bucket has its own network (own weight
         # arrays): oneDNN reorders weights in place for one inference batch size and then fails at
-        # another (see sampling.run_generator). Buckets 1, 4, 16, ... up to max_n.
+        # another (see inference.run_generator). Buckets 1, 4, 16, ... up to max_n.
         self.buckets = sorted({min(4 ** k, max_n) for k in range(8) if 4 ** (k - 1) < max_n} | {max_n})
         self._nets = {}
         # Every forward runs on one long-lived thread that batches concurrent requests (batching.py).

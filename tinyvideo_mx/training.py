@@ -386,10 +386,9 @@ class GanTraining:
         if self._fvd_network is None:
             self._fvd_network = video_networks.i3d(cfg.fvd_i3d_weights, normalisation=cfg.fvd_i3d_input,
                                                    ctx=self.contexts[0])
-        value, _, _ = evaluation.frechet_video_distance(self._fvd_network, self.sampling_generator(), cfg, resolve_data_list(cfg),
-                                             cfg.fvd_samples,
-                                             seed=cfg.seed, cache=os.path.join(self.run_dir, "fvd_real_stats.npz"),
-                                             data_root=cfg.data_root, ctx=self.contexts[0])
+        value, _, _ = evaluation.frechet_video_distance(
+            self._fvd_network, self.sampling_generator(), cfg, resolve_data_list(cfg), cfg.fvd_samples, seed=cfg.seed,
+            cache=os.path.join(self.run_dir, "fvd_real_stats.npz"), data_root=cfg.data_root, ctx=self.contexts[0])
         log.info("iteration %d: FVD %.2f", self.iteration, value)
         return value
 
