@@ -13,12 +13,17 @@ class StabilizeConfig:
     max_clips: int = 100             # clips per video
     min_matches: int = 10            # MIN_MATCH_COUNT
     ratio: float = 0.7               # Lowe's ratio test
-    ransac_threshold: float = 5.0    # px, at the resolution the features are computed on
+    ransac_threshold: float = 5.0    # px of the video's frames
     erode: int = 5                   # coverage-mask erosion kernel
     jpeg_quality: int = 95
     # beyond the original
+    motion: str = "flow"             # flow (corners followed by optical flow; matching where it fails) | features (original)
+    flow_size: int = 400             # short side of the grey copy corners are found and followed on (0: full resolution)
+    flow_corners: int = 400          # corners per frame at most
+    flow_window: int = 15            # Lucas-Kanade window, pixels of that copy
+    flow_agreement: float = 0.5      # fraction of followed corners the homography must fit, else matching decides
     features: str = "sift"           # sift | orb
-    feature_size: int = 192          # working short side: features, matching and warps (0: full resolution, as the original)
+    feature_size: int = 192          # short side of the grey copy features are found on (0: full resolution, as the original)
     max_features: int = 500          # strongest keypoints kept per frame (0: all, as the original); matching is quadratic
     matcher: str = "bf"              # bf | flann (the original's FLANN call, whose index type 0 is exact linear search)
     quality_gate: bool = True        # reject weak or extreme homographies (reason recorded)
@@ -34,8 +39,9 @@ class StabilizeConfig:
 
     @classmethod
     def faithful(cls, **overrides):
-        """The original algorithm: full-resolution SIFT + FLANN, no quality gate, no cut detection."""
-        values = dict(features="sift", feature_size=0, max_features=0, matcher="flann", quality_gate=False, scene_cuts=False)
+        """The original algorithm: full-resolution SIFT + FLANN (exact), no quality gate, no cut detection."""
+        values = dict(motion="features", features="sift", feature_size=0, max_features=0, matcher="flann",
+                      quality_gate=False, scene_cuts=False)
         values.update(overrides)
         return cls(**values)
 

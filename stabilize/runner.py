@@ -23,6 +23,7 @@ from tinyvideo_mx.fsutil import write_text_atomic
 
 from . import locks
 from .config import StabilizeConfig
+from .homography import make_tracker
 from .stabilizer import clips
 from .video import VideoError
 
@@ -123,6 +124,7 @@ def stabilize_many(inputs, out_dir, config=None, processes=1, progress=False):
     """Stabilise every video in ``inputs``; write ``list.txt`` (every clip of every finished video,
     relative to ``out_dir``) and ``report.json``. Returns the report."""
     config = config or StabilizeConfig()
+    make_tracker(config)              # a bad motion / features / matcher setting: one error now, not one per video
     videos = find_videos(inputs)
     if not videos:
         raise SettingError(f"no video files found in {', '.join(map(str, inputs))} "

@@ -1,5 +1,4 @@
 """Reading video files (anything FFmpeg decodes), with clear reasons for bad ones."""
-import logging
 import os
 
 import cv2
@@ -13,26 +12,15 @@ class VideoError(FileProblem):
     """A video file that cannot be read: ``path`` and ``reason``."""
 
 
-class _RequestedScaling(logging.Filter):
-    """imageio-ffmpeg warns whenever the frames read differ in size from the source; here that is the
-    scaling we ask for."""
-
-    def filter(self, record):
-        return not record.getMessage().startswith("The frame size for reading")
-
-
-logging.getLogger("imageio_ffmpeg").addFilter(_RequestedScaling())
-
-
 def _first_line(error):
     lines = [line for line in str(error).splitlines() if line.strip()]
     return lines[-1].strip()[:200] if lines else type(error).__name__
 
 
-def _open(path, output_params=None):
+def _open(path):
     """(reader, meta) of ffmpeg decoding ``path`` to BGR, or VideoError with the reason."""
     try:
-        reader = imageio_ffmpeg.read_frames(path, pix_fmt="bgr24", output_params=output_params)
+        reader = imageio_ffmpeg.read_frames(path, pix_fmt="bgr24")
         meta = next(reader)
     except (OSError, RuntimeError, StopIteration) as e:
         if "does not contain any stream" in str(e):      # ffmpeg found no video stream to decode
@@ -54,24 +42,17 @@ def working_size(size, short_side):
     return int(round(w * scale)), int(round(h * scale)), scale
 
 
-def scaled_frames(path, short_side=0, fps=0.0, notes=None):
-    """Yield (BGR frame, scale) decoded by ffmpeg at the native rate (as the original: ``-f image2pipe``
-    raw frames; its rgb24 flipped to BGR is ffmpeg's bgr24) or resampled to ``fps`` (nearest earlier
-    frame), with the short side reduced to ``short_side`` by ffmpeg's area filter when larger (0: the
-    video's own size; ``scale`` = working / native). Decoding at the working size spares moving and
-    converting full-size frames that nothing downstream needs. A stream that ends early or breaks
-    mid-way adds a note to ``notes`` (the frames read are still used). Unreadable files raise
-    VideoError with the reason."""
+def frames(path, fps=0.0, notes=None):
+    """Yield the video's BGR frames, decoded by ffmpeg at the native size and rate (as the original:
+    ``-f image2pipe`` raw frames; its rgb24 flipped to BGR is ffmpeg's bgr24) or resampled to ``fps``
+    (nearest earlier frame). A stream that ends early or breaks mid-way adds a note to ``notes`` (the
+    frames read are still used). Unreadable files raise VideoError with the reason."""
     if not os.path.exists(path):
         raise VideoError(path, "file not found")
     if os.path.getsize(path) == 0:
         raise VideoError(path, "empty file")
     reader, meta = _open(path)
-    w, h, scale = working_size(meta["size"], short_side)
-    if scale != 1.0:
-        reader.close()
-        reader, meta = _open(path, ["-vf", f"scale={w}:{h}:flags=area"])
-        w, h = meta["size"]
+    w, h = meta["size"]
     native_fps = float(meta.get("fps") or 0.0)
     announced = int(round(float(meta.get("duration") or 0.0) * native_fps))
     step = native_fps / fps if fps and native_fps else 1.0
@@ -79,7 +60,7 @@ def scaled_frames(path, short_side=0, fps=0.0, notes=None):
     try:
         for raw in reader:
             if read + 1e-9 >= next_kept:
-                yield np.frombuffer(raw, np.uint8).reshape(h, w, 3), scale
+                yield np.frombuffer(raw, np.uint8).reshape(h, w, 3)
                 next_kept += step
             read += 1
     except (OSError, RuntimeError) as e:
@@ -93,10 +74,22 @@ def scaled_frames(path, short_side=0, fps=0.0, notes=None):
         notes.append(f"truncated: decoded {read} of about {announced} frames")
 
 
-def frames(path, fps=0.0, notes=None):
-    """Yield the video's BGR frames at its own size (``scaled_frames`` without scaling)."""
-    for frame, _ in scaled_frames(path, 0, fps, notes):
-        yield frame
+def reduced_grey(frame, short_side):
+    """(grey copy of a BGR frame with its short side at most ``short_side`` - area-averaged -, (fx, fy)):
+    a pixel x of the copy covers frame pixels x * fx ... (x + 1) * fx."""
+    grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    h, w = grey.shape
+    small_w, small_h, _ = working_size((w, h), short_side)
+    if (small_w, small_h) == (w, h):
+        return grey, (1.0, 1.0)
+    return cv2.resize(grey, (small_w, small_h), interpolation=cv2.INTER_AREA), (w / small_w, h / small_h)
+
+
+def to_frame_coordinates(points, factors):
+    """Positions found on a ``reduced_grey`` copy, in the frame's pixel coordinates (pixel centres)."""
+    if factors == (1.0, 1.0):
+        return points
+    return (points + 0.5) * np.float32(factors) - 0.5
 
 
 def resize_and_crop(frame, size):

@@ -281,7 +281,7 @@ def test_the_default_keeps_the_real_shots_the_original_keeps(tmp_path):
     def steadiness(cs):
         return sum(residual_motion(c) * (len(c) - 1) for c in cs) / (kept(cs) - len(cs))
     assert original and kept(found) >= 0.9 * kept(original), (kept(found), kept(original))
-    assert steadiness(found) <= steadiness(original) * 1.05, (steadiness(found), steadiness(original))
+    assert steadiness(found) <= steadiness(original), (steadiness(found), steadiness(original))
 
 
 def test_rerun_counts_only_its_own_work(tmp_path):
@@ -363,3 +363,41 @@ def test_kill_9_midway_then_rerun_finishes_without_duplicates(tmp_path):
     entries = read_list(str(out / "list.txt"))
     assert len(entries) == len(set(entries)) == 6 * 3      # 108 usable frames each: 3 clips of 34
     assert not [n for n in os.listdir(out) if ".lock" in n]
+
+
+@pytest.mark.parametrize("jump", [2.5, 150.0])
+def test_flow_follows_the_camera_and_hands_over_to_matching_beyond_its_reach(jump):
+    """The default's optical flow finds a known camera motion to a small fraction of a pixel; a jump
+    beyond the flow's reach (150 px) is found by feature matching instead, not by a wrong flow."""
+    from stabilize.homography import FlowTracker
+    previous, current = camera(texture(1, 1280), 2, lambda t: (jump * t, 0.4 * t, 0.0, 1.0), size=(480, 640))
+    tracker = FlowTracker(StabilizeConfig())
+    M, reason = tracker.homography(tracker.describe(current), tracker.describe(previous), current.shape)
+    assert reason is None
+    truth = np.array([[1, 0, -jump], [0, 1, -0.4], [0, 0, 1]])      # current -> previous
+    corners = np.float32([[0, 0], [639, 0], [0, 479], [639, 479]]).reshape(-1, 1, 2)
+    error = np.abs(cv2.perspectiveTransform(corners, M) - cv2.perspectiveTransform(corners, truth)).max()
+    assert error < 0.05, error
+    assert tracker.fallbacks == (1 if jump > 100 else 0)
+
+
+def test_an_unknown_motion_setting_is_one_clear_error(tmp_path):
+    from tinyvideo_mx.cli import main
+    path = str(tmp_path / "v.avi")
+    write_video(path, camera(texture(9, 480, (1, 1, 1)), 20, MOTIONS["translate"]), fps=25)
+    result = CliRunner().invoke(main, ["stabilize", path, "--out", str(tmp_path / "o"), "--set", "motion=magic"])
+    assert result.exit_code != 0 and not os.path.exists(tmp_path / "o")
+    assert result.output.splitlines()[-1] == "Error: motion must be 'flow' or 'features', got 'magic'"
+
+
+def test_a_pair_neither_flow_nor_matching_can_follow_is_dropped_with_both_reasons():
+    """Two unrelated scenes (a cut the detector missed): the matching's reason leads, as report.json
+    groups drops by it; the flow's follows."""
+    from stabilize.homography import FlowTracker
+    def still(t):
+        return 0.0, 0.0, 0.0, 1.0
+    previous, current = (camera(texture(seed, 1280), 1, still, size=(480, 640))[0] for seed in (1, 2))
+    tracker = FlowTracker(StabilizeConfig())
+    M, reason = tracker.homography(tracker.describe(current), tracker.describe(previous), current.shape)
+    assert M is None and tracker.fallbacks == 1
+    assert reason.startswith("too few matches (") and "; flow: too few points agree (" in reason, reason

@@ -472,9 +472,13 @@ def serve(prefix, host, port, max_n, ctx, threads, connections, timeout):
 @click.option("--out", "out_dir", type=click.Path(), required=True, help="Output folder: strips, list.txt, report.json.")
 @click.option("--faithful", is_flag=True,
               help="The original algorithm exactly: full-resolution SIFT, exact FLANN matching, no gate, no cut detection.")
+@click.option("--motion", type=click.Choice(["flow", "features"]), default=None,
+              help="How frame-to-frame motion is found: flow (corners followed by optical flow, feature "
+                   "matching where it fails; the default) or features (matching only, as the original).")
 @click.option("--features", type=click.Choice(["sift", "orb"]), default=None, help="Feature detector (sift).")
 @click.option("--work-size", type=NON_NEGATIVE, default=None,
-              help="Short side that features and warps work at (192; 0 = full resolution).")
+              help="Short side that corners are found and followed at (400; 0 = full resolution). "
+                   "Frames are always warped at full resolution, as the original did.")
 @click.option("--fps", type=POSITIVE_FLOAT, default=None, help="Resample videos to this frame rate (default: native).")
 @click.option("--min-frames", type=POSITIVE, default=None, help="Drop clips shorter than this (16).")
 @click.option("--max-frames", type=POSITIVE, default=None, help="Frames per clip at most (34).")
@@ -487,7 +491,7 @@ def serve(prefix, host, port, max_n, ctx, threads, connections, timeout):
 @click.option("--processes", "--workers", "processes", type=POSITIVE, default=1, show_default=True,
               help="Videos processed in parallel, one process each (--workers is its old name).")
 @click.option("--quiet", is_flag=True)
-def stabilize(inputs, out_dir, faithful, features, work_size, fps, min_frames, max_frames, max_clips, min_matches,
+def stabilize(inputs, out_dir, faithful, motion, features, work_size, fps, min_frames, max_frames, max_clips, min_matches,
               no_scene_cuts, no_quality_gate, settings, processes, quiet):
     """Turn video files (or folders, or .txt lists of them) into stabilised 128-px JPEG strips + list.txt.
 
@@ -496,7 +500,7 @@ def stabilize(inputs, out_dir, faithful, features, work_size, fps, min_frames, m
     when no clip at all was written. A rerun does only what is left."""
     from stabilize import StabilizeConfig, stabilize_many
     _setup_logging()
-    overrides = {k: v for k, v in dict(features=features, feature_size=work_size, fps=fps, min_frames=min_frames,
+    overrides = {k: v for k, v in dict(motion=motion, features=features, flow_size=work_size, fps=fps, min_frames=min_frames,
                                         max_frames=max_frames, max_clips=max_clips, min_matches=min_matches).items()
                  if v is not None}
     if no_scene_cuts:
