@@ -16,13 +16,25 @@ OWNER = "owner.json"
 UNNAMED_GRACE = 60.0   # s: a lock folder without owner.json is being created, or its creator died in between
 
 
-def process_start(pid):
-    """The start time of process ``pid`` in clock ticks since boot (Linux), or None where unknown."""
+def _stat(pid):
+    """The fields of /proc/<pid>/stat after the command name (state first), or None where unknown."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
         return None
+
+
+def _start_time(fields):
+    try:
+        return int(fields[19])
+    except (TypeError, IndexError, ValueError):
+        return None
+
+
+def process_start(pid):
+    """The start time of process ``pid`` in clock ticks since boot (Linux), or None where unknown."""
+    return _start_time(_stat(pid))
 
 
 def running(pid, start):
@@ -34,13 +46,10 @@ def running(pid, start):
         return False
     except PermissionError:
         pass                       # exists, owned by another user
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-                return False
-    except (OSError, IndexError):
-        pass
-    now = process_start(pid)
+    fields = _stat(pid)                  # one read: state and start time of the same process
+    if fields and fields[0] in ("Z", "X"):
+        return False
+    now = _start_time(fields)
     return start is None or now is None or now == start
 
 
@@ -100,7 +109,7 @@ def claim(lock):
                 except OSError:
                     pass
                 return False, f"locked by {describe(read_owner(lock))} ({lock})"
-            _remove(aside)
+            release(aside)
             continue
         with open(os.path.join(lock, OWNER), "w") as f:
             json.dump(owner_record(), f)
@@ -109,15 +118,12 @@ def claim(lock):
 
 
 def release(lock):
-    _remove(lock)
-
-
-def _remove(folder):
+    """Remove ``lock`` (its owner file, then the folder); nothing if it is already gone."""
     try:
-        os.remove(os.path.join(folder, OWNER))
+        os.remove(os.path.join(lock, OWNER))
     except OSError:
         pass
     try:
-        os.rmdir(folder)
+        os.rmdir(lock)
     except OSError:
         pass

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ogv")
 LIST_NAME = "list.txt"
 REPORT_NAME = "report.json"
+FINISHED = ("ok", "no clips")     # statuses of a video that is done (a rerun skips it)
 
 
 def video_folder(out_dir, path):
@@ -92,7 +93,7 @@ def stabilize_video(path, out_dir, config):
         _held.remove(lock)
     record["seconds"] = round(time.time() - start, 3)
     record["frames_written"] = frames_out
-    if record["status"] in ("ok", "no clips"):
+    if record["status"] in FINISHED:
         write_text_atomic(done, json.dumps(record, indent=2))   # unreadable files are retried next run
     return record
 
@@ -115,9 +116,6 @@ def _exit_with_parent(parent):
             locks.release(lock)
         os._exit(1)
     threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
-
-
-FINISHED = ("ok", "no clips")
 
 
 def stabilize_many(inputs, out_dir, config=None, processes=1, progress=False):

@@ -24,6 +24,7 @@ def clips(path, config, notes=None):
     for dropped ones; the first frame counts decoded frames from 0. Raises VideoError for unreadable
     files."""
     tracker = make_tracker(config)
+    kernel = np.ones((config.erode, config.erode), np.uint8)
     stream = enumerate(frames(path, config.fps, notes))
     for _ in range(config.skip_frames):
         if next(stream, None) is None:
@@ -34,7 +35,6 @@ def clips(path, config, notes=None):
             return
         (start, frame), pending = pending, None
         h, w = frame.shape[:2]
-        kernel = np.ones((config.erode, config.erode), np.uint8)
         output = [resize_and_crop(frame, config.video_size).astype(np.float32)]
         previous = tracker.describe(frame)
         previous_look = signature(frame) if config.scene_cuts else None

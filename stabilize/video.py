@@ -32,16 +32,6 @@ def _open(path):
     return reader, meta
 
 
-def working_size(size, short_side):
-    """(w, h, scale): the frame size whose short side is ``short_side`` (rounded), or the video's own
-    when it is no larger (or ``short_side`` is 0)."""
-    w, h = size
-    if not short_side or min(w, h) <= short_side:
-        return w, h, 1.0
-    scale = short_side / min(w, h)
-    return int(round(w * scale)), int(round(h * scale)), scale
-
-
 def frames(path, fps=0.0, notes=None):
     """Yield the video's BGR frames, decoded by ffmpeg at the native size and rate (as the original:
     ``-f image2pipe`` raw frames; its rgb24 flipped to BGR is ffmpeg's bgr24) or resampled to ``fps``
@@ -75,13 +65,15 @@ def frames(path, fps=0.0, notes=None):
 
 
 def reduced_grey(frame, short_side):
-    """(grey copy of a BGR frame with its short side at most ``short_side`` - area-averaged -, (fx, fy)):
-    a pixel x of the copy covers frame pixels x * fx ... (x + 1) * fx."""
+    """(grey copy of a BGR frame with its short side reduced to ``short_side`` - area-averaged, sizes
+    rounded; the frame's own size when no larger, or ``short_side`` is 0 -, (fx, fy)): a pixel x of the
+    copy covers frame pixels x * fx ... (x + 1) * fx."""
     grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
     h, w = grey.shape
-    small_w, small_h, _ = working_size((w, h), short_side)
-    if (small_w, small_h) == (w, h):
+    if not short_side or min(w, h) <= short_side:
         return grey, (1.0, 1.0)
+    scale = short_side / min(w, h)
+    small_w, small_h = int(round(w * scale)), int(round(h * scale))
     return cv2.resize(grey, (small_w, small_h), interpolation=cv2.INTER_AREA), (w / small_w, h / small_h)
 
 
