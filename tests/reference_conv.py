@@ -64,6 +64,12 @@ def run_sequential(seq, x, params):
                 w, stride, pad = w[:, :, None], (1,) + tuple(stride), (0,) + tuple(pad)
             op = conv3d_transpose if "Transpose" in kind else conv3d
             x = op(x, w, stride, pad) + params[block.bias.name][None, :, None, None, None]
+        elif kind in ("PhaseTransposedConvolution", "DenseTransposedConvolution"):
+            w = params[block.weight.name]
+            stride, pad = ((2, 1) if kind.startswith("Phase") else (1, 0))
+            if two_d:
+                w, stride, pad = w[:, :, None], (1, stride, stride), (0, pad, pad)
+            x = conv3d_transpose(x, w, stride, pad) + params[block.bias.name][None, :, None, None, None]
         elif kind == "ResizeConvolution":
             w = params[block.weight.name]
             x = (resize_conv(x[:, :, 0], w)[:, :, None] if two_d else resize_conv(x, w))
@@ -79,7 +85,7 @@ def run_sequential(seq, x, params):
             x = {"relu": lambda v: np.maximum(v, 0), "tanh": np.tanh}[block._act_type](x)
         elif kind == "LeakyReLU":
             x = np.where(x > 0, x, block._alpha * x)
-        elif kind in ("PadFrames", "KeepFrames"):
+        elif kind in ("PadFrames", "KeepFrames", "Passthrough"):
             continue
         else:
             raise TypeError(f"no reference for {kind}")

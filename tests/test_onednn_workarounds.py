@@ -8,7 +8,8 @@ from mxnet import autograd, gluon, nd
 
 import reference_conv
 from tinyvideo_mx.factory import prepare
-from tinyvideo_mx.layers import ResizeConvolution, conv3d, conv3d_transpose
+from tinyvideo_mx.layers import (DenseTransposedConvolution, PhaseTransposedConvolution, ResizeConvolution, conv3d,
+                                 conv3d_transpose, phase_conv3d_transpose)
 from tinyvideo_mx.networks import Discriminator, Generator
 
 
@@ -155,3 +156,59 @@ def test_resize_generator_matches_numpy(frames):
     forward, errors = check_against_numpy(G, numpy_generator, z, rng.standard_normal((4, 3, frames, 32, 32)), rng)
     assert forward < 1e-4 and len(errors) == 5     # the first layer, three resize layers, the head
     assert max(errors.values()) < 1e-2, errors
+
+
+# -- the phase form of G's transposed convolutions (networks.TRANSPOSED_FORMS) ----------------------
+def conv2d_transpose_reference(x, w, stride, pad):
+    return reference_conv.conv3d_transpose(x[:, :, None], w[:, :, None], (1, stride, stride), (0, pad, pad))[:, :, 0]
+
+
+@pytest.mark.parametrize("in_depth", [1, 2, 3, 4])
+def test_phase_transposed_conv_is_the_transposed_conv_at_every_depth(in_depth):
+    """Forward, weight and input gradients against float64 numpy; depth 1 takes the extra-frame path,
+    depth 2 keeps the Deconvolution form's block layout (Passthrough where it has PadFrames/KeepFrames)."""
+    x = np.random.default_rng(in_depth).standard_normal((2, 32, in_depth, 4, 4))
+    blocks, out_depth = phase_conv3d_transpose(16, 32, (in_depth, 4, 4))
+    deconv_blocks, _ = conv3d_transpose(16, 4, 2, 1, 32, in_depth)
+    assert out_depth == 2 * in_depth and len(blocks) == len(deconv_blocks)
+    errors = gradient_errors(blocks, reference_conv.conv3d_transpose, x, 2, 1)
+    assert max(errors) < 1e-5, errors
+
+
+def test_phase_transposed_conv_2d_and_the_dense_projection_are_exact():
+    rng = np.random.default_rng(5)
+    layer = PhaseTransposedConvolution(8, 16, 2, (4, 6))
+    errors = gradient_errors([layer], conv2d_transpose_reference, rng.standard_normal((3, 16, 4, 6)), 2, 1)
+    assert max(errors) < 1e-5, errors
+    projection = DenseTransposedConvolution(8, 16, (2, 4, 4))
+    errors = gradient_errors([projection], reference_conv.conv3d_transpose, rng.standard_normal((3, 16, 1, 1, 1)), 1, 0)
+    assert max(errors) < 1e-5, errors
+
+
+@pytest.mark.parametrize("frames", [16, 32])
+def test_phase_form_generator_matches_numpy(frames):
+    """The whole generator in phase form (every transposed convolution a Convolution, z projected by
+    FullyConnected): 16 frames read 1 frame in the first doubling, 32 frames 2."""
+    rng = np.random.default_rng(frames)
+    mx.random.seed(0)
+    G = prepare(Generator(nz=16, ngf=8, frames=frames, size=32, form="phases"), [mx.cpu()], hybridize=True)
+    z = rng.standard_normal((4, 16))
+    forward, errors = check_against_numpy(G, numpy_generator, z, rng.standard_normal((4, 3, frames, 32, 32)), rng)
+    assert forward < 1e-4 and len(errors) == 5
+    assert max(errors.values()) < 1e-2, errors
+
+
+def test_both_forms_share_parameter_names_and_checkpoints(tmp_path):
+    """A G saved in one form loads into the other and computes the same video."""
+    z = nd.array(np.random.default_rng(0).standard_normal((2, 16)))
+    built = {form: prepare(Generator(nz=16, ngf=8, frames=16, size=32, form=form, prefix="G_"), [mx.cpu()],
+                           hybridize=True) for form in ("deconvolution", "phases")}
+    names = {form: {k: (p.name, p.shape) for k, p in G._collect_params_with_prefix().items()}
+             for form, G in built.items()}
+    assert names["deconvolution"] == names["phases"]
+    built["deconvolution"].save_parameters(str(tmp_path / "G.params"))
+    built["phases"].load_parameters(str(tmp_path / "G.params"))
+    with autograd.train_mode():      # batch statistics: an untrained G's running ones give a near-zero video
+        videos = [G(z)[0].asnumpy() for G in built.values()]
+    assert np.abs(videos[0]).max() > 0.1
+    np.testing.assert_allclose(videos[1], videos[0], rtol=0, atol=1e-5)

@@ -17,13 +17,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.mark.skipif(not precision.cpu_supports_bfloat16(), reason="this CPU has no bfloat16 arithmetic")
-def test_amp_runs_the_discriminator_in_bfloat16_trains_and_resumes_exactly(tmp_path):
+@pytest.mark.parametrize("g_form", ["deconvolution", "phases"])
+def test_amp_runs_in_bfloat16_trains_and_resumes_exactly(tmp_path, g_form):
+    """With G in Deconvolution form it runs imperatively (a hybridized Deconvolution fails in backward
+    under AMP); in phase form all of G is Convolution / FullyConnected and runs hybridized."""
     data_list = synthetic.ensure_dataset(str(tmp_path / "data"), clips=16, frames=32, frame_height=128)
-    out = subprocess.run([sys.executable, os.path.join(HERE, "amp_worker.py"), data_list],
+    out = subprocess.run([sys.executable, os.path.join(HERE, "amp_worker.py"), data_list, g_form],
                          capture_output=True, text=True, timeout=300, cwd=HERE)
     assert out.returncode == 0, out.stderr[-3000:]
     r = json.loads(out.stdout.strip().splitlines()[-1])
-    assert r["dtype"] == "bfloat16" and r["d_hybridized"] and not r["g_hybridized"]
+    assert r["dtype"] == "bfloat16" and r["d_hybridized"] and r["g_hybridized"] == (g_form == "phases")
     # bfloat16 keeps 8 significant bits: the logits move by a rounding-sized amount, not more, not zero.
     assert 1e-5 * r["logit_scale"] < r["logit_change"] < 0.05 * r["logit_scale"]
     assert r["losses_finite"] and r["iterations"] == 3
@@ -73,3 +76,32 @@ def test_amp_needs_bfloat16_hardware_on_cpu(tmp_path, monkeypatch):
     assert str(err.value) == ("--amp on CPU needs a processor with bfloat16 arithmetic (avx512_bf16 or amx_bf16 "
                               "in /proc/cpuinfo); this one has neither: train without --amp")
     assert precision.amp_dtype([mx.gpu(0)]) == "float16"
+
+
+def test_generator_form_auto_is_the_measured_faster_one():
+    assert precision.generator_form("auto", None) == "deconvolution"
+    assert precision.generator_form("auto", "bfloat16") == "deconvolution"
+    assert precision.generator_form("phases", None) == "phases"
+    assert precision.Precision(False, []).hybridize_generator("deconvolution")
+
+
+def test_cpuinfo_is_read_once_per_call_and_amx_is_decided_from_it(tmp_path, monkeypatch):
+    from tinyvideo_mx import cpu
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16\n\n"
+                    "processor\t: 1\nmodel name\t: Other\nflags\t\t: fpu\n")
+    model, flags = cpu.read_cpuinfo(str(info))
+    assert model == "Test CPU" and {"avx512_bf16", "amx_bf16"} <= flags and cpu.has_bfloat16(flags)
+    assert cpu.read_cpuinfo(str(tmp_path / "missing"))[1] == set()
+    assert cpu.enable_amx({"avx512_bf16"}) == "no AMX on this CPU"
+    assert cpu.bfloat16_path({"avx512_bf16"}) == "AVX512-BF16" and cpu.bfloat16_path({"avx2"}) is None
+    # a value the user chose is kept (and reported), never overwritten
+    monkeypatch.setenv(cpu.ISA_VARIABLE, "AVX512_CORE_BF16")
+    assert cpu.enable_amx({"amx_bf16"}) == "DNNL_MAX_CPU_ISA=AVX512_CORE_BF16 set in the environment"
+    assert os.environ[cpu.ISA_VARIABLE] == "AVX512_CORE_BF16"
+    assert cpu.bfloat16_path({"amx_bf16", "avx512_bf16"}) == "AVX512-BF16"
+    assert cpu.bfloat16_path({"amx_bf16"}, isa="AVX512_CORE_AMX") == "AMX"
+    # too late to set it: mxnet (imported by this test session) has read its environment already
+    monkeypatch.delenv(cpu.ISA_VARIABLE)
+    assert cpu.enable_amx({"amx_bf16"}) == "mxnet was imported before tinyvideo_mx: AMX left off"
+    assert cpu.ISA_VARIABLE not in os.environ

@@ -53,8 +53,8 @@ class ConditionalGenerator(nn.HybridBlock):
         code = ngf * 8 + noise
         with self.name_scope():
             self.encoder = Encoder(ngf)
-            self.background = background_stream(code, [ngf * 4, ngf * 2, ngf], 4, 2, 1)
-            self.foreground = foreground_stream(code, [ngf * 8, ngf * 4, ngf * 2, ngf], (kt, 1, 1))
+            self.background = background_stream(code, [ngf * 4, ngf * 2, ngf], 4, 2, 1, in_size=(4, 4))
+            self.foreground = foreground_stream(code, [ngf * 8, ngf * 4, ngf * 2, ngf], (kt, 1, 1), in_size=(1, 4, 4))
 
     def hybrid_forward(self, F, image, z=None):
         code = self.encoder(image)

@@ -6,6 +6,7 @@ from .errors import SettingError
 G_STEP_MODES = ("reuse", "recompute")
 RENAMED = {"num_workers": "decode_threads"}   # old key -> new key, so older runs still load
 UPSAMPLING = ("transposed", "resize")   # how G doubles its resolution: see networks.up3d
+G_FORMS = ("auto", "deconvolution", "phases")   # how G's transposed convolutions are computed: precision.generator_form
 
 
 def check_upsampling(upsampling):
@@ -33,6 +34,8 @@ class TrainConfig:
     ndf: int = 64
     upsampling: str = "transposed" # generator: the original's stride-2 transposed convolutions, or "resize"
     cond_noise: int = 0            # conditional only: z size joined to the code (0 = none, faithful)
+    g_form: str = "auto"           # G's transposed convolutions as Deconvolution or as phase Convolutions: the
+                                   # same function and parameters; "auto" takes the faster (precision.py)
     # optimisation
     batch_size: int = 64
     lr: float = 2e-4
@@ -69,6 +72,8 @@ class TrainConfig:
         if not 0.0 <= self.g_ema < 1.0:
             raise SettingError(f"g_ema (the decay of G's weight average) must be in [0, 1), got {self.g_ema}")
         check_upsampling(self.upsampling)
+        if self.g_form not in G_FORMS:
+            raise SettingError(f"g_form must be one of {G_FORMS}, got {self.g_form!r}")
         if self.model not in ("unconditional", "conditional"):
             raise SettingError(f"model must be 'unconditional' or 'conditional', got {self.model!r}")
 

@@ -3,23 +3,16 @@ import os
 import platform
 import sys
 
-from . import gpu_support
+from . import cpu, gpu_support
 from .threads import usable_cores
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 
 
-def cpu_description(cpuinfo="/proc/cpuinfo"):
+def cpu_description(cpuinfo=cpu.CPUINFO):
     """(model name, {flag: present}) from /proc/cpuinfo (empty on other systems)."""
-    try:
-        with open(cpuinfo) as f:
-            text = f.read()
-    except OSError:
-        return platform.processor() or "unknown", {}
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")),
-                 "unknown")
-    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
-    return model, {flag: flag in flags for flag in CPU_FLAGS}
+    model, flags = cpu.read_cpuinfo(cpuinfo)
+    return model, ({flag: flag in flags for flag in CPU_FLAGS} if flags else {})
 
 
 def mxnet_features():
@@ -54,8 +47,11 @@ def report(gpus=None, distributions=None, cpuinfo="/proc/cpuinfo"):
         lines.append(f"           imports as {version}: {shown}")
     model, flags = cpu_description(cpuinfo)
     lines.append(f"CPU        {model}; " + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in flags.items()))
-    bf16 = flags.get("avx512_bf16") or flags.get("amx_bf16")
-    bf16_state = "available" if bf16 else "not available (needs avx512_bf16 or amx_bf16)"
+    path = cpu.bfloat16_path({k for k, v in flags.items() if v})
+    bf16_state = {"AMX": "available, on AMX (oneDNN avx512_core_amx_bf16 kernels)",
+                  "AVX512-BF16": "available, on AVX512-BF16 (oneDNN avx512_core_bf16 kernels; no AMX here"
+                                 + (f": {cpu.amx_decision}" if flags.get("amx_bf16") else "") + ")",
+                  None: "not available (needs avx512_bf16 or amx_bf16)"}[path]
     lines.append(f"           --amp on CPU (bfloat16): {bf16_state}")
     lines.append(f"Threads    {usable_cores()} usable cores; OMP_NUM_THREADS="
                  f"{os.environ.get('OMP_NUM_THREADS', 'unset')} (tinyvideo-mx sets it to the cores unless you do)")

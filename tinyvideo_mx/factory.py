@@ -3,6 +3,7 @@ import mxnet as mx
 
 from .conditional_networks import ConditionalDiscriminator, ConditionalGenerator
 from .networks import Discriminator, Generator
+from .precision import generator_form
 
 # static_alloc only. static_shape=True gives silently wrong training in MXNet 1.9.1 when a block runs
 # twice before one backward (D on the fake batch, then on the real batch): D learns to call fakes real
@@ -11,22 +12,24 @@ from .networks import Discriminator, Generator
 HYBRIDIZE_FLAGS = dict(static_alloc=True)
 
 
-def build_generator(config):
+def build_generator(config, form=None):
     """G for ``config.model``; not yet initialised. Every G of a config has the same parameter names
-    (prefix ``G_``), so the trained G's and the averaged G's files load into either."""
+    (prefix ``G_``) whatever its ``form`` (networks.TRANSPOSED_FORMS; default: what ``config.g_form``
+    means in float32), so the trained G's and the averaged G's files load into either."""
     if config.model == "conditional":
         return ConditionalGenerator(ngf=config.ngf, frames=config.frames, size=config.size,
                                     noise=config.cond_noise, prefix="G_")
     return Generator(nz=config.nz, ngf=config.ngf, frames=config.frames, size=config.size,
-                     upsampling=config.upsampling, prefix="G_")
+                     upsampling=config.upsampling, form=form or generator_form(config.g_form), prefix="G_")
 
 
-def build_networks(config):
+def build_networks(config, form=None):
     """(G, D) for ``config.model``; not yet initialised."""
     if config.model == "conditional":
         return build_generator(config), ConditionalDiscriminator(ndf=config.ndf, frames=config.frames,
                                                                  size=config.size, prefix="D_")
-    return build_generator(config), Discriminator(ndf=config.ndf, frames=config.frames, size=config.size, prefix="D_")
+    return (build_generator(config, form),
+            Discriminator(ndf=config.ndf, frames=config.frames, size=config.size, prefix="D_"))
 
 
 def inference_generator_name(config):

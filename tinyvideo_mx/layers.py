@@ -87,6 +87,39 @@ def phase_bits(index, ndim):
     return [(index >> (ndim - 1 - a)) & 1 for a in range(ndim)]
 
 
+class GatherNotSaved:
+    """Mixin for PhaseTransposedConvolution: its ``gather`` constant (derived from the layer's shape) stays
+    out of save/load_parameters, so a checkpoint is the same whichever form computed the layer."""
+
+    def _collect_params_with_prefix(self, prefix=""):
+        return {name: p for name, p in super()._collect_params_with_prefix(prefix).items()
+                if name.rsplit(".", 1)[-1] != "gather"}
+
+
+def interleave_phases(F, phases, channels, conv_size, out_size):
+    """Put the phases of a stride-2 up-sampling in place: ``phases`` (N, 2**k * C, *conv_size) holds
+    the channel groups of every phase in *q order* (row-major over the axes, q = 1 - phase per axis),
+    where phase p of an axis holds output 2i + p at position i + p. Returns
+    (N, C, *out_size). Per axis, interleaving the q = 0 and q = 1 groups puts phase 1 at 2j - 1 and phase
+    0 at 2j, shifted by one: so the output is that interleave cropped by one position at the start.
+
+    Done one axis at a time (last first) with reshapes, one 5-D transpose and one crop: pure data
+    movement, exact in every precision, cheap, and - unlike a fixed-kernel transposed convolution - it
+    runs hybridized under AMP (a hybridized Deconvolution fails in backward there)."""
+    k = len(conv_size)
+    x, done = phases, 1              # done: the product of the axes already interleaved (trailing)
+    for a in reversed(range(k)):
+        before = channels
+        for size in conv_size[:a]:
+            before *= size
+        x = F.reshape(x, shape=(-1, 2, before, conv_size[a], done))      # (N * 2**a, q_a, ..., S_a, done)
+        x = F.transpose(x, axes=(0, 2, 3, 1, 4))
+        x = F.reshape(x, shape=(-1, before, 2 * conv_size[a], done))
+        x = F.slice_axis(x, axis=2, begin=1, end=1 + out_size[a])
+        done *= out_size[a]
+    return F.reshape(x, shape=(-1, channels) + tuple(out_size))
+
+
 def interleave_kernel(channels, ndim):
     """Weight (2**ndim * channels, channels, 2, ...) of a transposed convolution (stride 2, kernel 2,
     padding 1) that interleaves phases: channel (p, c) feeds channel c through the tap 1 - p of every
@@ -162,6 +195,106 @@ class ResizeConvolution(nn.HybridBlock):
         return out
 
 
+# A stride-2, kernel-4, padding-1 transposed convolution along one axis, by output phase: output 2i reads
+# x[i-1] with tap 3 and x[i] with tap 1; output 2i+1 reads x[i] with tap 2 and x[i+1] with tap 0. On the
+# input zero-padded by 1, phase p is a 2-tap convolution whose window starts at position i + p. In q order
+# (q = 1 - p, ``interleave_phases``): q = 0 -> taps (2, 0), q = 1 -> taps (3, 1).
+TRANSPOSED_PHASE_TAPS = ((2, 0), (3, 1))
+
+
+def transposed_phase_index(ndim):
+    """For the weight (in, out, 4, ...) flattened to (in, out, 4**ndim): the taps of every (phase in q
+    order, 2-tap position) pair, as one gather index of length 2**ndim * 2**ndim (phase-major)."""
+    index = []
+    for q_flat in range(2 ** ndim):
+        qs = phase_bits(q_flat, ndim)
+        for t_flat in range(2 ** ndim):
+            ts = phase_bits(t_flat, ndim)
+            tap = 0
+            for q, t in zip(qs, ts):
+                tap = tap * 4 + TRANSPOSED_PHASE_TAPS[q][t]
+            index.append(tap)
+    return index
+
+
+class PhaseTransposedConvolution(GatherNotSaved, nn.HybridBlock):
+    """The original's stride-2, kernel-4, padding-1 transposed convolution (``ndim`` 2 or 3), computed as
+    one 2x2(x2) *convolution* of the zero-padded input with 2**ndim times the output channels (every
+    output phase's kernel cut from the same weight, TRANSPOSED_PHASE_TAPS) and an interleave. The same
+    function as ``nn.Conv3DTranspose(channels, 4, 2, 1)`` / ``Conv2DTranspose`` - the same parameter names,
+    shapes (in, out, 4, ...) and initialisation, so checkpoints are interchangeable - but built from
+    Convolution, so AMP runs it in bfloat16 (on AMX where the CPU has it) and it hybridizes under AMP,
+    where MXNet 1.9.1's Deconvolution stays float32 and fails in backward when hybridized.
+
+    The phase kernel is gathered from the weight in one ``take`` and one transpose. ``in_size``: the input's
+    spatial size. An input depth of 1 would give the convolution depth 2 (oneDNN's wrong weight gradient,
+    ``needs_depth_padding``): one more zero frame is added and its outputs dropped."""
+
+    def __init__(self, channels, in_channels, ndim, in_size, **kwargs):
+        super().__init__(**kwargs)
+        self.channels, self.in_channels, self.ndim = channels, in_channels, ndim
+        self.in_size = tuple(in_size)
+        self.extra_frame = ndim == 3 and needs_depth_padding(self.in_size[0] + 1)
+        self.conv_size = tuple(n + 1 for n in self.in_size)
+        if self.extra_frame:
+            self.conv_size = (self.conv_size[0] + 1,) + self.conv_size[1:]
+        with self.name_scope():
+            self.weight = self.params.get("weight", shape=(in_channels, channels) + (4,) * ndim,
+                                          init=mx_init.Normal(CONV_WEIGHT_STD))
+            self.bias = self.params.get("bias", shape=(channels,), init="zeros")
+            self.gather = self.params.get_constant("gather", mx_nd.array(transposed_phase_index(ndim)))
+
+    def _alias(self):
+        # Gluon names every convolution layer conv<k> (one counter): the parameter names of the
+        # Conv3DTranspose / Conv2DTranspose this block replaces
+        return "conv"
+
+    def phase_kernel(self, F, weight, gather):
+        """(in, out, 4, ...) -> (2**ndim * out, in, 2, ...): every phase's 2-tap kernel, q order."""
+        phases = 2 ** self.ndim
+        taps = F.take(F.reshape(weight, shape=(0, 0, -1)), gather, axis=2)      # (in, out, phases * taps)
+        taps = F.reshape(taps, shape=(0, 0, phases, phases))
+        kernel = F.transpose(taps, axes=(2, 1, 0, 3))                            # (phase, out, in, taps)
+        return F.reshape(kernel, shape=(phases * self.channels, self.in_channels) + (2,) * self.ndim)
+
+    def hybrid_forward(self, F, x, weight, bias, gather):
+        # padding 1 on every side (the convolution's own: Pad has no bfloat16 kernel) -> n + 1 positions
+        if self.extra_frame:     # one more zero frame at the end: the convolution never writes depth 2
+            x = F.pad(x, mode="constant", constant_value=0, pad_width=(0, 0, 0, 0, 0, 1, 0, 0, 0, 0))
+        phases = F.Convolution(x, self.phase_kernel(F, weight, gather), F.tile(bias, reps=2 ** self.ndim),
+                               kernel=(2,) * self.ndim, pad=(1,) * self.ndim,
+                               num_filter=self.channels * 2 ** self.ndim)
+        return interleave_phases(F, phases, self.channels, self.conv_size, tuple(2 * n for n in self.in_size))
+
+
+class DenseTransposedConvolution(nn.HybridBlock):
+    """A stride-1, padding-0 transposed convolution of a 1x1(x1) input - the generator's projection of z to
+    its first (kernel-sized) map - as one FullyConnected layer: output (o, position) = sum_i z_i W[i, o,
+    position] + b_o. The parameters are the transposed convolution's (names, shapes (in, out, *kernel),
+    initialisation), so checkpoints are interchangeable; FullyConnected runs in bfloat16 under AMP and,
+    unlike Deconvolution, hybridizes there. Input (N, in, 1, ...) or (N, in)."""
+
+    def __init__(self, channels, in_channels, kernel, **kwargs):
+        super().__init__(**kwargs)
+        self.channels, self.kernel = channels, tuple(kernel)
+        self.positions = 1
+        for k in self.kernel:
+            self.positions *= k
+        with self.name_scope():
+            self.weight = self.params.get("weight", shape=(in_channels, channels) + self.kernel,
+                                          init=mx_init.Normal(CONV_WEIGHT_STD))
+            self.bias = self.params.get("bias", shape=(channels,), init="zeros")
+
+    def _alias(self):
+        return "conv"       # as PhaseTransposedConvolution's
+
+    def hybrid_forward(self, F, z, weight, bias):
+        matrix = F.transpose(F.reshape(weight, shape=(0, -1)))          # (out * positions, in)
+        y = F.FullyConnected(F.flatten(z), matrix, F.repeat(bias, repeats=self.positions),
+                             num_hidden=self.channels * self.positions)
+        return F.reshape(y, shape=(-1, self.channels) + self.kernel)
+
+
 def needs_depth_padding(conv_side_depth):
     """True where oneDNN's 3-D backward-weights is wrong: a convolution-side depth of exactly 2."""
     return conv_side_depth == 2
@@ -209,6 +342,24 @@ def resize_conv3d(channels, in_channels, in_depth, **kwargs):
     """A 3-D ResizeConvolution as a one-block list (it applies the depth-2 workaround itself) and its
     output depth (doubled)."""
     return [ResizeConvolution(channels, in_channels, 3, in_depth, **kwargs)], 2 * in_depth
+
+
+class Passthrough(nn.HybridBlock):
+    """The identity. Stands where the Deconvolution form has its depth-2 workaround blocks, so both forms
+    have the same block indices - and so the same parameter names in saved files."""
+
+    def hybrid_forward(self, F, x):
+        return x
+
+
+def phase_conv3d_transpose(channels, in_channels, in_size, **kwargs):
+    """``conv3d_transpose(channels, 4, 2, 1, ...)`` as a PhaseTransposedConvolution (which needs no
+    workaround at depth 2 and applies its own at depth 1), with the same block list layout; and its
+    output depth."""
+    layer = PhaseTransposedConvolution(channels, in_channels, 3, in_size, **kwargs)
+    if needs_depth_padding(in_size[0]):
+        return [Passthrough(), layer, Passthrough()], 2 * in_size[0]
+    return [layer], 2 * in_size[0]
 
 
 def conv3d(channels, kernel, stride, pad, in_channels, in_depth, **kwargs):

@@ -7,30 +7,54 @@ because both networks keep the original's four stride-2 stages and only the firs
 """
 from mxnet.gluon import nn
 
-from .layers import (D_BN_EPS, G_BN_EPS, BatchNorm3D, ResizeConvolution, batchnorm2d, conv3d, conv3d_transpose,
-                     conv_kwargs, resize_conv3d)
+from .layers import (D_BN_EPS, G_BN_EPS, BatchNorm3D, DenseTransposedConvolution, PhaseTransposedConvolution,
+                     ResizeConvolution, batchnorm2d, conv3d, conv3d_transpose, conv_kwargs, phase_conv3d_transpose,
+                     resize_conv3d)
 from .config import check_upsampling
 from .errors import SettingError
 
 N_STAGES = 4  # stride-2 stages in every stream
 
-
-def up3d(channels, in_channels, depth, upsampling, **kwargs):
-    """One doubling stage of the 3-D stream as a list of blocks, and its output depth. ``upsampling``:
-    the original's 4x4x4 stride-2 transposed convolution ("transposed"), or (a named deviation of the
-    demo preset, docs/deviations.md) nearest-neighbour doubling followed by a 3x3x3 convolution
-    ("resize"), which cannot draw the 2-pixel (and 2-frame) checkerboard a stride-2 kernel of size 4
-    draws (Odena, Dumoulin & Olah, Distill 2016)."""
-    if upsampling == "transposed":
-        return conv3d_transpose(channels, 4, 2, 1, in_channels, depth, **kwargs)
-    return resize_conv3d(channels, in_channels, depth, **kwargs)
+# How the generator's transposed convolutions are computed - the same function and parameters either way:
+# "deconvolution": MXNet's Deconvolution (float32 under AMP, and not hybridized there: it fails in backward);
+# "phases": every transposed convolution as a Convolution (layers.PhaseTransposedConvolution, the z
+# projection as FullyConnected), so AMP runs all of G in bfloat16 and hybridized. precision.py chooses.
+TRANSPOSED_FORMS = ("deconvolution", "phases")
 
 
-def up2d(channels, in_channels, upsampling):
-    """One doubling stage of the 2-D stream as a list of blocks (``upsampling`` as in ``up3d``)."""
-    if upsampling == "transposed":
-        return [nn.Conv2DTranspose(channels, 4, 2, 1, **conv_kwargs(in_channels))]
-    return [ResizeConvolution(channels, in_channels, 2)]
+def doubled(size):
+    return tuple(2 * n for n in size)
+
+
+def up3d(channels, in_channels, in_size, upsampling, form="deconvolution", **kwargs):
+    """One doubling stage of the 3-D stream as a list of blocks, and its output depth. ``in_size``: the
+    input's (T, H, W). ``upsampling``: the original's 4x4x4 stride-2 transposed convolution ("transposed";
+    computed in ``form``), or (a named deviation of the demo preset, docs/deviations.md) nearest-neighbour
+    doubling followed by a 3x3x3 convolution ("resize"), which cannot draw the 2-pixel (and 2-frame)
+    checkerboard a stride-2 kernel of size 4 draws (Odena, Dumoulin & Olah, Distill 2016)."""
+    if upsampling == "resize":
+        return resize_conv3d(channels, in_channels, in_size[0], **kwargs)
+    if form == "phases":
+        return phase_conv3d_transpose(channels, in_channels, in_size, **kwargs)
+    return conv3d_transpose(channels, 4, 2, 1, in_channels, in_size[0], **kwargs)
+
+
+def up2d(channels, in_channels, in_size, upsampling, form="deconvolution"):
+    """One doubling stage of the 2-D stream as a list of blocks (as ``up3d``; ``in_size`` (H, W))."""
+    if upsampling == "resize":
+        return [ResizeConvolution(channels, in_channels, 2)]
+    if form == "phases":
+        return [PhaseTransposedConvolution(channels, in_channels, 2, in_size)]
+    return [nn.Conv2DTranspose(channels, 4, 2, 1, **conv_kwargs(in_channels))]
+
+
+def projection(channels, in_channels, kernel, form):
+    """The first layer of a stream: a transposed convolution of a 1x1(x1) map to a ``kernel``-sized one
+    (stride 1, padding 0) - in "phases" form the FullyConnected layer it is."""
+    if form == "phases":
+        return DenseTransposedConvolution(channels, in_channels, kernel)
+    layer = nn.Conv3DTranspose if len(kernel) == 3 else nn.Conv2DTranspose
+    return layer(channels, kernel, 1, 0, **conv_kwargs(in_channels))
 
 
 def first_kernel(frames, size):
@@ -41,40 +65,52 @@ def first_kernel(frames, size):
     return frames // factor, size // factor, size // factor
 
 
-def foreground_stream(in_channels, channels, kernel, in_depth=1, upsampling="transposed"):
+def foreground_stream(in_channels, channels, kernel, in_size=(1, 1, 1), upsampling="transposed",
+                      form="deconvolution"):
     """3-D up-sampling stream (main.lua:77-92): TransposedConv3D + BN + ReLU per entry of ``channels``;
-    the first layer uses ``kernel``/stride 1/pad 0, the rest double the resolution (``up3d``). Ends with
-    the fused 4-channel head (3 video channels + 1 mask channel). Layers whose convolution side has 2
-    frames get the PadFrames / KeepFrames workaround (see layers.py)."""
+    the first layer uses ``kernel``/stride 1/pad 0 on an input of ``in_size`` (T, H, W), the rest double
+    the resolution (``up3d``). Ends with the fused 4-channel head (3 video channels + 1 mask channel).
+    Layers whose convolution side has 2 frames get the PadFrames / KeepFrames workaround (see layers.py)."""
     stream = nn.HybridSequential(prefix="foreground_")
-    depth = in_depth
+    size = tuple(n + k - 1 for n, k in zip(in_size, kernel))      # stride 1, padding 0
     with stream.name_scope():
         for i, ch in enumerate(channels):
             if i == 0:
-                blocks, depth = conv3d_transpose(ch, kernel, 1, 0, in_channels, depth)
+                if form == "phases" and tuple(in_size) == (1, 1, 1):
+                    blocks = [projection(ch, in_channels, kernel, form)]
+                else:
+                    blocks, _ = conv3d_transpose(ch, kernel, 1, 0, in_channels, in_size[0])
             else:
-                blocks, depth = up3d(ch, in_channels, depth, upsampling)
+                blocks, _ = up3d(ch, in_channels, size, upsampling, form)
+                size = doubled(size)
             stream.add(*blocks, BatchNorm3D(G_BN_EPS, ch), nn.Activation("relu"))
             in_channels = ch
-        blocks, depth = up3d(4, in_channels, depth, upsampling, prefix="video_mask_head_")
+        blocks, _ = up3d(4, in_channels, size, upsampling, form, prefix="video_mask_head_")
         stream.add(*blocks)
     return stream
 
 
 def background_stream(in_channels, channels, first_kernel_size, first_stride=1, first_pad=0,
-                      upsampling="transposed"):
+                      upsampling="transposed", form="deconvolution", in_size=(1, 1)):
     """2-D up-sampling stream (main.lua:64-75): TransposedConv2D + BN + ReLU per entry (the first with
-    ``first_kernel_size``, the rest doubling the resolution, ``up2d``), then a 3-channel doubling + tanh."""
+    ``first_kernel_size``, the rest doubling the resolution, ``up2d``), then a 3-channel doubling + tanh.
+    ``in_size``: the input's (H, W)."""
     stream = nn.HybridSequential(prefix="background_")
+    kernel = first_kernel_size if isinstance(first_kernel_size, tuple) else (first_kernel_size,) * 2
+    size = tuple((n - 1) * first_stride - 2 * first_pad + k for n, k in zip(in_size, kernel))
     with stream.name_scope():
         for i, ch in enumerate(channels):
             if i == 0:
-                layers = [nn.Conv2DTranspose(ch, first_kernel_size, first_stride, first_pad, **conv_kwargs(in_channels))]
+                if form == "phases" and (first_stride, first_pad, tuple(in_size)) == (1, 0, (1, 1)):
+                    layers = [projection(ch, in_channels, kernel, form)]
+                else:
+                    layers = [nn.Conv2DTranspose(ch, kernel, first_stride, first_pad, **conv_kwargs(in_channels))]
             else:
-                layers = up2d(ch, in_channels, upsampling)
+                layers = up2d(ch, in_channels, size, upsampling, form)
+                size = doubled(size)
             stream.add(*layers, batchnorm2d(G_BN_EPS, ch), nn.Activation("relu"))
             in_channels = ch
-        stream.add(*up2d(3, in_channels, upsampling), nn.Activation("tanh"))
+        stream.add(*up2d(3, in_channels, size, upsampling, form), nn.Activation("tanh"))
     return stream
 
 
@@ -97,15 +133,18 @@ class Generator(nn.HybridBlock):
     """Unconditional two-stream generator. ``G(z)`` returns ``(video, foreground, mask, background)``
     with shapes (N,3,T,S,S), (N,3,T,S,S), (N,1,T,S,S), (N,3,S,S)."""
 
-    def __init__(self, nz=100, ngf=64, frames=32, size=64, upsampling="transposed", **kwargs):
+    def __init__(self, nz=100, ngf=64, frames=32, size=64, upsampling="transposed", form="deconvolution", **kwargs):
         super().__init__(**kwargs)
         kt, kh, kw = first_kernel(frames, size)
         self.nz, self.frames, self.size = nz, frames, size
         self.upsampling = check_upsampling(upsampling)
+        if form not in TRANSPOSED_FORMS:
+            raise SettingError(f"form must be one of {', '.join(TRANSPOSED_FORMS)}; got {form!r}")
+        self.form = form
         widths = [ngf * 8, ngf * 4, ngf * 2, ngf]
         with self.name_scope():
-            self.foreground = foreground_stream(nz, widths, (kt, kh, kw), upsampling=upsampling)
-            self.background = background_stream(nz, widths, (kh, kw), upsampling=upsampling)
+            self.foreground = foreground_stream(nz, widths, (kt, kh, kw), upsampling=upsampling, form=form)
+            self.background = background_stream(nz, widths, (kh, kw), upsampling=upsampling, form=form)
 
     def hybrid_forward(self, F, z):
         head = self.foreground(F.reshape(z, shape=(0, 0, 1, 1, 1)))   # View(-1,100,1,1,1)

@@ -17,19 +17,16 @@ Trainer divides the gradients by it again (and skips the step on overflow), as `
 bfloat16 has float32's range and needs none (scale 1).
 """
 import logging
+
+from . import cpu
 from .errors import SettingError
 
 log = logging.getLogger(__name__)
 
 
-def cpu_supports_bfloat16(cpuinfo="/proc/cpuinfo"):
+def cpu_supports_bfloat16(cpuinfo=cpu.CPUINFO):
     """True if the processor has native bfloat16 arithmetic (AVX512-BF16 or AMX-BF16)."""
-    try:
-        with open(cpuinfo) as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return cpu.has_bfloat16(cpu.read_cpuinfo(cpuinfo)[1])
 
 
 def amp_dtype(contexts):
@@ -45,6 +42,16 @@ def amp_dtype(contexts):
     raise SettingError("--amp needs all contexts of one kind (all cpu or all gpu)")
 
 
+def generator_form(requested, dtype=None):
+    """"auto" -> the form that measured faster (docs/performance.md): Deconvolution, in float32 and under
+    bfloat16 alike. The phase form runs all of G in bfloat16 (AMX forward: 3-4x float32's Deconvolution),
+    but MXNet 1.9.1's transposes, which interleave the phases, cost more than that saves on the machines
+    measured so far (one full-size step at batch 8: 4.16 s against 3.60 s). ``dtype``: AMP's, or None."""
+    if requested != "auto":
+        return requested
+    return "deconvolution"
+
+
 class Precision:
     """float32 (``enabled=False``) or AMP on ``contexts``. Call ``enable()`` before building networks."""
 
@@ -56,10 +63,13 @@ class Precision:
     def enabled(self):
         return self.dtype is not None
 
-    @property
-    def hybridize_generator(self):
-        """False with bfloat16: see the module docstring (hybridized Deconvolution backward fails)."""
-        return self.dtype != "bfloat16"
+    def generator_form(self, requested="auto"):
+        """How G computes its transposed convolutions (``TrainConfig.g_form``; networks.TRANSPOSED_FORMS)."""
+        return generator_form(requested, self.dtype)
+
+    def hybridize_generator(self, form):
+        """False for a Deconvolution-form G under bfloat16 AMP (its hybridized backward fails)."""
+        return not (self.dtype == "bfloat16" and form == "deconvolution")
 
     def enable(self):
         if self.enabled:

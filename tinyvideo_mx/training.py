@@ -110,8 +110,9 @@ class GanTraining:
         self.run_id = uuid.uuid4().hex   # checkpoints carry it: pruning touches only this run's
         self.precision.enable()          # before the networks exist (AMP rewrites operators)
         mx.random.seed(config.seed)    # initialisation only; training draws are counter-based
-        self.G, self.D = build_networks(config)
-        prepare(self.G, self.contexts, config.hybridize and self.precision.hybridize_generator)
+        form = self.precision.generator_form(config.g_form)
+        self.G, self.D = build_networks(config, form)
+        prepare(self.G, self.contexts, config.hybridize and self.precision.hybridize_generator(form))
         prepare(self.D, self.contexts, config.hybridize)
         adam = dict(learning_rate=config.lr, beta1=config.beta1, beta2=config.beta2, epsilon=config.epsilon, wd=0.0)
         # The optimiser runs on every replica, on gradients Replicas has summed (see replicas.py).
@@ -121,7 +122,7 @@ class GanTraining:
         self.G_average = None            # the moving average of G's weights that samples come from (g_ema)
         if config.g_ema:
             def build():
-                return prepare(build_generator(config), self.contexts, config.hybridize)
+                return prepare(build_generator(config, form), self.contexts, config.hybridize)
             self.G_average = GeneratorAverage(self.G, build(), config.g_ema, build)
         self._replicas_agree = False     # rank 0's initial weights are broadcast before the first step
         self.data = iterator or make_iterator(config, part_index=rank, num_parts=workers)
