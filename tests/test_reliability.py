@@ -495,3 +495,118 @@ def test_libjpeg_warnings_name_the_file(caplog, capfd):
     assert re.fullmatch(r"clips/junk\.jpg: Corrupt JPEG data: \d+ extraneous bytes before marker 0xd9", messages[0])
     printed = [line for line in capfd.readouterr().err.splitlines() if "Corrupt JPEG" in line]
     assert all("clips/junk.jpg" in line for line in printed), printed    # nothing anonymous on stderr
+
+
+# -- 5. A run has one trainer -----------------------------------------------------------------------------
+TRAIN = [sys.executable, "-m", "tinyvideo_mx.cli", "train"]
+
+
+def logged_iterations(run):
+    return [json.loads(line)["iteration"] for line in open(os.path.join(run, "metrics.jsonl"))]
+
+
+def wait_for(test, timeout=60):
+    deadline = time.time() + timeout
+    while not test() and time.time() < deadline:
+        time.sleep(0.02)
+    return test()
+
+
+def test_a_second_trainer_on_a_live_run_is_refused_and_the_first_logs_every_iteration_once(tmp_path):
+    run = tmp_path / "run"
+    settings = TINY + ["--iterations", "150", "--checkpoint-every", "5"]
+    first = subprocess.Popen(TRAIN + settings + ["--out", str(run)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    assert wait_for(lambda: newest_iteration(run) >= 5), "the first trainer did not get going"
+    started = time.time()
+    second = subprocess.run(TRAIN + ["--resume", str(run), "--quiet"], capture_output=True, text=True, timeout=60)
+    elapsed = time.time() - started
+    assert second.returncode == 1
+    lines = [line for line in second.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, second.stderr
+    assert re.fullmatch(rf"Error: --resume {re.escape(str(run))} is in use by another trainer: PID {first.pid} on "
+                        rf"\S+ since \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d", lines[0]), lines[0]
+    assert first.poll() is None, "the first trainer must still be running"
+    assert not [n for n in os.listdir(run) if n.startswith(".write-test")]
+    assert first.wait(timeout=300) == 0, first.stderr.read()[-2000:]
+    iterations = logged_iterations(run)
+    assert iterations == sorted(set(iterations)) and iterations[-1] == 150
+    assert not os.path.exists(run / "owner.lock"), "the owner lock is released at the end"
+    assert elapsed < 30        # seconds, start-up included (about 2 s here); the point is: no waiting
+
+
+def test_a_killed_owner_is_taken_over_with_a_warning(tmp_path):
+    run = tmp_path / "run"
+    settings = TINY + ["--iterations", "400", "--checkpoint-every", "2"]
+    first = subprocess.Popen(TRAIN + settings + ["--out", str(run)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    assert wait_for(lambda: newest_iteration(run) >= 2)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert os.path.exists(run / "owner.lock" / "owner.json")      # left behind by the kill
+    resumed = subprocess.run(TRAIN + ["--resume", str(run), "--quiet", "--iterations", str(newest_iteration(run) + 2)],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"took over the run from a trainer that is gone: its owner (PID {first.pid} on" in resumed.stderr
+
+
+def test_another_hosts_lock_is_respected_unless_stolen(tmp_path):
+    run = tmp_path / "run"
+    os.makedirs(run / "owner.lock")
+    with open(run / "owner.lock" / "owner.json", "w") as f:
+        json.dump({"host": "elsewhere.invalid", "pid": 1, "process_start": 1, "claimed": "2026-01-02 03:04:05"}, f)
+    with pytest.raises(run_folder.RunInUse) as refused:
+        run_folder.take_ownership(str(run), "--resume")
+    assert str(refused.value) == (f"--resume {run} is in use by another trainer: PID 1 on elsewhere.invalid since "
+                                  "2026-01-02 03:04:05 (another host's lock: add --steal-lock if that trainer is "
+                                  "known to be gone)")
+    run_folder.take_ownership(str(run), "--resume", steal=True)
+    assert json.load(open(run / "owner.lock" / "owner.json"))["pid"] == os.getpid()
+    run_folder.take_ownership(str(run), "--resume")              # the owner may claim its run again
+    run_folder.release_ownership(str(run))
+    assert not os.path.exists(run / "owner.lock")
+
+
+# -- 6. Only regular files of a plausible size are read ----------------------------------------------------
+@pytest.fixture
+def special_files(tmp_path):
+    """A symlink to /dev/zero, a FIFO with no writer, a 1 GB sparse file, a folder."""
+    os.symlink("/dev/zero", tmp_path / "zero.jpg")
+    os.mkfifo(tmp_path / "fifo.jpg")
+    with open(tmp_path / "sparse.jpg", "wb") as f:
+        f.truncate(10 ** 9)
+    os.mkdir(tmp_path / "folder.jpg")
+    return {"zero.jpg": "is a character device, not a regular strip file",
+            "fifo.jpg": "is a FIFO (named pipe), not a regular strip file",
+            "sparse.jpg": "strip file is 1,000,000,000 bytes, more than the 120,000,000 allowed",
+            "folder.jpg": "is a folder, not a regular strip file"}
+
+
+def test_special_and_huge_files_are_refused_before_they_are_read(tmp_path, special_files):
+    from tinyvideo_mx.data.strips import load_strip
+    from tinyvideo_mx.image_input import ImageError, load_image
+    for name, reason in special_files.items():
+        with pytest.raises(StripError) as refused:
+            load_strip(str(tmp_path / name))
+        assert str(refused.value) == f"{tmp_path / name}: {reason}"
+    with pytest.raises(ImageError) as refused:
+        load_image(str(tmp_path / "fifo.jpg"), 64)
+    assert str(refused.value) == f"{tmp_path / 'fifo.jpg'}: is a FIFO (named pipe), not a regular image file"
+    with pytest.raises(ListFileError) as refused:
+        read_list(str(tmp_path / "zero.jpg"))
+    assert str(refused.value) == f"{tmp_path / 'zero.jpg'}: is a character device, not a regular list file"
+
+
+def test_a_list_naming_special_files_trains_on_with_one_line_each(tmp_path, special_files):
+    good = []
+    for i in range(4):
+        path = tmp_path / f"good{i}.jpg"
+        path.write_bytes(encode_strip(random_frames(np.random.default_rng(i), 32, 128)))
+        good.append(path.name)
+    listing = tmp_path / "list.txt"
+    listing.write_text("\n".join(good + list(special_files)) + "\n")
+    out = subprocess.run(TRAIN + TINY + ["--data", str(listing), "--out", str(tmp_path / "run"), "--iterations", "6",
+                                          "--frame-height", "128"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    for name, reason in special_files.items():
+        assert out.stderr.count(f"bad clip skipped: {tmp_path / name}: {reason}") == 1, (name, out.stderr[-3000:])

@@ -238,7 +238,8 @@ def test_full_disk_while_checkpointing_loses_nothing(tmp_path, monkeypatch, capl
         run.save_checkpoint()
     assert str(err.value) == (f"could not write checkpoint {tmp_path / 'ckpt-00000003'}: No space left on device; "
                               "the previous checkpoint is intact")
-    assert sorted(os.listdir(tmp_path)) == ["ckpt-00000002", "latest"]     # no half-written folder left
+    # no half-written folder left (owner.lock: the live trainer's, released when its run ends)
+    assert sorted(os.listdir(tmp_path)) == ["ckpt-00000002", "latest", "owner.lock"]
     assert checkpoint.resolve(str(tmp_path)) == good
     # During the loop a failed interval checkpoint is reported and training goes on; the final one must succeed.
     run._checkpoint(final=False)

@@ -147,11 +147,14 @@ def main():
 @click.option("--no-hybridize", is_flag=True, help="Run the networks imperatively (debugging).")
 @click.option("--overwrite", is_flag=True,
               help="--out already holds a run: move it aside to <out>.old-<time> and start afresh (nothing is deleted).")
+@click.option("--steal-lock", is_flag=True,
+              help="Take the run folder even if another host's trainer holds it (only when that one is known to be gone).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterations, batch_size, lr, frames, size,
           frame_height, ngf, ndf, g_step, g_ema, synthetic_clips, upsampling, sampling, ctx, kvstore, horovod,
           checkpoint_every, sample_every, max_bad,
-          decode_threads, seed, resume, fvd_every, fvd_i3d_weights, fvd_samples, amp, no_hybridize, overwrite, quiet):
+          decode_threads, seed, resume, fvd_every, fvd_i3d_weights, fvd_samples, amp, no_hybridize, overwrite,
+          steal_lock, quiet):
     """Train VGAN (two-stream generator vs 3-D discriminator) on strips or the built-in data."""
     from .training import GanTraining
     if horovod:
@@ -160,7 +163,7 @@ def train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterat
         kvstore = "horovod"
     _setup_logging()     # console now; the run's train.log once the run folder is settled
     if resume:
-        run = GanTraining.resume(resume, progress=not quiet, iterations=iterations)
+        run = GanTraining.resume(resume, progress=not quiet, iterations=iterations, steal_lock=steal_lock)
     else:
         overrides = dict(data_list=data_list, data_root=data_root, iterations=iterations, batch_size=batch_size,
                          lr=lr, frames=frames, size=size, frame_height=frame_height, ngf=ngf, ndf=ndf,
@@ -175,7 +178,8 @@ def train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterat
             overrides = conditional_overrides(preset, overrides)
         if no_hybridize:
             overrides["hybridize"] = False
-        run = GanTraining(make_config(preset, **overrides), run_dir, progress=not quiet, overwrite=overwrite)
+        run = GanTraining(make_config(preset, **overrides), run_dir, progress=not quiet, overwrite=overwrite,
+                          steal_lock=steal_lock)
     if run.replicas.is_chief:
         _setup_logging(run.run_dir)
     run.run()

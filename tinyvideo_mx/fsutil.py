@@ -1,9 +1,14 @@
 """Atomic file output: everything the project writes (checkpoints, strips, lists, media) goes through
-here, so an interrupted run or a full disk never leaves a half-written file under the final name."""
+here, so an interrupted run or a full disk never leaves a half-written file under the final name. And
+bounded input: a file a user names is read only if it is a regular file of a plausible size
+(``read_regular_file``), so a FIFO cannot hang a run and a device or a huge file cannot flood memory."""
 import contextlib
 import os
 import shutil
+import stat
 import tempfile
+
+from .errors import FileProblem
 
 # mkstemp creates 0600 files; finished files get the usual permissions (0666 minus the umask).
 _UMASK = os.umask(0)
@@ -68,3 +73,48 @@ def atomic_directory(path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+# -- bounded input ---------------------------------------------------------------------------------
+def _kind(mode):
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def read_regular_file(path, limit, what="file"):
+    """The bytes of ``path``, read only if it is a regular file (symbolic links followed) of at most
+    ``limit`` bytes; otherwise a FileProblem naming the file and why. The file is opened non-blocking, so a
+    FIFO with no writer cannot hang the reader; its type is taken from the opened descriptor (no race with
+    a swap after a check), and at most ``limit`` + 1 bytes are read, so a file that grows while it is read
+    cannot flood memory."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise FileProblem(path, "file not found") from None
+    except OSError as e:
+        raise FileProblem(path, f"cannot read {what} ({e.strerror or e})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise FileProblem(path, f"is {_kind(info.st_mode)}, not a regular {what}")
+        if info.st_size > limit:
+            raise FileProblem(path, f"{what} is {info.st_size:,} bytes, more than the {limit:,} allowed")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        data = b"".join(chunks)
+    except OSError as e:
+        raise FileProblem(path, f"cannot read {what} ({e.strerror or e})") from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise FileProblem(path, f"{what} grew past the {limit:,} bytes allowed while it was read")
+    return data

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import FileProblem
+from .fsutil import read_regular_file
 
 log = logging.getLogger(__name__)
 LIBJPEG_MESSAGES = ("Corrupt JPEG data", "Premature end of JPEG file", "Invalid SOS parameters",
@@ -100,11 +101,17 @@ class ImageError(FileProblem):
     """An input image that cannot be read."""
 
 
+MAX_IMAGE_BYTES = 3 * MAX_PIXELS    # an uncompressed image at the pixel limit; any real photo file is smaller
+
+
 def load_image(path, size):
-    """Any image file -> (3, size, size) float32 in [-1, 1] (see ``decode_image``)."""
-    if not os.path.isfile(path):
-        raise ImageError(path, "file not found")
-    return decode_image(np.fromfile(path, np.uint8), size, path)
+    """Any image file -> (3, size, size) float32 in [-1, 1] (see ``decode_image``). Only a regular file of
+    at most MAX_IMAGE_BYTES is read."""
+    try:
+        data = read_regular_file(path, MAX_IMAGE_BYTES, "image file")
+    except FileProblem as e:
+        raise ImageError(path, e.reason) from None
+    return decode_image(np.frombuffer(data, np.uint8), size, path)
 
 
 def decode_image(data, size, name="<bytes>"):

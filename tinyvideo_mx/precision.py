@@ -8,8 +8,9 @@ without AMP).
 
 Two MXNet 1.9.1 problems on CPU shape this module (measured; docs/platform.md):
 * a *hybridized* Deconvolution fails in backward once AMP is on ("could not execute a primitive",
-  even with no AMP cast in its graph), so with bfloat16 the generator runs imperatively - it has
-  nothing AMP would run in bfloat16 anyway; the discriminator stays hybridized;
+  even with no AMP cast in its graph), so with bfloat16 a Deconvolution-form generator runs
+  imperatively - it has nothing AMP would run in bfloat16 anyway; the discriminator stays hybridized.
+  The phase form (``generator_form``) has no Deconvolution: it runs hybridized and in bfloat16;
 * Deconvolution in bfloat16 (adding it to AMP's list) segfaults in oneDNN, so it is not offered.
 
 float16 (GPU) needs loss scaling: every loss head is multiplied by AMP's dynamic loss scale and the

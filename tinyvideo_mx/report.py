@@ -11,8 +11,8 @@ import io
 import json
 import os
 
-from .errors import SettingError
-from .fsutil import write_text_atomic
+from .errors import FileProblem, SettingError
+from .fsutil import read_regular_file, write_text_atomic
 
 CURVES = [
     ("Losses", ["loss_d", "loss_g_adv"], None),
@@ -23,22 +23,34 @@ CURVES = [
 ]
 
 
+MAX_METRICS_BYTES = 1 << 30     # 10 million logged iterations
+MAX_GIF_BYTES = 64 << 20
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _read(path, limit, what):
+    """A run file's bytes; one line (SettingError) if it is not a regular file of at most ``limit``."""
+    try:
+        return read_regular_file(path, limit, what)
+    except FileProblem as e:
+        raise SettingError(str(e)) from None
+
+
 def read_metrics(run_dir):
     """{name: [(iteration, value)]} from metrics.jsonl (lines that do not parse are skipped)."""
     series = {}
     path = os.path.join(run_dir, "metrics.jsonl")
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         return series
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            step = record.get("iteration")
-            for key, value in record.items():
-                if key != "iteration" and isinstance(value, (int, float)):
-                    series.setdefault(key, []).append((step, value))
+    for line in _read(path, MAX_METRICS_BYTES, "metrics file").decode("utf-8", "replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        step = record.get("iteration")
+        for key, value in record.items():
+            if key != "iteration" and isinstance(value, (int, float)):
+                series.setdefault(key, []).append((step, value))
     return series
 
 
@@ -87,17 +99,15 @@ def write_report(run_dir, out=None):
         parts.append("<h2>Samples during training (fixed latent vectors)</h2>")
         for path in grids:
             mask = path.replace("_video.gif", "_mask.gif")
-            with open(path, "rb") as f:
-                figures = [f'<img alt="video" src="{_data_url(f.read(), "image/gif")}">']
-            if os.path.exists(mask):
-                with open(mask, "rb") as f:
-                    figures.append(f'<img alt="mask" src="{_data_url(f.read(), "image/gif")}">')
+            figures = [f'<img alt="video" src="{_data_url(_read(path, MAX_GIF_BYTES, "sample grid"), "image/gif")}">']
+            if os.path.lexists(mask):
+                figures.append(f'<img alt="mask" src="{_data_url(_read(mask, MAX_GIF_BYTES, "sample grid"), "image/gif")}">')
             parts.append(f"<figure>{''.join(figures)}<figcaption>iteration "
                          f"{int(os.path.basename(path)[4:12])}: video, mask</figcaption></figure>")
     config = os.path.join(run_dir, "config.json")
-    if os.path.exists(config):
-        with open(config, encoding="utf-8", errors="replace") as f:
-            parts.append(f"<h2>Configuration</h2><pre>{html.escape(f.read(), quote=False)}</pre>")
+    if os.path.lexists(config):
+        text = _read(config, MAX_CONFIG_BYTES, "configuration").decode("utf-8", "replace")
+        parts.append(f"<h2>Configuration</h2><pre>{html.escape(text, quote=False)}</pre>")
     page = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>tinyvideo-mx run report</title>"
             "<style>body{font:14px/1.4 system-ui,sans-serif;margin:2em auto;max-width:60em;padding:0 1em}"
             "img{image-rendering:pixelated;margin:0.3em}img.curve{display:block;max-width:100%}"

@@ -6,20 +6,30 @@ what to do, or, with ``overwrite=True``, moved aside whole to ``<folder>.old-<ti
 deleted). ``clean_temporaries`` runs at every start, new or resumed: it removes the temporary folders a
 killed checkpoint write left (``.ckpt-*.tmp``) and puts back a checkpoint that was moved aside for
 replacement when the kill came between the two renames.
+
+``take_ownership`` comes before both: a run folder has one trainer. Its owner lock (``owner.lock/``, the
+same lock the stabiliser puts on a video: locks.py) names host, PID and process start; a second trainer
+on a live run is refused with one line naming the owner and writes nothing; an owner that is gone
+(killed, rebooted, PID reused) is taken over with a warning; another host's lock is respected unless
+the user says it may be stolen (``train --steal-lock``). Readers (sample, export, evaluate, report) take
+no lock.
 """
 import contextlib
 import glob
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import time
 
+from . import locks
 from .errors import TinyVideoError
 
 log = logging.getLogger(__name__)
 
 RUN_MARKERS = ("latest", "config.json", "metrics.jsonl", "tensorboard", "samples")
+OWNER_LOCK = "owner.lock"
 
 
 class RunFolderError(TinyVideoError):
@@ -38,11 +48,49 @@ def existing_run(run_dir):
     return ", ".join(found) if found else None
 
 
-def claim(run_dir, overwrite=False):
-    """Make ``run_dir`` the folder of a new run. Returns the archive path if an earlier run was moved
-    aside, else None."""
+class RunInUse(RunFolderError):
+    """Another live trainer owns the run folder."""
+
+
+def owner_lock(run_dir):
+    return os.path.join(run_dir, OWNER_LOCK)
+
+
+def take_ownership(run_dir, option="--out", steal=False):
+    """Claim ``run_dir``'s owner lock for this process (creating the folder). RunInUse names the owner;
+    nothing is written in a folder another trainer owns."""
+    if not os.path.isdir(run_dir):
+        ensure_writable(run_dir, option)          # creates it, or says why it cannot
+    try:
+        taken, why = locks.claim(owner_lock(run_dir), steal=steal, reentrant=True)
+    except OSError as e:
+        raise RunFolderError(f"{option} {run_dir}: cannot write there ({e.strerror or e})") from None
+    if not taken:
+        owner = locks.read_owner(owner_lock(run_dir))
+        hint = " (another host's lock: add --steal-lock if that trainer is known to be gone)" \
+            if owner and owner.get("host") != socket.gethostname() else ""
+        raise RunInUse(f"{option} {run_dir} is in use by another trainer: "
+                       f"{locks.describe(owner)}{hint}")
+    if why:
+        log.warning("%s: took over the run from a trainer that is gone: %s", run_dir, why)
+    ensure_writable(run_dir, option)
+
+
+def release_ownership(run_dir):
+    """Give up the owner lock if this process holds it (never another's)."""
+    lock = owner_lock(run_dir)
+    if locks.held_here(locks.read_owner(lock)):
+        locks.release(lock)
+
+
+def claim(run_dir, overwrite=False, steal=False):
+    """Make ``run_dir`` the folder of a new run, owned by this process. Returns the archive path if an
+    earlier run was moved aside, else None. An earlier run with a live trainer is never moved aside."""
     earlier = existing_run(run_dir)
     archived = None
+    if earlier and overwrite:
+        take_ownership(run_dir, steal=steal)     # refuses a run another trainer is writing
+        release_ownership(run_dir)               # the lock moves aside with the run otherwise
     if earlier:
         archive = f"{os.path.normpath(run_dir)}.old-{time.strftime('%Y%m%d-%H%M%S')}"
         if not overwrite:
@@ -56,7 +104,7 @@ def claim(run_dir, overwrite=False):
                                  f"({e.strerror or e})") from None
         log.warning("moved the earlier run in %s to %s", run_dir, archive)
         archived = archive
-    ensure_writable(run_dir)
+    take_ownership(run_dir, steal=steal)
     return archived
 
 

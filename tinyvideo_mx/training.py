@@ -85,9 +85,11 @@ class GanTraining:
     """Networks, optimisers, data and the loop. ``GanTraining(config, run_dir).run()`` trains;
     ``GanTraining.resume(run_dir)`` continues a run exactly where its last checkpoint left it."""
 
-    def __init__(self, config: TrainConfig, run_dir, progress=True, iterator=None, overwrite=False, new_run=True):
+    def __init__(self, config: TrainConfig, run_dir, progress=True, iterator=None, overwrite=False, new_run=True,
+                 steal_lock=False):
         """``new_run``: ``run_dir`` must not hold another run (``overwrite`` moves one aside); resuming
-        passes False. Only the chief (rank 0) touches the folder."""
+        passes False. Only the chief (rank 0) touches the folder, and owns it (run_folder.take_ownership)
+        until ``run`` ends; ``steal_lock`` takes it from another host's trainer."""
         self.config, self.run_dir, self.progress = config, run_dir, progress
         self.contexts = parse_contexts(config.ctx)
         self.replicas = Replicas(self.contexts, config.kvstore)
@@ -103,10 +105,10 @@ class GanTraining:
         self.precision = Precision(config.amp, self.contexts)
         if self.replicas.is_chief:
             if new_run:
-                run_folder.claim(run_dir, overwrite)
+                run_folder.claim(run_dir, overwrite, steal=steal_lock)
             else:
-                run_folder.ensure_writable(run_dir, "--resume")
-            run_folder.clean_temporaries(run_dir)
+                run_folder.take_ownership(run_dir, "--resume", steal=steal_lock)
+            run_folder.clean_temporaries(run_dir)     # only ever by the folder's owner
         self.run_id = uuid.uuid4().hex   # checkpoints carry it: pruning touches only this run's
         self.precision.enable()          # before the networks exist (AMP rewrites operators)
         mx.random.seed(config.seed)    # initialisation only; training draws are counter-based
@@ -295,7 +297,7 @@ class GanTraining:
         return meta
 
     @classmethod
-    def resume(cls, path, progress=True, iterations=None, **config_overrides):
+    def resume(cls, path, progress=True, iterations=None, steal_lock=False, **config_overrides):
         """Continue from ``path`` (a run folder or a checkpoint folder). ``iterations`` may extend the run."""
         ckpt = checkpoint.resolve(path)
         meta = checkpoint.read_meta(ckpt)
@@ -303,7 +305,7 @@ class GanTraining:
         if iterations is not None:
             values["iterations"] = iterations
         run = cls(TrainConfig.from_dict(values), os.path.dirname(os.path.abspath(ckpt)), progress=progress,
-                  new_run=False)
+                  new_run=False, steal_lock=steal_lock)
         run.restore(ckpt)
         log.info("resumed %s at iteration %d", ckpt, run.iteration)
         return run
@@ -362,6 +364,8 @@ class GanTraining:
             if scalars:
                 scalars.close()
             self.data.close()
+            if chief:
+                run_folder.release_ownership(self.run_dir)
         # Workers leave together: the chief's final checkpoint is on disk before any worker exits.
         self.replicas.barrier()
         if self.data.bad:

@@ -8,8 +8,10 @@ clips; a line with a NUL byte or bytes that are not UTF-8 is an error naming the
 """
 import os
 
-from ..errors import TinyVideoError
-from ..fsutil import write_text_atomic
+from ..errors import FileProblem, TinyVideoError
+from ..fsutil import read_regular_file, write_text_atomic
+
+MAX_LIST_BYTES = 256 * 2 ** 20    # a million clips with 256-character paths
 
 
 class ListFileError(TinyVideoError):
@@ -19,14 +21,10 @@ class ListFileError(TinyVideoError):
 def _lines(list_path):
     """(line number, text) of every line that is not blank or a comment."""
     try:
-        with open(list_path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise ListFileError(f"{list_path}: list file not found") from None
-    except IsADirectoryError:
-        raise ListFileError(f"{list_path}: is a folder, not a list file") from None
-    except OSError as e:
-        raise ListFileError(f"{list_path}: cannot read list file ({e.strerror or e})") from None
+        raw = read_regular_file(list_path, MAX_LIST_BYTES, "list file")
+    except FileProblem as e:
+        reason = "list file not found" if e.reason == "file not found" else e.reason
+        raise ListFileError(f"{list_path}: {reason}") from None
     out = []
     for number, line in enumerate(raw.splitlines(), 1):
         if b"\0" in line:

@@ -1,10 +1,13 @@
-"""Claiming a video for one worker, with locks that name their owner and outlive no one.
+"""Owner locks that name their owner and outlive no one: one stabiliser worker per video
+(stabilize/runner.py), one trainer per run folder (run_folder.py).
 
-The original claimed a video with an atomic ``mkdir`` of ``<folder>.lock`` and removed it when done,
-so a crash left the lock behind and every later run skipped the video for ever. Here the lock folder
-holds ``owner.json`` (host, PID, the process's start time, the time of the claim); a lock whose owner is
-gone - same host, and that PID no longer runs or now belongs to a process started at another time - is
-taken over. A lock held by a live process, or by another host, is respected and reported.
+The original stabiliser claimed a video with an atomic ``mkdir`` of ``<folder>.lock`` and removed it when
+done, so a crash left the lock behind and every later run skipped the video for ever. Here the lock
+folder holds ``owner.json`` (host, PID, the process's start time, the time of the claim); a lock whose
+owner is gone - same host, and that PID no longer runs or now belongs to a process started at another
+time - is taken over. A lock held by a live process, or by another host, is respected and reported
+(``steal=True`` takes it anyway: for a host that is known to be down). With ``reentrant=True`` (a run
+folder: one process may open its own run twice) a process that already holds the lock may claim it again.
 """
 import json
 import os
@@ -88,32 +91,46 @@ def stale(lock):
     return None
 
 
-def claim(lock):
-    """Take ``lock`` for this process: (True, None), or (False, why not). A stale lock is taken over."""
+def held_here(owner):
+    """True if ``owner`` (an owner record) is this very process."""
+    return bool(owner) and owner.get("host") == socket.gethostname() and owner.get("pid") == os.getpid() \
+        and owner.get("process_start") == process_start(os.getpid())
+
+
+def claim(lock, steal=False, reentrant=False):
+    """Take ``lock`` for this process: (True, None), (True, why an earlier owner's lock was taken over),
+    or (False, why not). A stale lock is taken over; a live or other host's one only with ``steal``."""
+    taken_over = None
     for _ in range(3):
         try:
             os.mkdir(lock)
         except FileExistsError:
+            owner = read_owner(lock)
+            if reentrant and held_here(owner):
+                return True, None
             reason = stale(lock)
+            if reason is None and steal:
+                reason = f"taken from {describe(owner)} (steal)"
             if reason is None:
-                return False, f"locked by {describe(read_owner(lock))} ({lock})"
+                return False, f"locked by {describe(owner)} ({lock})"
             # Move it aside first: of several workers that found it stale, exactly one rename succeeds.
             aside = f"{lock}.stale-{uuid.uuid4().hex[:8]}"
             try:
                 os.rename(lock, aside)
             except OSError:
                 continue
-            if stale(aside) is None:     # another worker took it over between our check and the rename
+            if not steal and stale(aside) is None:   # another worker took it over between our check and the rename
                 try:
                     os.rename(aside, lock)
                 except OSError:
                     pass
                 return False, f"locked by {describe(read_owner(lock))} ({lock})"
             release(aside)
+            taken_over = reason
             continue
         with open(os.path.join(lock, OWNER), "w") as f:
             json.dump(owner_record(), f)
-        return True, None
+        return True, taken_over
     return False, f"could not take over {lock}"
 
 
