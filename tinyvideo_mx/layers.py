@@ -96,6 +96,9 @@ class GatherNotSaved:
                 if name.rsplit(".", 1)[-1] != "gather"}
 
 
+PLAIN_COPY_BOUND = 3.0e38      # float32's largest is 3.4e38
+
+
 def interleave_phases(F, phases, channels, conv_size, out_size):
     """Put the phases of a stride-2 up-sampling in place: ``phases`` (N, 2**k * C, *conv_size) holds
     the channel groups of every phase in *q order* (row-major over the axes, q = 1 - phase per axis),
@@ -103,17 +106,25 @@ def interleave_phases(F, phases, channels, conv_size, out_size):
     (N, C, *out_size). Per axis, interleaving the q = 0 and q = 1 groups puts phase 1 at 2j - 1 and phase
     0 at 2j, shifted by one: so the output is that interleave cropped by one position at the start.
 
-    Done one axis at a time (last first) with reshapes, one 5-D transpose and one crop: pure data
-    movement, exact in every precision, cheap, and - unlike a fixed-kernel transposed convolution - it
-    runs hybridized under AMP (a hybridized Deconvolution fails in backward there)."""
+    Done one axis at a time (last first) with reshapes, one 4-D transpose and one crop each: pure data
+    movement, exact in every precision, and - unlike a fixed-kernel transposed convolution - it runs
+    hybridized under AMP (a hybridized Deconvolution fails in backward there). 4-D, because MXNet 1.9.1
+    hands float32 transposes of at most 4 axes to oneDNN's reorder, which runs at the speed of a copy,
+    and runs others through a generic kernel 5-20x slower (docs/performance.md)."""
     k = len(conv_size)
-    x, done = phases, 1              # done: the product of the axes already interleaved (trailing)
+    # A convolution's output is in oneDNN's blocked layout, and a hybridized graph reshapes it as a view,
+    # which the oneDNN transpose cannot reorder ("could not create a primitive descriptor for a reorder
+    # primitive"). ``* 1``, identity and Cast keep the blocked layout (they have oneDNN kernels); clip has
+    # none, so its copy is plain. Its bounds are never reached: the values and the gradient pass unchanged.
+    x, done = F.clip(phases, -PLAIN_COPY_BOUND, PLAIN_COPY_BOUND), 1   # done: the axes interleaved (trailing)
     for a in reversed(range(k)):
         before = channels
         for size in conv_size[:a]:
             before *= size
-        x = F.reshape(x, shape=(-1, 2, before, conv_size[a], done))      # (N * 2**a, q_a, ..., S_a, done)
-        x = F.transpose(x, axes=(0, 2, 3, 1, 4))
+        # (N * 2**a, q_a, C * S_0..S_{a-1} * S_a, done) -> (..., C * S_0..S_a, q_a, done): position j of
+        # phase q lands at 2j + q
+        x = F.reshape(x, shape=(-1, 2, before * conv_size[a], done))
+        x = F.transpose(x, axes=(0, 2, 1, 3))
         x = F.reshape(x, shape=(-1, before, 2 * conv_size[a], done))
         x = F.slice_axis(x, axis=2, begin=1, end=1 + out_size[a])
         done *= out_size[a]
