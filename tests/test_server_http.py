@@ -279,3 +279,116 @@ def test_the_page_makes_playable_clips_identical_to_the_api(server, browser, tmp
                                                       "scale": 2}).encode())
     with urllib.request.urlopen(request, timeout=60) as response:
         assert bytes(shown) == response.read()
+
+
+# -- stalled and slow clients (issue: a handful of stalled sockets must not silence the server) ---------
+@pytest.fixture
+def start_server(exported):
+    """start_server(**options) -> port of a server on 127.0.0.1, stopped after the test."""
+    started = []
+
+    def start(**options):
+        srv = make_server(str(exported / "generator"), port=0, max_n=4, **options)
+        thread = threading.Thread(target=srv.serve_forever, daemon=True)
+        thread.start()
+        started.append((srv, thread))
+        return srv.server_address[1]
+    yield start
+    for srv, thread in started:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(10)
+
+
+def stalled_sockets(port, count):
+    """``count`` connections that each send the headers and half of a 200-byte body, then nothing."""
+    sockets = []
+    for _ in range(count):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"POST /predictions HTTP/1.1\r\nHost: x\r\nContent-Length: 200\r\n\r\n" + b" " * 100)
+        sockets.append(s)
+    return sockets
+
+
+def good_request(port, wait=60):
+    body = json.dumps({"seed": 3, "n": 1, "outputs": ["video"], "format": "json"}).encode()
+    request = (b"POST /predictions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
+               b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    started = time.time()
+    status, _, answer = raw_exchange(port, request, wait=wait)
+    return status, answer, time.time() - started
+
+
+def test_300_stalled_connections_do_not_delay_a_good_request(start_server):
+    port = start_server(threads=4, timeout=30, receive_timeout=30)
+    good_request(port)                                 # the forward's first run (graph, primitives)
+    _, _, alone = good_request(port)                   # its time alone: "its generation time"
+    stalled = stalled_sockets(port, 300)
+    try:
+        status, answer, elapsed = good_request(port)
+        assert status == 200 and json.loads(answer)["video"], answer[:200]
+        assert elapsed < 2 + alone, (elapsed, alone)
+    finally:
+        for s in stalled:
+            s.close()
+
+
+def test_past_the_connection_limit_a_new_connection_gets_503_at_once(start_server):
+    port = start_server(connections=24, timeout=30, receive_timeout=30)
+    stalled = stalled_sockets(port, 30)
+    try:
+        started = time.time()
+        status, headers, body = raw_exchange(port, b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n", wait=10)
+        assert status == 503 and headers["content-type"] == "application/json"
+        assert json.loads(body) == {"error": "server busy: all 24 connections are in use; try again shortly"}
+        assert time.time() - started < 1.0
+    finally:
+        for s in stalled:
+            s.close()
+    # once they are gone, the server answers again
+    assert wait_until(lambda: raw_exchange(port, b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")[0]
+                      == 200)
+
+
+def test_a_request_that_trickles_in_is_cut_at_the_receive_deadline(start_server):
+    """One byte every 0.3 s never trips the stall timeout (30 s) but does the receive deadline (2 s)."""
+    port = start_server(timeout=30, receive_timeout=2)
+    started = time.time()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"POST /predictions HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n")
+        received = b""
+        while time.time() - started < 10 and not received:
+            s.sendall(b" ")
+            s.settimeout(0.3)
+            try:
+                received = s.recv(65536)
+            except socket.timeout:
+                pass
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408") and json.loads(body) == {"error": "request not received in full within 2 s"}
+    assert 2 <= time.time() - started < 5
+
+
+def test_a_generation_past_its_deadline_is_a_503(exported):
+    from tinyvideo_mx.serving import SamplingService
+    service = SamplingService(str(exported / "generator"), max_n=4, generate_timeout=0.5)
+    real = service.inference.run_batch
+    service.inference.run_batch = lambda inputs: (time.sleep(2), real(inputs))[1]
+    try:
+        status, content_type, payload = service.respond(json.dumps({"seed": 1, "n": 1}).encode())
+    finally:
+        service.close()
+    assert status == 503 and content_type == "application/json"
+    assert json.loads(payload) == {"error": "server busy: the generation did not finish within 0.5 s; try again shortly"}
+
+
+def wait_until(test, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if test():
+                return True
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return False

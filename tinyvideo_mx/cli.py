@@ -450,16 +450,23 @@ def doctor():
 @click.option("--ctx", default="cpu", show_default=True, callback=gpu_contexts_usable, help="Device: cpu or gpuN.")
 @click.option("--threads", type=POSITIVE, default=4, show_default=True,
               help="Request threads (parsing, image decoding, encoding); inference has one thread of its own.")
-@click.option("--connections", type=POSITIVE, default=64, show_default=True, help="Open connections at most.")
+@click.option("--connections", type=POSITIVE, default=1000, show_default=True,
+              help="Open connections at most (a stalled one costs a file descriptor, not a thread); "
+                   "past it, new connections get an immediate 503.")
 @click.option("--timeout", type=POSITIVE, default=30, show_default=True,
               help="Seconds a connection may stall (408 inside a request; idle ones are closed).")
-def serve(prefix, host, port, max_n, ctx, threads, connections, timeout):
+@click.option("--receive-timeout", type=POSITIVE, default=30, show_default=True,
+              help="Seconds to receive a whole request, headers and body, however slowly it trickles in (else 408).")
+@click.option("--generate-timeout", type=POSITIVE, default=120, show_default=True,
+              help="Seconds a request may wait for its generation (else 503).")
+def serve(prefix, host, port, max_n, ctx, threads, connections, timeout, receive_timeout, generate_timeout):
     """Serve an exported generator over HTTP: GET / (a page to try it), POST /predictions, GET /ping."""
     from .context import single_context
     from .server import make_server
     _setup_logging()
     server = make_server(prefix, host, port, max_n, ctx=single_context(ctx), threads=threads,
-                         connections=connections, timeout=timeout)
+                         connections=connections, timeout=timeout, receive_timeout=receive_timeout,
+                         generate_timeout=generate_timeout)
     click.echo(f"serving {prefix} on http://{host}:{server.server_address[1]}/ (open it in a browser; "
                f"POST /predictions, GET /ping)")
     try:

@@ -9,9 +9,14 @@ pool of request threads, a connection limit and idle timeouts come from a well-k
 server with no dependencies, instead of code written here. What is ours:
 
 * every response is JSON on error, waitress's own errors included (``JsonErrorTask``): 400 malformed,
-  404 unknown path, 405 other methods (with ``Allow``), 408 a body that stalls for ``timeout``
-  seconds, 411 a POST with no length, 413 a body over 16 MiB / too many clips / an image over the
-  pixel limit, 503 too many requests waiting;
+  404 unknown path, 405 other methods (with ``Allow``), 408 a request not received in full within
+  ``receive_timeout`` seconds or stalling for ``timeout``, 411 a POST with no length, 413 a body over
+  16 MiB / too many clips / an image over the pixel limit, 503 too many requests waiting, a generation
+  not done within ``generate_timeout`` seconds, or every connection taken;
+* stalled and slow clients cost a file descriptor, not a thread: waitress receives on one I/O loop and
+  hands a request to the fixed pool of ``threads`` only once it is complete, so the connection limit is
+  far above the thread count (1000 by default). When it is reached, a new connection gets an immediate
+  503 and is closed (waitress alone would stop accepting and leave it waiting in silence);
 * inference runs on one thread that batches concurrent requests (batching.py), so memory does not
   grow with connections; images are measured from their headers and decoded on the fixed request
   threads.
@@ -19,6 +24,8 @@ It binds 127.0.0.1 unless told otherwise.
 """
 import json
 import logging
+import resource
+import time
 
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
@@ -31,6 +38,9 @@ from .serving import SamplingService
 log = logging.getLogger(__name__)
 MAX_BODY = 16 << 20            # bytes of one request body
 MAX_HEADER = 64 << 10          # bytes of one request's headers
+CONNECTIONS = 1000             # open connections at most (each costs a file descriptor, not a thread)
+RECEIVE_TIMEOUT = 30           # s to receive a whole request (headers and body), however it trickles in
+GENERATE_TIMEOUT = 120         # s for the inference thread to answer one request
 JSON = "application/json"
 ROUTES = {"/": ("GET", "POST"), "/predictions": ("POST",), "/ping": ("GET",)}
 
@@ -54,27 +64,74 @@ class JsonErrorTask(ErrorTask):
 
 
 class JsonChannel(HTTPChannel):
+    """Remembers when the request being received began, for the receive deadline."""
     error_task_class = JsonErrorTask
+    receive_started = None
+
+    def received(self, data):
+        if self.request is None and data:
+            self.receive_started = time.time()
+        done = super().received(data)
+        if self.request is None:          # nothing partial left: no request being received
+            self.receive_started = None
+        return done
 
 
-def _timeout_response(seconds):
-    body = json_body(408, f"request not received in full within {seconds} s")
-    head = (f"HTTP/1.1 408 Request Timeout\r\nContent-Type: {JSON}\r\nContent-Length: {len(body)}\r\n"
+def _canned_response(status, reason, message):
+    body = json_body(status, message)
+    head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: {JSON}\r\nContent-Length: {len(body)}\r\n"
             f"Connection: close\r\n\r\n").encode()
     return head + body
 
 
 class _Waitress(TcpWSGIServer):
     channel_class = JsonChannel
+    receive_timeout = 30.0        # set by Server
 
     def maintenance(self, now):
-        """waitress closes idle connections silently; one stalled inside a request gets a 408 first."""
+        """waitress closes idle connections silently; one inside a request that stalls for
+        ``channel_timeout`` or is not received in full within ``receive_timeout`` gets a 408 first."""
         cutoff = now - self.adj.channel_timeout
         for channel in list(self.active_channels.values()):
-            if not channel.requests and channel.last_activity < cutoff:
-                if getattr(channel, "request", None) is not None and not channel.will_close:
-                    channel.write_soon(_timeout_response(self.adj.channel_timeout))
+            if channel.requests or channel.will_close:
+                continue                   # a complete request is being answered
+            started = channel.receive_started
+            late = started is not None and now - started > self.receive_timeout
+            if late or channel.last_activity < cutoff:
+                if getattr(channel, "request", None) is not None:
+                    seconds = self.receive_timeout if late else self.adj.channel_timeout
+                    channel.write_soon(_canned_response(408, "Request Timeout",
+                                                        f"request not received in full within {seconds:g} s"))
                 channel.will_close = True
+
+    def readable(self):
+        """Always accept (and run maintenance on schedule): ``handle_accept`` answers the connections
+        over the limit itself."""
+        now = time.time()
+        if now >= self.next_channel_cleanup:
+            self.next_channel_cleanup = now + self.adj.cleanup_interval
+            self.maintenance(now)
+        return self.accepting
+
+    def handle_accept(self):
+        if len(self._map) < self.adj.connection_limit:
+            return super().handle_accept()
+        try:
+            accepted = self.accept()
+        except OSError:
+            return
+        if accepted is None:
+            return
+        connection = accepted[0]
+        try:    # a short answer fits the new socket's send buffer: never blocks the I/O loop
+            connection.setblocking(False)
+            connection.send(_canned_response(503, "Service Unavailable",
+                                             f"server busy: all {self.adj.connection_limit} connections are "
+                                             f"in use; try again shortly"))
+        except OSError:
+            pass
+        finally:
+            connection.close()
 
 
 class ServingApp:
@@ -124,10 +181,12 @@ class Server:
     """A ready server: ``serve_forever()`` blocks; ``shutdown()`` + ``server_close()`` stop it from
     another thread. ``port=0`` picks a free port (``server_address``)."""
 
-    def __init__(self, service, host="127.0.0.1", port=8080, threads=4, connections=64, timeout=30):
+    def __init__(self, service, host="127.0.0.1", port=8080, threads=4, connections=CONNECTIONS, timeout=30,
+                 receive_timeout=RECEIVE_TIMEOUT):
         self.service = service
+        connections = min(connections, descriptor_budget())
         adjustments = Adjustments(host=host, port=port, threads=threads, connection_limit=connections,
-                                  channel_timeout=timeout, cleanup_interval=max(1, min(timeout, 30)),
+                                  channel_timeout=timeout, cleanup_interval=1,
                                   max_request_body_size=MAX_BODY, max_request_header_size=MAX_HEADER,
                                   expose_tracebacks=False, ident="tinyvideo-mx")
         self._map = {}
@@ -135,7 +194,9 @@ class Server:
         dispatcher.set_thread_count(adjustments.threads)
         self._waitress = _Waitress(ServingApp(service, page_html(service)), map=self._map, dispatcher=dispatcher,
                                    adj=adjustments, sockinfo=adjustments.listen[0])
+        self._waitress.receive_timeout = receive_timeout
         self.server_address = self._waitress.socket.getsockname()[:2]
+        self.connections = connections
 
     def serve_forever(self):
         self._waitress.run()
@@ -149,6 +210,21 @@ class Server:
         self.service.close()
 
 
-def make_server(prefix, host="127.0.0.1", port=8080, max_n=16, ctx=None, threads=4, connections=64, timeout=30):
+def descriptor_budget():
+    """Connections this process can hold: its open-file limit (raised to the hard limit where allowed)
+    less room for the model's files, logs and the listening socket."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return max(8, (soft if soft != resource.RLIM_INFINITY else 1 << 20) - 64)
+
+
+def make_server(prefix, host="127.0.0.1", port=8080, max_n=16, ctx=None, threads=4, connections=CONNECTIONS,
+                timeout=30, receive_timeout=RECEIVE_TIMEOUT, generate_timeout=GENERATE_TIMEOUT):
     """A ready Server for the exported generator at ``prefix``."""
-    return Server(SamplingService(prefix, max_n=max_n, ctx=ctx), host, port, threads, connections, timeout)
+    service = SamplingService(prefix, max_n=max_n, ctx=ctx, generate_timeout=generate_timeout)
+    return Server(service, host, port, threads, connections, timeout, receive_timeout)

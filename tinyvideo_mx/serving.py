@@ -23,6 +23,7 @@ import json
 import os
 import tempfile
 import warnings
+from concurrent.futures import TimeoutError as FutureTimeout
 
 import mxnet as mx
 import numpy as np
@@ -57,10 +58,11 @@ def import_generator(prefix, ctx=None):
 class SamplingService:
     """A loaded exported generator answering requests; safe to call from many threads."""
 
-    def __init__(self, prefix, max_n=16, ctx=None):
+    def __init__(self, prefix, max_n=16, ctx=None, generate_timeout=None):
         with open(prefix + "-meta.json") as f:
             self.meta = json.load(f)
         self.prefix, self.ctx, self.max_n = prefix, ctx, max_n
+        self.generate_timeout = generate_timeout      # s a request may wait for its forward (None: no limit)
         self.config = TrainConfig.from_dict(self.meta["config"])
         # Requests are padded to a bucket size and each bucket has its own network (own weight
         # arrays): oneDNN reorders weights in place for one inference batch size and then fails at
@@ -143,9 +145,12 @@ class SamplingService:
         """{output name: float32 array} for a parsed request. Inputs (images included) are made on the
         caller's thread; the forward joins the inference thread's next batch."""
         try:
-            arrays = self.inference.submit(self.inputs(request)).result()
+            arrays = self.inference.submit(self.inputs(request)).result(timeout=self.generate_timeout)
         except Busy as e:
             raise RequestError(503, f"server busy: {e}") from None
+        except FutureTimeout:
+            raise RequestError(503, f"server busy: the generation did not finish within {self.generate_timeout:g} s; "
+                                    f"try again shortly") from None
         return {k: arrays[k] for k in request["outputs"]}
 
     def _run_batch(self, inputs):
