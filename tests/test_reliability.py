@@ -605,8 +605,17 @@ def test_a_list_naming_special_files_trains_on_with_one_line_each(tmp_path, spec
         good.append(path.name)
     listing = tmp_path / "list.txt"
     listing.write_text("\n".join(good + list(special_files)) + "\n")
-    out = subprocess.run(TRAIN + TINY + ["--data", str(listing), "--out", str(tmp_path / "run"), "--iterations", "6",
-                                          "--frame-height", "128"], capture_output=True, text=True, timeout=300)
+    # the CLI in a process that reports its own peak RSS (kB) as its last line: VmHWM, not ru_maxrss,
+    # which Linux carries over from the forking test process across exec
+    measured = ("import runpy, sys\nsys.argv = ['tinyvideo-mx'] + sys.argv[1:]\ntry:\n"
+                "    runpy.run_module('tinyvideo_mx.cli', run_name='__main__')\nfinally:\n"
+                "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+                "    print('peak_rss_kb', hwm.split()[1], file=sys.stderr)\n")
+    out = subprocess.run([sys.executable, "-c", measured, "train"] + TINY +
+                         ["--data", str(listing), "--out", str(tmp_path / "run"), "--iterations", "6",
+                          "--frame-height", "128"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     for name, reason in special_files.items():
         assert out.stderr.count(f"bad clip skipped: {tmp_path / name}: {reason}") == 1, (name, out.stderr[-3000:])
+    peak_kb = int(out.stderr.strip().splitlines()[-1].split()[-1])
+    assert peak_kb < 2 * 2 ** 20, f"peak RSS {peak_kb / 2 ** 20:.2f} GiB"

@@ -32,11 +32,20 @@ def _setup_logging(run_dir=None, verbose=False):
         console.setLevel(logging.WARNING if not verbose else logging.DEBUG)
         logger.addHandler(console)
     if run_dir:
+        # One run log at a time: the previous run's (an earlier command in this process) is closed, so
+        # handlers do not pile up, nor write to a folder that is gone or a disk that filled since.
+        for old in [h for h in logger.handlers if isinstance(h, _RunLog)]:
+            logger.removeHandler(old)
+            old.close()
         os.makedirs(run_dir, exist_ok=True)
-        handler = logging.FileHandler(os.path.join(run_dir, "train.log"))
+        handler = _RunLog(os.path.join(run_dir, "train.log"))
         # The process id tells the workers of a distributed run apart (they share the run folder).
         handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
+
+
+class _RunLog(logging.FileHandler):
+    """The run folder's train.log."""
 
 
 class FriendlyErrors(click.Group):
@@ -92,6 +101,10 @@ def main():
       tinyvideo-mx train --preset demo --out runs/demo
       tinyvideo-mx sample runs/demo --out runs/demo/samples
     """
+
+
+# Set in every process of a distributed job (MXNet's launcher / ps-lite, Horovod, MPI)
+DISTRIBUTED_RANK_VARIABLES = ("DMLC_ROLE", "HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
 
 
 @main.command()
@@ -156,6 +169,29 @@ def train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterat
           decode_threads, seed, resume, fvd_every, fvd_i3d_weights, fvd_samples, amp, no_hybridize, overwrite,
           steal_lock, quiet):
     """Train VGAN (two-stream generator vs 3-D discriminator) on strips or the built-in data."""
+    owned = None
+    if resume and not horovod and not any(v in os.environ for v in DISTRIBUTED_RANK_VARIABLES):
+        # Claim the run before MXNet loads (seconds): a second trainer is refused at once. The trainer
+        # claims it again (re-entrant) and releases it at the end. In a distributed job the rank is known
+        # only once MXNet runs, so there rank 0 claims it inside the trainer.
+        from . import checkpoint, run_folder
+        owned = os.path.dirname(os.path.abspath(checkpoint.resolve(resume)))
+        run_folder.take_ownership(owned, "--resume", steal=steal_lock)
+    try:
+        _train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterations, batch_size, lr, frames,
+               size, frame_height, ngf, ndf, g_step, g_ema, synthetic_clips, upsampling, sampling, ctx, kvstore,
+               horovod, checkpoint_every, sample_every, max_bad, decode_threads, seed, resume, fvd_every,
+               fvd_i3d_weights, fvd_samples, amp, no_hybridize, overwrite, steal_lock, quiet)
+    finally:
+        if owned:
+            from . import run_folder
+            run_folder.release_ownership(owned)
+
+
+def _train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterations, batch_size, lr, frames, size,
+           frame_height, ngf, ndf, g_step, g_ema, synthetic_clips, upsampling, sampling, ctx, kvstore, horovod,
+           checkpoint_every, sample_every, max_bad, decode_threads, seed, resume, fvd_every, fvd_i3d_weights,
+           fvd_samples, amp, no_hybridize, overwrite, steal_lock, quiet):
     from .training import GanTraining
     if horovod:
         if kvstore not in (None, "horovod"):
