@@ -17,6 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import tinyvideo_mx  # noqa: E402, F401  (before MXNet loads: numpy aliases, thread count, AMX)
 from machine import describe  # noqa: E402  (bench/ is the script's folder)
 
 
@@ -89,7 +90,6 @@ def run_one(batch, hybridize, iterations, amp=False, ctx="cpu", g_step="reuse", 
     """Seconds per training step after one warm-up step, and peak RSS. ``preset="original"``: full size on
     random clips (the step, not the loader, is measured); ``preset="demo"``: the README's first run on
     its real data iterator (``batch`` is the preset's)."""
-    import tinyvideo_mx  # noqa: F401  (first: it sets MXNet's thread count before mxnet loads)
     import mxnet as mx
     from tinyvideo_mx.config import make_config
     from tinyvideo_mx.training import GanTraining

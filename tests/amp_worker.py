@@ -6,6 +6,7 @@ import warnings
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
+import tinyvideo_mx         # noqa: E402, F401  (first: numpy aliases, threads, AMX before MXNet loads)
 import mxnet as mx          # noqa: E402
 import numpy as np          # noqa: E402
 

@@ -2,10 +2,12 @@
 `--ctx gpuN` checked before MXNet loads). GPUs are stood in by a fake `nvidia-smi` on PATH."""
 import json
 import os
+import platform
 import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -89,7 +91,7 @@ def test_doctor_reports_this_machine_and_the_stand_in_gpus(stand_in_gpus):
     result = CliRunner().invoke(main, ["doctor"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].startswith("Python     3.11")
+    assert lines[0].startswith(f"Python     {platform.python_version()}")
     assert lines[1] == "MXNet      installed: mxnet 1.9.1"
     assert lines[2].startswith("           imports as 1.9.1: CUDA no, CUDNN no, oneDNN yes")
     assert any(line.startswith("           --amp on CPU (bfloat16): ") for line in lines)
@@ -138,3 +140,53 @@ def test_a_supported_gpu_on_a_cpu_build_says_how_to_get_the_cuda_build(stand_in_
     with pytest.raises(SettingError, match=r"^--ctx gpu3: nvidia-smi lists GPUs 0, 1 only$"):
         gpu_support.check_gpu_contexts("gpu3", distributions=[("mxnet-cu112", "1.9.1")])
     gpu_support.check_gpu_contexts("gpu0", distributions=[("mxnet-cu112", "1.9.1")])    # A100 + CUDA build: fine
+
+
+# -- the Pythons we support (compat.py) ---------------------------------------------------------------
+def test_removed_numpy_aliases_are_put_back_as_the_builtins(monkeypatch):
+    import numpy as np
+    from tinyvideo_mx import compat
+    for name in compat.REMOVED_ALIASES:
+        monkeypatch.delitem(np.__dict__, name, raising=False)      # as numpy >= 1.24 (Python 3.12) has them
+    assert compat.restore_aliases() == list(compat.REMOVED_ALIASES)
+    assert (np.bool, np.int, np.float, np.object, np.complex, np.str) == (bool, int, float, object, complex, str)
+    assert compat.restore_aliases() == []
+
+
+def test_onnx_mapping_is_rebuilt_where_onnx_dropped_it(monkeypatch):
+    """onnx >= 1.16 (the one Python 3.12 gets) has no onnx.mapping; the rebuilt tables agree with onnx
+    1.15's on every dtype MXNet's exporter converts."""
+    onnx = pytest.importorskip("onnx")
+    from tinyvideo_mx import compat
+    if not hasattr(onnx, "mapping"):
+        pytest.skip("this onnx has no onnx.mapping to compare with")
+    real = onnx.mapping
+    monkeypatch.delattr(onnx, "mapping")
+    monkeypatch.delitem(sys.modules, "onnx.mapping")
+    rebuilt = compat.onnx_mapping()
+    assert rebuilt is not real and onnx.mapping is rebuilt and sys.modules["onnx.mapping"] is rebuilt
+    for dtype in (np.float32, np.float64, np.float16, np.int8, np.uint8, np.int32, np.int64, np.bool_):
+        dtype = np.dtype(dtype)
+        tensor_type = real.NP_TYPE_TO_TENSOR_TYPE[dtype]
+        assert rebuilt.NP_TYPE_TO_TENSOR_TYPE[dtype] == tensor_type, dtype
+        assert rebuilt.TENSOR_TYPE_TO_NP_TYPE[tensor_type] == real.TENSOR_TYPE_TO_NP_TYPE[tensor_type], dtype
+    monkeypatch.setattr(onnx, "mapping", real)
+    assert compat.onnx_mapping() is real
+
+
+@pytest.mark.skipif(not os.environ.get("TINYVIDEO_MX_OTHER_PYTHON"),
+                    reason="set TINYVIDEO_MX_OTHER_PYTHON to another supported Python with tinyvideo-mx installed "
+                           "(.ci/run does)")
+def test_a_tiny_run_is_bit_identical_on_the_other_python(tmp_path):
+    """The same numbers on every supported Python: losses of every iteration and the saved weights."""
+    runs = {}
+    for name, python in (("this", sys.executable), ("other", os.environ["TINYVIDEO_MX_OTHER_PYTHON"])):
+        out = subprocess.run([python, "-m", "tinyvideo_mx.cli", "train", "--preset", "tiny", "--quiet", "--sample-every",
+                              "0", "--iterations", "4", "--out", str(tmp_path / name)],
+                             capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="2"))
+        assert out.returncode == 0, (python, out.stderr[-2000:])
+        with open(tmp_path / name / "metrics.jsonl") as f:
+            runs[name] = [(r["iteration"], r["loss_d"], r["loss_g"]) for r in map(json.loads, f)]
+    assert runs["this"] == runs["other"] and len(runs["this"]) == 4
+    weights = [(tmp_path / name / "ckpt-00000004" / "G.params").read_bytes() for name in runs]
+    assert weights[0] == weights[1]

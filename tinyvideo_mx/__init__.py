@@ -6,10 +6,11 @@ Rooms: ``networks`` (G and D), ``conditional`` (image -> video), ``losses``, ``t
 """
 import sys
 
-from . import cpu, gpu_support, threads
+from . import compat, cpu, gpu_support, threads
 
 __version__ = "0.1.0"
-threads.configure()     # before anything imports mxnet (see threads.py)
+compat.restore_aliases()   # before anything imports mxnet (see compat.py)
+threads.configure()     # likewise (see threads.py)
 AMX = cpu.enable_amx()  # likewise: oneDNN decides its kernels once, when libmxnet loads (see cpu.py)
 _INSTALL_PROBLEM = gpu_support.install_problem()
 if _INSTALL_PROBLEM:    # said once, in one line; `tinyvideo-mx doctor` says more

@@ -34,9 +34,12 @@ def export_generator(checkpoint_path, prefix):
 
 
 def export_onnx(prefix, onnx_path, batch=1):
-    """The exported symbol/params as an ONNX file (needs ``onnx<1.16``: MXNet's exporter uses
-    ``onnx.mapping``). The batch size is fixed at export time (MXNet's exporter takes static shapes)."""
+    """The exported symbol/params as an ONNX file (MXNet's exporter uses ``onnx.mapping``, rebuilt by
+    compat.onnx_mapping where onnx >= 1.16 lacks it). The batch size is fixed at export time (MXNet's
+    exporter takes static shapes)."""
     import numpy as np
+    from .compat import onnx_mapping
+    onnx_mapping()
     with open(prefix + "-meta.json") as f:
         meta = json.load(f)
     shapes = [tuple([batch] + s[1:]) for s in meta["input_shapes"]]

@@ -9,8 +9,9 @@ stop the other processes when one fails. This launcher sets the same variables a
   the workers' output, and stops every process it started as soon as one worker fails;
 * ``cluster_commands``: prints one shell command per process for ssh / a cluster scheduler.
 
-Servers and the scheduler are ``python -c "import mxnet"``: importing MXNet with DMLC_ROLE=server or
-scheduler runs that role's loop and exits when the workers are done.
+Servers and the scheduler are ``python -c "import tinyvideo_mx, mxnet"``: importing MXNet with
+DMLC_ROLE=server or scheduler runs that role's loop and exits when the workers are done (tinyvideo_mx
+first, as everywhere: on Python 3.12 it restores the numpy aliases MXNet needs, compat.py).
 """
 import os
 import shlex
@@ -22,7 +23,7 @@ import time
 
 from .errors import TinyVideoError
 
-ROLE_PROGRAM = [sys.executable, "-c", "import mxnet"]
+ROLE_PROGRAM = [sys.executable, "-c", "import tinyvideo_mx, mxnet"]
 
 
 class LaunchError(TinyVideoError):
@@ -63,7 +64,7 @@ def cluster_commands(command, hosts, workers, servers, port=9091):
     lines = []
     for role, host, env, argv in plan(command, workers, servers, hosts[0], port, hosts):
         if argv == ROLE_PROGRAM:
-            argv = ["python3", "-c", "import mxnet"]
+            argv = ["python3", "-c", "import tinyvideo_mx, mxnet"]
         assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         remote = f"{assignments} {' '.join(shlex.quote(a) for a in argv)}"
         lines.append(f"ssh {shlex.quote(host)} {shlex.quote(remote)} &   # {role}")
