@@ -44,13 +44,54 @@ def test_flicker_and_motion_by_hand():
 def test_real_against_real_is_about_one_and_noise_is_far():
     rng = np.random.default_rng(1)
     base = np.linspace(0.2, 0.8, 16)[None, None, None, :, None] * np.linspace(0.5, 1, 16)   # a smooth scene
-    real = clips_from_unit(np.clip(base + rng.normal(0, 0.01, (128, 3, 8, 16, 16)), 0, 1))
-    rows = {r[0]: r for r in cs.compare(real[64:], real[:64])}
-    for name in ("checkerboard", "flicker", "motion", "channel_mean_r", "channel_std_g"):
-        assert rows[name][3] == pytest.approx(1.0, abs=0.1), name
-    noise = clips_from_unit(rng.random((64, 3, 8, 16, 16)))
-    rows_noise = {r[0]: r for r in cs.compare(noise, real)}
-    assert rows_noise["checkerboard"][3] > 3 and rows_noise["frechet_pixels"][3] > 10 * rows["frechet_pixels"][3]
+    real = clips_from_unit(np.clip(base + rng.normal(0, 0.01, (480, 3, 8, 16, 16)), 0, 1))
+    rows = {r["statistic"]: r for r in cs.compare(real[320:], real[:320])}       # 160 generated, 320 real
+    for name in ("checkerboard", "flicker", "motion", "channel_mean_r", "channel_std_g", "colour_std",
+                 "end_contrast", "diversity"):
+        assert rows[name]["ratio"] == pytest.approx(1.0, abs=0.1), name
+    assert rows["frechet_pixels"]["ratio"] < 2 and rows["frechet_pixels"]["note"] is None
+    noise = clips_from_unit(rng.random((160, 3, 8, 16, 16)))
+    rows_noise = {r["statistic"]: r for r in cs.compare(noise, real)}
+    assert rows_noise["checkerboard"]["ratio"] > 3
+    assert rows_noise["frechet_pixels"]["ratio"] > 10 * rows["frechet_pixels"]["ratio"]
+
+
+def test_colour_spread_and_colour_std_by_hand():
+    two = np.zeros((2, 3, 4, 8, 8))
+    two[0], two[1] = 0.2, 0.6                       # two uniform clips: per-clip means 0.2 and 0.6
+    assert cs.colour_spread(clips_from_unit(two)) == pytest.approx(0.2, abs=1e-6)
+    assert cs.colour_spread(clips_from_unit(two[:1])) == 0.0
+    assert cs.colour_std(clips_from_unit(two)) == pytest.approx(0.0, abs=1e-6)
+    halves = np.zeros((2, 3, 4, 8, 8))
+    halves[0, ..., :4] = 1.0                        # one clip half black, half white: std 0.5 in every colour
+    assert cs.colour_std(clips_from_unit(halves)) == pytest.approx(0.25)     # averaged with a flat clip
+
+
+def test_end_contrast_sees_faded_first_and_last_frames():
+    stripes = np.where(np.arange(8) % 2, 1.0, -1.0)[None, None, None, None, :]        # +-1 along W
+    amplitude = np.array([0.2, 0.4, 0.4, 0.2])[None, None, :, None, None]             # faded ends
+    faded = 0.5 + amplitude * stripes * np.ones((3, 3, 4, 8, 8))
+    assert cs.end_contrast(clips_from_unit(faded)) == pytest.approx(0.5)
+    steady = 0.5 + 0.4 * stripes * np.ones((3, 3, 4, 8, 8))
+    assert cs.end_contrast(clips_from_unit(steady)) == pytest.approx(1.0)
+
+
+def test_collapsed_and_too_few_clips_are_named_not_scored():
+    """36 real clips and 20 grey ones (a generator 20 iterations old): the Frechet row refuses to be a
+    ratio (18 clips per half cannot fit a Gaussian of 150 numbers); colour std and diversity say grey."""
+    rng = np.random.default_rng(3)
+    real = clips_from_unit(rng.random((36, 3, 1, 1, 1)) * np.ones((36, 3, 8, 16, 16))
+                           + rng.normal(0, 0.05, (36, 3, 8, 16, 16)))
+    grey = clips_from_unit(np.full((20, 3, 8, 16, 16), 0.5))
+    rows = {r["statistic"]: r for r in cs.compare(grey, real)}
+    assert rows["frechet_pixels"] == {"statistic": "frechet_pixels", "generated": None, "real": None, "ratio": None,
+                                      "note": "needs 150 generated and 300 real clips (has 20 and 36): "
+                                              "evaluate --stats --stats-clips 300"}
+    assert rows["colour_std"]["ratio"] == 0.0 and rows["colour_spread"]["ratio"] == 0.0
+    assert rows["diversity"]["generated"] == 0.0 and rows["diversity"]["note"] == "20 clips each"
+    assert rows["diversity"]["real"] > 0
+    table = cs.format_rows(list(rows.values()))
+    assert table[-1 - 0].startswith("frechet_pixels") and "(needs 150 generated and 300 real clips" in table[-1]
 
 
 def test_mask_statistics_are_reported_for_generated_clips():
@@ -75,10 +116,11 @@ def test_training_logs_the_statistics_and_report_draws_them(trained_run):
     logged = [line for line in lines if "stats/checkerboard_ratio" in line]
     assert [line["iteration"] for line in logged] == [2, 4]
     assert all(line["stats/checkerboard"] >= 0 and 0 <= line["stats/mask_mean"] <= 1 for line in logged)
+    assert all(line["stats/colour_spread_ratio"] >= 0 and line["stats/end_contrast_ratio"] > 0 for line in logged)
     result = CliRunner().invoke(main, ["report", str(trained_run)])
     assert result.exit_code == 0, result.output
     page = (trained_run / "report.html").read_text()
-    assert page.count('class="curve"') == 4 and page.count("data:image/gif;base64,") == 4     # 2 grids x (video, mask)
+    assert page.count('class="curve"') == 5 and page.count("data:image/gif;base64,") == 4     # 2 grids x (video, mask)
     assert "http://" not in page and '"g_step": "reuse"' in page
 
 
@@ -88,8 +130,8 @@ def test_sample_prints_the_statistics_and_evaluate_stats_writes_them(trained_run
     lines = result.output.splitlines()
     assert lines[1].startswith("weight-free statistics of these 8 clips against the training clips")
     assert lines[2].split() == ["statistic", "generated", "real", "ratio"]
-    assert [line.split()[0] for line in lines[3:]] == list(cs.STATISTICS) + ["frechet_pixels", "mask_mean",
-                                                                           "mask_coverage"]
+    assert [line.split()[0] for line in lines[3:]] == list(cs.STATISTICS) + ["diversity", "frechet_pixels",
+                                                                           "mask_mean", "mask_coverage"]
     summary = json.load(open(tmp_path / "s" / "summary.json"))
     assert summary["statistics"][0]["statistic"] == "checkerboard"
     out = tmp_path / "metrics.json"

@@ -305,7 +305,7 @@ def sample(checkpoint, out_dir, n, seed, interpolate, steps, fps, scale, normali
         from .metrics.clip_statistics import format_rows
         click.echo(f"weight-free statistics of these {n} clips against the training clips "
                    f"(tinyvideo-mx evaluate --stats for more clips):")
-        for line in format_rows([tuple(r.values()) for r in summary["statistics"]]):
+        for line in format_rows(summary["statistics"]):
             click.echo("  " + line)
 
 
@@ -384,7 +384,7 @@ def evaluate(checkpoint, data_list, i3d_weights, i3d_input, c3d_weights, c3d_cla
                             real_cache=real_stats, stats_clips=stats_clips if stats else 0)
     if "statistics" in result:
         from .metrics.clip_statistics import format_rows
-        rows = [tuple(r.values()) for r in result["statistics"]["rows"]]
+        rows = result["statistics"]["rows"]
         click.echo(f"weight-free statistics, {stats_clips} generated vs {stats_clips} real clips:")
         for line in format_rows(rows):
             click.echo("  " + line)

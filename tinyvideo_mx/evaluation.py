@@ -74,8 +74,8 @@ def frechet_video_distance(network, G, config, list_path, n, seed=0, cache=None,
 
 def quality_statistics(G, config, list_path, n=256, seed=0, data_root=None, ctx=None):
     """Weight-free statistics (metrics/clip_statistics.py) of ``n`` generated clips against ``n`` real ones:
-    rows (statistic, generated, real, ratio). Conditional models are judged on the futures of the real
-    clips' first frames."""
+    rows {statistic, generated, real, ratio, note} (clip_statistics.compare). Conditional models are
+    judged on the futures of the real clips' first frames."""
     real = real_clips(list_path, n, config, data_root)
     out = run_generator(G, evaluation_inputs(config, seed, 0, n, real), ctx)
     return compare(out["video"], real, out["mask"])
@@ -95,7 +95,7 @@ def evaluate(checkpoint_path, data_list=None, i3d=None, c3d=None, n=2048, seed=0
             raise SettingError("--stats compares with real clips: give --data LIST")
         rows = quality_statistics(G, config, data_list, stats_clips, seed, data_root)
         result["statistics"] = {"clips": stats_clips, "data": data_list,
-                                "rows": [dict(zip(("statistic", "generated", "real", "ratio"), r)) for r in rows]}
+                                "rows": rows}
     if i3d is not None:
         if not data_list:
             raise SettingError("FVD needs the real clips: give --data LIST")

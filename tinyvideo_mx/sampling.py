@@ -75,7 +75,7 @@ def sample(checkpoint_path, out_dir, n=16, seed=0, interpolate=None, steps=8, fp
     summary = {"checkpoint": checkpoint.resolve(checkpoint_path), "seed": seed, "n": n, **mask_statistics(outputs["mask"])}
     if reference is not None:
         rows = compare(outputs["video"], reference, outputs["mask"])
-        summary["statistics"] = [dict(zip(("statistic", "generated", "real", "ratio"), r)) for r in rows]
+        summary["statistics"] = rows
     if interpolate:
         a, b = (latents(s, 1, config.nz)[0] for s in interpolate)
         walk = run_generator(G, slerp(a, b, steps), ctx)

@@ -48,6 +48,10 @@ from .replicas import Replicas
 from .errors import SettingError
 
 log = logging.getLogger(__name__)
+# statistics logged as generated / real ratios (metrics/clip_statistics.py; report.py draws them)
+LOGGED_RATIOS = ("checkerboard", "flicker", "motion", "colour_spread", "colour_std", "end_contrast")
+
+
 def gradients_into(params, heads, retain_graph=False):
     """Back-propagate ``heads`` into the gradient buffers of the trained ``params`` alone.
 
@@ -415,7 +419,7 @@ class GanTraining:
             self._real_statistics = clip_statistics(training_clips(self.config, 256))
         values = clip_statistics(outputs["video"], outputs["mask"])
         logged = {f"stats/{k}": v for k, v in values.items()}
-        for name in ("checkerboard", "flicker", "motion"):
+        for name in LOGGED_RATIOS:
             real = self._real_statistics[name]
             logged[f"stats/{name}_ratio"] = values[name] / real if real else 0.0
         return logged

@@ -9,11 +9,23 @@ values so the numbers read as shares of the full brightness range.
 * ``flicker``: mean |frame t+1 - frame t|: 0 for a static clip;
 * ``motion``: share of pixels whose brightness changes by more than ``MOTION_THRESHOLD`` between
   consecutive frames (foreground motion: the moving objects' area);
-* ``channel_mean_*`` / ``channel_std_*``: per-colour moments;
+* ``channel_mean_*`` / ``channel_std_*``: per-colour moments over the whole set;
+* ``colour_spread``: how much the clips differ in colour - the standard deviation, over clips, of each
+  clip's mean colour (root mean over the three colours). A generator whose backgrounds collapsed to a
+  few tints scores low;
+* ``colour_std``: colour variation *within* a clip (each clip's per-colour standard deviation, averaged);
+* ``end_contrast``: contrast (standard deviation of brightness) of the first and last frames over that
+  of the middle frames: 1 for real footage; a generator whose zero temporal padding fades the ends
+  scores below 1;
+* ``diversity`` (``compare``): mean distance from each clip to its nearest other clip in the embedding
+  below, against the same for as many real clips: 1x is as varied as the real set, near 0 is collapse;
 * ``frechet_pixels``: the Frechet distance between Gaussians fitted to a fixed, weight-free embedding of
   each clip (its colour moments and its 4x4-pixel, 2-segment thumbnail plus the thumbnail's temporal
   difference, 150 numbers), against real clips. Reported next to the same distance between two halves
-  of the real set, so real-vs-real reads ~1x.
+  of the real set, so real-vs-real reads ~1x. A Gaussian of 150 numbers cannot be estimated from fewer
+  clips than that (with 18 clips per half, grey noise scored "better than real"), so the row is given
+  only with at least FRECHET_MIN_CLIPS generated clips and twice that many real ones; otherwise it says
+  what it needs and shows no value.
 For generated clips, ``mask_mean`` and ``mask_coverage`` (share of mask pixels > 0.5) describe the
 generator's mask. ``compare`` puts generated and real statistics side by side with their ratios.
 """
@@ -24,7 +36,10 @@ from .frechet import feature_statistics, frechet_distance
 MOTION_THRESHOLD = 0.05    # a change of 5 % of the brightness range counts as motion
 THUMB_FRAMES, THUMB_SIZE = 2, 4
 STATISTICS = ("checkerboard", "flicker", "motion", "channel_mean_r", "channel_mean_g", "channel_mean_b",
-              "channel_std_r", "channel_std_g", "channel_std_b")
+              "channel_std_r", "channel_std_g", "channel_std_b", "colour_spread", "colour_std", "end_contrast")
+EMBEDDING_SIZE = 150
+FRECHET_MIN_CLIPS = EMBEDDING_SIZE      # per fitted Gaussian
+ROW_FIELDS = ("statistic", "generated", "real", "ratio", "note")
 
 
 def _unit(clips):
@@ -53,6 +68,39 @@ def motion(clips, threshold=MOTION_THRESHOLD):
     return float((np.abs(np.diff(brightness, axis=1)) > threshold).mean())
 
 
+def colour_spread(clips):
+    """Standard deviation over clips of each clip's mean colour, root mean over the colours (0 for one clip)."""
+    means = _unit(clips).mean(axis=(2, 3, 4))                   # (N, 3)
+    return float(np.sqrt(means.var(axis=0).mean()))
+
+
+def colour_std(clips):
+    """Each clip's per-colour standard deviation, averaged over clips and colours."""
+    return float(_unit(clips).std(axis=(2, 3, 4)).mean())
+
+
+def end_contrast(clips):
+    """Brightness contrast of the first and last frames over that of the frames between them (1.0 for
+    clips of fewer than 3 frames, or with no contrast in the middle)."""
+    brightness = _unit(clips).mean(axis=1)                      # (N, T, H, W)
+    if brightness.shape[1] < 3:
+        return 1.0
+    contrast = brightness.std(axis=(2, 3)).mean(axis=0)         # per frame, averaged over clips
+    middle = contrast[1:-1].mean()
+    return float((contrast[0] + contrast[-1]) / 2 / middle) if middle > 0 else 1.0
+
+
+def nearest_neighbour_distance(clips):
+    """Mean Euclidean distance from each clip's embedding to its nearest other clip's (0 for one clip)."""
+    e = embedding(clips)
+    if len(e) < 2:
+        return 0.0
+    squared = (e * e).sum(axis=1)
+    d2 = np.maximum(squared[:, None] + squared[None, :] - 2 * e @ e.T, 0.0)
+    np.fill_diagonal(d2, np.inf)
+    return float(np.sqrt(d2.min(axis=1)).mean())
+
+
 def clip_statistics(clips, mask=None):
     """{statistic: value} for a set of clips (and the generator's mask, if given)."""
     x = _unit(clips)
@@ -60,6 +108,7 @@ def clip_statistics(clips, mask=None):
     for c, name in enumerate("rgb"):
         out[f"channel_mean_{name}"] = float(x[:, c].mean())
         out[f"channel_std_{name}"] = float(x[:, c].std())
+    out.update(colour_spread=colour_spread(clips), colour_std=colour_std(clips), end_contrast=end_contrast(clips))
     if mask is not None:
         mask = np.asarray(mask, np.float32)
         out["mask_mean"] = float(mask.mean())
@@ -87,27 +136,44 @@ def frechet_pixels(clips_a, clips_b):
     return frechet_distance(mu_a, sigma_a, mu_b, sigma_b)
 
 
+def _ratio(value, reference):
+    return value / reference if reference else float("inf") if value else 1.0
+
+
 def compare(generated, real, mask=None):
-    """Rows (statistic, generated, real, ratio) for generated clips against real ones. The real
-    column of ``frechet_pixels`` is the distance between the two halves of ``real``, so its ratio says
-    how far generated clips are, in units of real-vs-real sampling noise."""
+    """Rows {statistic, generated, real, ratio, note} for generated clips against real ones.
+    ``diversity`` compares with as many real clips as there are generated ones (nearest neighbours are
+    nearer in a larger set). The real column of ``frechet_pixels`` is the distance between the two halves
+    of ``real``, so its ratio says how far generated clips are, in units of real-vs-real sampling noise;
+    with too few clips for its Gaussians the row has no values and a note saying what it needs."""
     gen, ref = clip_statistics(generated, mask), clip_statistics(real)
-    rows = [(name, gen[name], ref[name], gen[name] / ref[name] if ref[name] else float("inf") if gen[name] else 1.0)
-            for name in STATISTICS]
+    rows = [(name, gen[name], ref[name], _ratio(gen[name], ref[name]), None) for name in STATISTICS]
+    n = min(len(generated), len(real))
+    diverse, real_diverse = nearest_neighbour_distance(generated[:n]), nearest_neighbour_distance(real[:n])
+    rows.append(("diversity", diverse, real_diverse, _ratio(diverse, real_diverse), f"{n} clips each"))
     half = len(real) // 2
-    real_noise = frechet_pixels(real[:half], real[half:])
-    distance = frechet_pixels(generated, real[:half])
-    rows.append(("frechet_pixels", distance, real_noise, distance / real_noise if real_noise else float("inf")))
+    if len(generated) < FRECHET_MIN_CLIPS or half < FRECHET_MIN_CLIPS:
+        rows.append(("frechet_pixels", None, None, None,
+                     f"needs {FRECHET_MIN_CLIPS} generated and {2 * FRECHET_MIN_CLIPS} real clips "
+                     f"(has {len(generated)} and {len(real)}): evaluate --stats --stats-clips {2 * FRECHET_MIN_CLIPS}"))
+    else:
+        real_noise = frechet_pixels(real[:half], real[half:])
+        distance = frechet_pixels(generated, real[:half])
+        rows.append(("frechet_pixels", distance, real_noise, _ratio(distance, real_noise), None))
     for name in ("mask_mean", "mask_coverage"):
         if name in gen:
-            rows.append((name, gen[name], None, None))
-    return rows
+            rows.append((name, gen[name], None, None, None))
+    return [dict(zip(ROW_FIELDS, row)) for row in rows]
 
 
 def format_rows(rows):
+    """The table of ``compare``'s rows, one line each."""
     lines = [f"{'statistic':<16} {'generated':>10} {'real':>10} {'ratio':>7}"]
-    for name, value, real, ratio in rows:
+    for row in rows:
+        value, real, ratio = row["generated"], row["real"], row["ratio"]
+        value_text = f"{value:>10.4f}" if value is not None else f"{'-':>10}"
         real_text = f"{real:>10.4f}" if real is not None else f"{'':>10}"
-        ratio_text = f"{ratio:>6.2f}x" if ratio is not None else ""
-        lines.append(f"{name:<16} {value:>10.4f} {real_text} {ratio_text}")
+        ratio_text = f"{ratio:>6.2f}x" if ratio is not None else f"{'':>7}"
+        note = f"  ({row['note']})" if row.get("note") else ""
+        lines.append(f"{row['statistic']:<16} {value_text} {real_text} {ratio_text}{note}".rstrip())
     return lines
