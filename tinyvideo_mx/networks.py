@@ -48,15 +48,6 @@ def up2d(channels, in_channels, in_size, upsampling, form="deconvolution"):
     return [nn.Conv2DTranspose(channels, 4, 2, 1, **conv_kwargs(in_channels))]
 
 
-def projection(channels, in_channels, kernel, form):
-    """The first layer of a stream: a transposed convolution of a 1x1(x1) map to a ``kernel``-sized one
-    (stride 1, padding 0) - in "phases" form the FullyConnected layer it is."""
-    if form == "phases":
-        return DenseTransposedConvolution(channels, in_channels, kernel)
-    layer = nn.Conv3DTranspose if len(kernel) == 3 else nn.Conv2DTranspose
-    return layer(channels, kernel, 1, 0, **conv_kwargs(in_channels))
-
-
 def first_kernel(frames, size):
     """Kernel of the generator's first and the discriminator's last layer: (2, 4, 4) at 32x64x64."""
     factor = 2 ** N_STAGES
@@ -76,8 +67,8 @@ def foreground_stream(in_channels, channels, kernel, in_size=(1, 1, 1), upsampli
     with stream.name_scope():
         for i, ch in enumerate(channels):
             if i == 0:
-                if form == "phases" and tuple(in_size) == (1, 1, 1):
-                    blocks = [projection(ch, in_channels, kernel, form)]
+                if form == "phases" and tuple(in_size) == (1, 1, 1):     # z -> the first map: a dense layer
+                    blocks = [DenseTransposedConvolution(ch, in_channels, kernel)]
                 else:
                     blocks, _ = conv3d_transpose(ch, kernel, 1, 0, in_channels, in_size[0])
             else:
@@ -102,7 +93,7 @@ def background_stream(in_channels, channels, first_kernel_size, first_stride=1, 
         for i, ch in enumerate(channels):
             if i == 0:
                 if form == "phases" and (first_stride, first_pad, tuple(in_size)) == (1, 0, (1, 1)):
-                    layers = [projection(ch, in_channels, kernel, form)]
+                    layers = [DenseTransposedConvolution(ch, in_channels, kernel)]
                 else:
                     layers = [nn.Conv2DTranspose(ch, kernel, first_stride, first_pad, **conv_kwargs(in_channels))]
             else:
