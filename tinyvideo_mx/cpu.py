@@ -43,6 +43,11 @@ def read_cpuinfo(path=CPUINFO):
     return model, flags
 
 
+def allows_amx(isa):
+    """True if a DNNL_MAX_CPU_ISA value lets oneDNN use AMX."""
+    return isa.upper().startswith(AMX_ISA)
+
+
 def has_bfloat16(flags):
     """Native bfloat16 arithmetic: AVX512-BF16 or AMX-BF16."""
     return "avx512_bf16" in flags or "amx_bf16" in flags
@@ -76,7 +81,7 @@ def _decide_amx(flags):
         # process allowed AMX must ask for the tile state itself, whenever mxnet was imported, as long as
         # nothing has run on oneDNN yet; asking costs nothing when AMX is never used.
         value = os.environ[ISA_VARIABLE]
-        if value.upper().startswith(AMX_ISA) and not request_amx_permission():
+        if allows_amx(value) and not request_amx_permission():
             return f"{ISA_VARIABLE}={value}, but the kernel refused the AMX tile permission"
         return f"{ISA_VARIABLE}={value} set in the environment"
     if "mxnet" in sys.modules:
@@ -90,7 +95,7 @@ def _decide_amx(flags):
 def bfloat16_path(flags, isa=None):
     """Which kernels bfloat16 convolutions run on in this process: "AMX", "AVX512-BF16" or None."""
     isa = os.environ.get(ISA_VARIABLE, "") if isa is None else isa
-    if "amx_bf16" in flags and isa.upper().startswith(AMX_ISA):
+    if "amx_bf16" in flags and allows_amx(isa):
         return "AMX"
     if has_bfloat16(flags):
         return "AVX512-BF16"

@@ -101,7 +101,9 @@ class ImageError(FileProblem):
     """An input image that cannot be read."""
 
 
-MAX_IMAGE_BYTES = 3 * MAX_PIXELS    # an uncompressed image at the pixel limit; any real photo file is smaller
+# The largest file read as an image or a strip: an uncompressed image at the pixel limit (3 bytes a pixel),
+# more than any JPEG or PNG of that many pixels needs, so no real photo or strip is refused.
+MAX_IMAGE_BYTES = 3 * MAX_PIXELS
 
 
 def load_image(path, size):

@@ -43,14 +43,12 @@ def amp_dtype(contexts):
     raise SettingError("--amp needs all contexts of one kind (all cpu or all gpu)")
 
 
-def generator_form(requested, dtype=None):
-    """"auto" -> the form that measured faster (docs/performance.md): Deconvolution, in float32 and under
-    bfloat16 alike. The phase form runs all of G in bfloat16 (AMX forward: 3-4x float32's Deconvolution),
-    but MXNet 1.9.1's transposes, which interleave the phases, cost more than that saves on the machines
-    measured so far (one full-size step at batch 8: 4.16 s against 3.60 s). ``dtype``: AMP's, or None."""
-    if requested != "auto":
-        return requested
-    return "deconvolution"
+def generator_form(requested):
+    """How G computes its transposed convolutions (``TrainConfig.g_form``; networks.TRANSPOSED_FORMS).
+    "auto" -> Deconvolution, in float32 and under bfloat16 alike: the phase form runs all of G in bfloat16
+    (AMX forward: 3-4x float32's Deconvolution) but measured no faster under AMP (one full-size step at
+    batch 8: 4.35 s against 4.23 s, docs/performance.md) and slower in float32 (3.44 s against 2.76 s)."""
+    return "deconvolution" if requested == "auto" else requested
 
 
 class Precision:
@@ -63,10 +61,6 @@ class Precision:
     @property
     def enabled(self):
         return self.dtype is not None
-
-    def generator_form(self, requested="auto"):
-        """How G computes its transposed convolutions (``TrainConfig.g_form``; networks.TRANSPOSED_FORMS)."""
-        return generator_form(requested, self.dtype)
 
     def hybridize_generator(self, form):
         """False for a Deconvolution-form G under bfloat16 AMP (its hybridized backward fails)."""

@@ -196,7 +196,6 @@ class Server:
                                    adj=adjustments, sockinfo=adjustments.listen[0])
         self._waitress.receive_timeout = receive_timeout
         self.server_address = self._waitress.socket.getsockname()[:2]
-        self.connections = connections
 
     def serve_forever(self):
         self._waitress.run()

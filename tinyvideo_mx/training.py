@@ -43,7 +43,7 @@ from .inference import SAMPLE_GRID_ITERATION, generator_inputs, run_generator
 from .metrics import video_networks
 from .metrics.clip_statistics import clip_statistics
 from .fsutil import write_text_atomic
-from .precision import Precision
+from .precision import Precision, generator_form
 from .replicas import Replicas
 from .errors import SettingError
 
@@ -116,7 +116,7 @@ class GanTraining:
         self.run_id = uuid.uuid4().hex   # checkpoints carry it: pruning touches only this run's
         self.precision.enable()          # before the networks exist (AMP rewrites operators)
         mx.random.seed(config.seed)    # initialisation only; training draws are counter-based
-        form = self.precision.generator_form(config.g_form)
+        form = generator_form(config.g_form)
         self.G, self.D = build_networks(config, form)
         prepare(self.G, self.contexts, config.hybridize and self.precision.hybridize_generator(form))
         prepare(self.D, self.contexts, config.hybridize)

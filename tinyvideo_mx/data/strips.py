@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import FileProblem
 from ..fsutil import read_regular_file, write_bytes_atomic
-from ..image_input import MAX_PIXELS, ImageTooLarge, check_pixels, decode
+from ..image_input import MAX_IMAGE_BYTES, ImageTooLarge, check_pixels, decode
 
 JPEG_QUALITY = 95  # cv2.imwrite's default, which the original stabiliser used
 # Frames are square in the original format; each is squashed to size x size, so a frame more than twice
@@ -70,16 +70,11 @@ def decode_strip(data, path="<bytes>", frame_height=128, frames=32, size=64):
     return np.ascontiguousarray(small.transpose(3, 0, 1, 2)) * 2.0 - 1.0
 
 
-# The largest plausible strip file: MAX_PIXELS (the decoder's own limit) at 3 bytes a pixel - more than
-# any JPEG of that many pixels needs, so no real strip is refused.
-MAX_STRIP_BYTES = 3 * MAX_PIXELS
-
-
 def load_strip(path, frame_height=128, frames=32, size=64):
     """Read and decode one strip file; any failure is a ``StripError`` naming ``path`` (not a regular
-    file, larger than MAX_STRIP_BYTES, unreadable, undecodable)."""
+    file, larger than an image file may be (image_input.MAX_IMAGE_BYTES), unreadable, undecodable)."""
     try:
-        data = read_regular_file(path, MAX_STRIP_BYTES, "strip file")
+        data = read_regular_file(path, MAX_IMAGE_BYTES, "strip file")
     except FileProblem as e:
         raise StripError(path, e.reason) from None
     return decode_strip(data, path, frame_height, frames, size)
