@@ -36,14 +36,17 @@ def conv3d(x, w, stride, pad):
     return out
 
 
-def resize_conv(x, w):
+def resize_conv(x, w, replicate_time=False):
     """Nearest-neighbour doubling of every spatial axis, then a 3-tap convolution with padding 1, the
-    plain way. x (N, C_in, T, H, W) with w (C_out, C_in, 3, 3, 3), or 2-D: x (N, C_in, H, W), w (C_out, C_in, 3, 3)."""
+    plain way. x (N, C_in, T, H, W) with w (C_out, C_in, 3, 3, 3), or 2-D: x (N, C_in, H, W), w (C_out, C_in, 3, 3).
+    ``replicate_time`` (3-D): the doubled clip is padded along time with copies of its end frames."""
     two_d = x.ndim == 4
     for axis in range(2, x.ndim):
         x = np.repeat(x, 2, axis=axis)
     if two_d:
         return conv3d(x[:, :, None], w[:, :, None], 1, (0, 1, 1))[:, :, 0]
+    if replicate_time:
+        return conv3d(np.pad(x, ((0, 0), (0, 0), (1, 1), (0, 0), (0, 0)), mode="edge"), w, 1, (0, 1, 1))
     return conv3d(x, w, 1, 1)
 
 
@@ -72,7 +75,7 @@ def run_sequential(seq, x, params):
             x = conv3d_transpose(x, w, stride, pad) + params[block.bias.name][None, :, None, None, None]
         elif kind == "ResizeConvolution":
             w = params[block.weight.name]
-            x = (resize_conv(x[:, :, 0], w)[:, :, None] if two_d else resize_conv(x, w))
+            x = (resize_conv(x[:, :, 0], w)[:, :, None] if two_d else resize_conv(x, w, block.replicate_time))
             x = x + params[block.bias.name][None, :, None, None, None]
         elif kind in ("BatchNorm3D", "BatchNorm"):
             bn = block.bn if kind == "BatchNorm3D" else block

@@ -130,3 +130,21 @@ def test_configurations_saved_before_a_rename_still_load():
     old = dict(TrainConfig().to_dict())
     old["num_workers"] = old.pop("decode_threads") + 1
     assert TrainConfig.from_dict(old).decode_threads == 3
+
+
+def test_minibatch_std_channel_is_the_mean_batch_spread():
+    """--minibatch-std: the classifier sees one more channel, everywhere the mean over (C, T, H, W) of the
+    features' standard deviation across the batch (float64 reference); a batch of identical clips gets ~0
+    there and the other channels are the features unchanged. Off (the original), D is unchanged."""
+    from tinyvideo_mx.networks import with_batch_spread
+    features = np.random.default_rng(3).standard_normal((3, 4, 2, 2, 2))
+    out = with_batch_spread(nd, nd.array(features)).asnumpy()
+    expected = np.sqrt(features.var(axis=0) + 1e-8).mean()
+    assert out.shape == (3, 5, 2, 2, 2)
+    np.testing.assert_allclose(out[:, :4], features, rtol=1e-6)
+    np.testing.assert_allclose(out[:, 4], expected, rtol=1e-5)
+    same = with_batch_spread(nd, nd.array(np.repeat(features[:1], 3, axis=0))).asnumpy()
+    assert np.abs(same[:, 4]).max() < 1e-3
+    D, D_plain = (built(Discriminator(ndf=4, frames=16, size=32, minibatch_std=flag)) for flag in (True, False))
+    assert D.classifier.weight.shape == (2, 33, 1, 2, 2) and D_plain.classifier.weight.shape == (2, 32, 1, 2, 2)
+    assert D(nd.random.normal(shape=(3, 3, 16, 32, 32))).shape == (3, 2)

@@ -62,15 +62,36 @@ def test_conv_layers_are_exact_at_every_depth(in_depth):
     assert max(errors) < 1e-5, errors
 
 
-@pytest.mark.parametrize("ndim,in_depth", [(2, 3), (3, 1), (3, 2), (3, 3), (3, 4)])
-def test_resize_convolution_is_nearest_doubling_then_convolution(ndim, in_depth):
+@pytest.mark.parametrize("ndim,in_depth,temporal_padding", [(2, 3, "zeros"), (3, 1, "zeros"), (3, 2, "zeros"),
+                                                            (3, 3, "zeros"), (3, 4, "zeros"), (3, 1, "replicate"),
+                                                            (3, 2, "replicate"), (3, 4, "replicate")])
+def test_resize_convolution_is_nearest_doubling_then_convolution(ndim, in_depth, temporal_padding):
     """The phase-split layer against the plain definition in float64: forward, weight and input gradient,
-    including in_depth 1, whose phase convolution would write the buggy depth 2 without the extra frame."""
+    including in_depth 1, whose phase convolution would write the buggy depth 2 without the extra frame,
+    with zero or replicated end frames."""
     x = np.random.default_rng(in_depth).standard_normal((2, 32, in_depth, 4, 5)[:2 + ndim])
-    layer = ResizeConvolution(16, 32, ndim, in_depth)
+    layer = ResizeConvolution(16, 32, ndim, in_depth, temporal_padding)
     assert layer.extra_frame == (ndim == 3 and in_depth == 1)
-    errors = gradient_errors([layer], lambda x, w, stride, pad: reference_conv.resize_conv(x, w), x, None, None)
+    replicate = temporal_padding == "replicate"
+    errors = gradient_errors([layer], lambda x, w, stride, pad: reference_conv.resize_conv(x, w, replicate),
+                             x, None, None)
     assert max(errors) < 1e-5, errors
+
+
+def test_replicated_end_frames_do_not_fade():
+    """A clip that is the same in every frame stays the same in every frame through a resize-convolution
+    with replicated end frames; with zero padding the first and last frames lose a third of the kernel
+    (with all-positive weights: exactly (2/3) of the middle frames' value, away from the spatial border)."""
+    x = nd.ones((1, 4, 4, 6, 6))
+    outputs = {}
+    for padding in ("zeros", "replicate"):
+        layer = ResizeConvolution(2, 4, 3, 4, padding)
+        layer.initialize()
+        layer.weight.set_data(nd.ones(layer.weight.shape))
+        outputs[padding] = layer(x)[0, :, :, 2:-2, 2:-2].asnumpy()      # (2, 8 frames, interior)
+    middle = outputs["zeros"][:, 1:-1]
+    assert np.allclose(middle, 4 * 27) and np.allclose(outputs["zeros"][:, [0, -1]], 4 * 18)
+    assert np.allclose(outputs["replicate"], 4 * 27)
 
 
 def test_resize_convolution_cannot_draw_a_checkerboard():

@@ -32,6 +32,9 @@ def test_losses_match_hand_computation():
     ce = losses.cross_entropy(nd.array(logits), losses.FAKE).asscalar()
     expected = np.mean([np.log(np.exp(row).sum()) - row[1] for row in logits.astype(np.float64)])
     assert ce == pytest.approx(expected, rel=1e-6)
+    smoothed = losses.cross_entropy(nd.array(logits), losses.REAL, smoothing=0.1).asscalar()
+    log_p = logits.astype(np.float64) - np.log(np.exp(logits.astype(np.float64)).sum(axis=1, keepdims=True))
+    assert smoothed == pytest.approx(np.mean(-0.9 * log_p[:, 0] - 0.1 * log_p[:, 1]), rel=1e-5)
     mask = nd.array(np.random.default_rng(0).uniform(0, 1, (2, 1, 4, 3, 3)))
     mask.attach_grad()
     with autograd.record():
@@ -109,6 +112,34 @@ def test_generator_step_uses_the_originals_d_weights_and_activations(g_step, tmp
     assert max(relative_error(got[k], references[other][k]) for k in names) > 2e-2
 
 
+def test_d_sees_noisy_clips_and_a_smoothed_real_target(tmp_path):
+    """Instance noise and one-sided label smoothing: D's loss on the real batch is the smoothed
+    cross-entropy of D(real + noise), the noise falls linearly from its start value to 0 and is drawn
+    from the iteration alone, and D gets its own learning rate."""
+    cfg = tiny_config(hybridize=False, batch_size=3, instance_noise=0.5, label_smoothing=0.2, d_lr=1e-4, iterations=4)
+    run = GanTraining(cfg, str(tmp_path / "run"), progress=False)
+    assert (run.trainers["D"].learning_rate, run.trainers["G"].learning_rate) == (1e-4, cfg.lr)
+    run.D = LinearD(3 * cfg.frames * cfg.size * cfg.size)
+    run.D.initialize()
+    run.trainers["D"] = gluon.Trainer(run.D.collect_params(), "adam", {"learning_rate": 0.05, "beta1": 0.5})
+    real = nd.array(np.random.default_rng(1).uniform(-1, 1, (3, 3, cfg.frames, cfg.size, cfg.size)))
+    (noise_real, noise_fake), = run.instance_noise(real.shape)
+    (again, _), = run.instance_noise(real.shape)
+    np.testing.assert_array_equal(noise_real.asnumpy(), again.asnumpy())
+    assert abs(noise_real.asnumpy().std() - 0.5) < 0.01 and abs(noise_fake.asnumpy().std() - 0.5) < 0.01
+    assert np.abs(noise_real.asnumpy() - noise_fake.asnumpy()).max() > 1
+    W, b = (p.data().asnumpy().astype(np.float64) for p in (run.D.dense.weight, run.D.dense.bias))
+    logits = (real.asnumpy() + noise_real.asnumpy()).reshape(3, -1) @ W.T + b
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    values = run.step(real)
+    assert values["loss_d_real"] == pytest.approx(np.mean(-0.8 * log_p[:, 0] - 0.2 * log_p[:, 1]), rel=1e-4)
+    run.iteration = 2
+    (half, _), = run.instance_noise(real.shape)
+    assert abs(half.asnumpy().std() - 0.25) < 0.005
+    run.iteration = 4
+    assert run.instance_noise(real.shape) == [(None, None)]
+
+
 def use_sgd(run, lr=0.1):
     """Plain SGD, so a step moves every parameter by exactly -lr * gradient (Adam's first step is
     ~lr * sign(g) and would turn rounding noise in tiny gradients into full-size differences)."""
@@ -168,10 +199,11 @@ def test_exact_resume_gives_identical_parameters(tmp_path):
 
 
 def test_exact_resume_with_the_demo_deviations_keeps_the_average(tmp_path):
-    """Resize-convolutions and G's weight average: resume is still bit-exact, the average included, and
-    sampling reads the average."""
+    """Resize-convolutions with replicated end frames, G's weight average and D's regularisers (noise drawn
+    per iteration): resume is still bit-exact, the average included, and sampling reads the average."""
     from tinyvideo_mx.inference import load_generator
-    cfg = dict(checkpoint_every=2, sample_every=0, upsampling="resize", g_ema=0.9)
+    cfg = dict(checkpoint_every=2, sample_every=0, upsampling="resize", g_ema=0.9, temporal_padding="replicate",
+               instance_noise=0.3, instance_noise_until=4, label_smoothing=0.1, d_lr=1e-4)
     straight = GanTraining(tiny_config(iterations=4, **cfg), str(tmp_path / "straight"), progress=False).run()
     GanTraining(tiny_config(iterations=2, **cfg), str(tmp_path / "split"), progress=False).run()
     resumed = GanTraining.resume(str(tmp_path / "split"), progress=False, iterations=4).run()

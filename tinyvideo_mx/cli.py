@@ -6,7 +6,8 @@ import warnings
 
 import click
 
-from .config import G_STEP_MODES, UPSAMPLING, TrainConfig, make_config   # MXNet-free: the CLI starts without it
+# MXNet-free: the CLI starts without it
+from .config import G_STEP_MODES, TEMPORAL_PADDINGS, UPSAMPLING, TrainConfig, make_config
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)   # mxnet 1.9.1 on numpy 1.23 / Python 3.11
 
@@ -134,6 +135,18 @@ DISTRIBUTED_RANK_VARIABLES = ("DMLC_ROLE", "HOROVOD_RANK", "OMPI_COMM_WORLD_RANK
               help="Clips in the built-in dataset when no data list is given (256; demo 1024).")
 @click.option("--upsampling", type=click.Choice(UPSAMPLING), default=None,
               help="Generator doubling: transposed (original) or resize = nearest + 3x3 convolution (demo; docs/deviations.md).")
+@click.option("--temporal-padding", type=click.Choice(TEMPORAL_PADDINGS), default=None,
+              help="With --upsampling resize: G's convolutions read zeros (original) or copies of the end "
+              "frames (replicate) beyond the first and last frames.")
+@click.option("--d-lr", type=POSITIVE_FLOAT, default=None, help="D's Adam learning rate (default: --lr, as the original).")
+@click.option("--instance-noise", type=click.FloatRange(min=0.0), default=None,
+              help="Std of Gaussian noise added to every clip D sees, falling linearly to 0 (0: off, as the original).")
+@click.option("--instance-noise-until", type=POSITIVE, default=None,
+              help="Iteration at which the instance noise reaches 0 (default: the run's length).")
+@click.option("--label-smoothing", type=click.FloatRange(0.0, 0.5, max_open=True), default=None,
+              help="One-sided: D's target for real clips is 1 minus this (0: off, as the original).")
+@click.option("--minibatch-std", is_flag=True, default=None,
+              help="D's last layer also sees how alike the batch's clips are (off in the original).")
 @click.option("--g-ema", type=click.FloatRange(0.0, 1.0, max_open=True), default=None,
               help="Sample from a moving average of G's weights with this decay (0: off, as the original; demo 0.999).")
 @click.option("--sampling", type=click.Choice(["replacement", "shuffle", "sequential"]), default=None,
@@ -163,14 +176,10 @@ DISTRIBUTED_RANK_VARIABLES = ("DMLC_ROLE", "HOROVOD_RANK", "OMPI_COMM_WORLD_RANK
 @click.option("--steal-lock", is_flag=True,
               help="Take the run folder even if another host's trainer holds it (only when that one is known to be gone).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterations, batch_size, lr, frames, size,
-          frame_height, ngf, ndf, g_step, g_ema, synthetic_clips, upsampling, sampling, ctx, kvstore, horovod,
-          checkpoint_every, sample_every, max_bad,
-          decode_threads, seed, resume, fvd_every, fvd_i3d_weights, fvd_samples, amp, no_hybridize, overwrite,
-          steal_lock, quiet):
+def train(**options):
     """Train VGAN (two-stream generator vs 3-D discriminator) on strips or the built-in data."""
-    owned = None
-    if resume and not horovod and not any(v in os.environ for v in DISTRIBUTED_RANK_VARIABLES):
+    owned, resume, steal_lock = None, options["resume"], options["steal_lock"]
+    if resume and not options["horovod"] and not any(v in os.environ for v in DISTRIBUTED_RANK_VARIABLES):
         # Claim the run before MXNet loads (seconds): a second trainer is refused at once. The trainer
         # claims it again (re-entrant) and releases it at the end. In a distributed job the rank is known
         # only once MXNet runs, so there rank 0 claims it inside the trainer.
@@ -178,10 +187,7 @@ def train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterat
         owned = os.path.dirname(os.path.abspath(checkpoint.resolve(resume)))
         run_folder.take_ownership(owned, "--resume", steal=steal_lock)
     try:
-        _train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterations, batch_size, lr, frames,
-               size, frame_height, ngf, ndf, g_step, g_ema, synthetic_clips, upsampling, sampling, ctx, kvstore,
-               horovod, checkpoint_every, sample_every, max_bad, decode_threads, seed, resume, fvd_every,
-               fvd_i3d_weights, fvd_samples, amp, no_hybridize, overwrite, steal_lock, quiet)
+        _train(**options)
     finally:
         if owned:
             from . import run_folder
@@ -189,7 +195,8 @@ def train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterat
 
 
 def _train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterations, batch_size, lr, frames, size,
-           frame_height, ngf, ndf, g_step, g_ema, synthetic_clips, upsampling, sampling, ctx, kvstore, horovod,
+           frame_height, ngf, ndf, g_step, g_ema, synthetic_clips, upsampling, temporal_padding, d_lr, instance_noise,
+           instance_noise_until, label_smoothing, minibatch_std, sampling, ctx, kvstore, horovod,
            checkpoint_every, sample_every, max_bad, decode_threads, seed, resume, fvd_every, fvd_i3d_weights,
            fvd_samples, amp, no_hybridize, overwrite, steal_lock, quiet):
     from .training import GanTraining
@@ -204,6 +211,9 @@ def _train(data_list, data_root, run_dir, preset, conditional, cond_noise, itera
         overrides = dict(data_list=data_list, data_root=data_root, iterations=iterations, batch_size=batch_size,
                          lr=lr, frames=frames, size=size, frame_height=frame_height, ngf=ngf, ndf=ndf,
                          g_step=g_step, g_ema=g_ema, synthetic_clips=synthetic_clips, upsampling=upsampling,
+                         temporal_padding=temporal_padding, d_lr=d_lr, instance_noise=instance_noise,
+                         instance_noise_until=instance_noise_until, label_smoothing=label_smoothing,
+                         minibatch_std=minibatch_std,
                          sampling=sampling, ctx=ctx, kvstore=kvstore,
                          checkpoint_every=checkpoint_every,
                          sample_every=sample_every, max_bad=max_bad, decode_threads=decode_threads, seed=seed,

@@ -6,7 +6,20 @@ from .errors import SettingError
 G_STEP_MODES = ("reuse", "recompute")
 RENAMED = {"num_workers": "decode_threads"}   # old key -> new key, so older runs still load
 UPSAMPLING = ("transposed", "resize")   # how G doubles its resolution: see networks.up3d
-G_FORMS = ("auto", "deconvolution", "phases")   # how G's transposed convolutions are computed: precision.generator_form
+G_FORMS = ("auto", "deconvolution", "phases")
+# what G's 3-D resize-convolutions read beyond the first and last frames: "zeros" (as every convolution of
+# the original pads) or "replicate" (copies of the end frames; layers.ResizeConvolution)
+TEMPORAL_PADDINGS = ("zeros", "replicate")   # how G's transposed convolutions are computed: precision.generator_form
+
+
+def check_temporal_padding(temporal_padding, upsampling):
+    """Replicated end frames exist only for the resize-convolution (layers.ResizeConvolution)."""
+    if temporal_padding not in TEMPORAL_PADDINGS:
+        raise SettingError(f"temporal_padding must be one of {TEMPORAL_PADDINGS}, got {temporal_padding!r}")
+    if temporal_padding != "zeros" and upsampling != "resize":
+        raise SettingError(f"temporal_padding {temporal_padding!r} needs upsampling 'resize' (the original's "
+                           "transposed convolutions have no padding to replace)")
+    return temporal_padding
 
 
 def check_upsampling(upsampling):
@@ -36,13 +49,22 @@ class TrainConfig:
     cond_noise: int = 0            # conditional only: z size joined to the code (0 = none, faithful)
     g_form: str = "auto"           # G's transposed convolutions as Deconvolution or as phase Convolutions: the
                                    # same function and parameters; "auto" takes the faster (precision.py)
+    temporal_padding: str = "zeros"  # resize upsampling only: "replicate" extends G's frames by copies of
+                                     # the end frames instead of zeros (TEMPORAL_PADDINGS)
     # optimisation
     batch_size: int = 64
     lr: float = 2e-4
+    d_lr: float = None             # D's Adam learning rate; None: lr, as the original (one optimState for both)
     beta1: float = 0.5
     beta2: float = 0.999
     epsilon: float = 1e-8
     mask_penalty: float = 0.1      # 0.1 * mean(m) (L1Penalty(0.1, sizeAverage=true))
+    # regularisers of D, all off in the original (losses.py, training.py)
+    instance_noise: float = 0.0    # std of Gaussian noise added to every clip D sees, falling linearly to 0
+    instance_noise_until: int = None   # ... at this iteration; None: the run's length when it starts (then saved,
+                                       # so a resumed run that is extended keeps the schedule it began with)
+    label_smoothing: float = 0.0   # one-sided: D's target for real clips is 1 - this (fakes stay 0)
+    minibatch_std: bool = False    # D's last layer also sees the batch's feature spread (networks.with_batch_spread)
     l1_weight: float = 10.0        # conditional only: 10 * mean|G(x0)[:, :, 0] - x0|
     g_ema: float = 0.0             # >0: sample from a moving average of G's weights with this decay (averaging.py)
     g_step: str = "reuse"          # "reuse": the original's G step; "recompute": a fresh D(G(z)) after D's update
@@ -72,10 +94,21 @@ class TrainConfig:
         if not 0.0 <= self.g_ema < 1.0:
             raise SettingError(f"g_ema (the decay of G's weight average) must be in [0, 1), got {self.g_ema}")
         check_upsampling(self.upsampling)
+        check_temporal_padding(self.temporal_padding, self.upsampling)
+        if self.d_lr is not None and not self.d_lr > 0:
+            raise SettingError(f"d_lr (D's learning rate) must be positive, got {self.d_lr}")
+        if not self.instance_noise >= 0:
+            raise SettingError(f"instance_noise must be >= 0, got {self.instance_noise}")
+        if self.instance_noise_until is not None and self.instance_noise_until < 1:
+            raise SettingError(f"instance_noise_until must be >= 1, got {self.instance_noise_until}")
+        if not 0.0 <= self.label_smoothing < 0.5:
+            raise SettingError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if self.g_form not in G_FORMS:
             raise SettingError(f"g_form must be one of {G_FORMS}, got {self.g_form!r}")
         if self.model not in ("unconditional", "conditional"):
             raise SettingError(f"model must be 'unconditional' or 'conditional', got {self.model!r}")
+        if self.model == "conditional" and (self.minibatch_std or self.temporal_padding != "zeros"):
+            raise SettingError("minibatch_std and temporal_padding are options of the unconditional model")
 
     def to_dict(self):
         return dataclasses.asdict(self)

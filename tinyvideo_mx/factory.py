@@ -20,7 +20,8 @@ def build_generator(config, form=None):
         return ConditionalGenerator(ngf=config.ngf, frames=config.frames, size=config.size,
                                     noise=config.cond_noise, prefix="G_")
     return Generator(nz=config.nz, ngf=config.ngf, frames=config.frames, size=config.size,
-                     upsampling=config.upsampling, form=form or generator_form(config.g_form), prefix="G_")
+                     upsampling=config.upsampling, form=form or generator_form(config.g_form),
+                     temporal_padding=config.temporal_padding, prefix="G_")
 
 
 def build_networks(config, form=None):
@@ -29,7 +30,8 @@ def build_networks(config, form=None):
         return build_generator(config), ConditionalDiscriminator(ndf=config.ndf, frames=config.frames,
                                                                  size=config.size, prefix="D_")
     return (build_generator(config, form),
-            Discriminator(ndf=config.ndf, frames=config.frames, size=config.size, prefix="D_"))
+            Discriminator(ndf=config.ndf, frames=config.frames, size=config.size,
+                          minibatch_std=config.minibatch_std, prefix="D_"))
 
 
 def inference_generator_name(config):

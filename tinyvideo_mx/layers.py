@@ -26,6 +26,8 @@ from mxnet import init as mx_init
 from mxnet import nd as mx_nd
 from mxnet.gluon import nn
 
+from .config import TEMPORAL_PADDINGS
+
 # Torch's BatchNormalization momentum 0.1 updates running = 0.9 * running + 0.1 * batch; Gluon's
 # ``momentum`` is the weight of the *old* value, so the same rule is momentum=0.9.
 TORCH_BN_MOMENTUM = 0.9
@@ -156,9 +158,14 @@ class ResizeConvolution(nn.HybridBlock):
     Why not the equivalent transposed convolution with a kernel computed from the weight: MXNet 1.9.1's
     oneDNN Deconvolution crashes in backward whenever its weight is an operator's output."""
 
-    def __init__(self, channels, in_channels, ndim, in_depth=None, **kwargs):
+    def __init__(self, channels, in_channels, ndim, in_depth=None, temporal_padding="zeros", **kwargs):
         super().__init__(**kwargs)
+        if temporal_padding not in TEMPORAL_PADDINGS:
+            raise ValueError(f"temporal_padding must be one of {TEMPORAL_PADDINGS}, got {temporal_padding!r}")
         self.channels, self.ndim = channels, ndim
+        # "replicate" (3-D only): the doubled input is extended along time by copies of its first and last
+        # frames instead of zeros, so the end frames are computed from as much signal as the middle ones
+        self.replicate_time = ndim == 3 and temporal_padding == "replicate"
         # the phase convolution writes in_depth + 1 frames; never let that be exactly 2 (see PadFrames)
         self.extra_frame = ndim == 3 and needs_depth_padding(in_depth + 1)
         with self.name_scope():
@@ -188,8 +195,15 @@ class ResizeConvolution(nn.HybridBlock):
         # then writes n + 1 positions per axis; output 2i of an axis is phase 0 at position i, output
         # 2i + 1 is phase 1 at position i + 1
         pad = (0, 0, 0, 0) + (1, 1) * self.ndim
+        if self.replicate_time:
+            # Copying frame 0 (and frame n-1) of the input to position -1 (n) is copying them in the
+            # nearest-doubled signal too: the 3-tap kernel of output 0 then reads frames (0, 0, 0) of the
+            # doubled signal where zero padding gave it (zero, 0, 0). Output frames past the extra zero
+            # frame below are cut off anyway.
+            x = F.pad(x, mode="edge", pad_width=(0, 0, 0, 0, 1, 1, 0, 0, 0, 0))
+            pad = pad[:4] + (0, 0) + pad[6:]
         if self.extra_frame:
-            pad = pad[:5] + (2,) + pad[6:]
+            pad = pad[:5] + (pad[5] + 1,) + pad[6:]
         padded = F.pad(x, mode="constant", constant_value=0, pad_width=pad)
         kernel = F.concat(*self.phase_kernels(F, weight, phase_taps), dim=0)
         # the bias goes in with the convolution (every phase gets it): a broadcast add afterwards costs
@@ -349,10 +363,10 @@ def conv3d_transpose(channels, kernel, stride, pad, in_channels, in_depth, **kwa
     return _depth_safe(layer, in_depth, 1, out_depth), out_depth
 
 
-def resize_conv3d(channels, in_channels, in_depth, **kwargs):
+def resize_conv3d(channels, in_channels, in_depth, temporal_padding="zeros", **kwargs):
     """A 3-D ResizeConvolution as a one-block list (it applies the depth-2 workaround itself) and its
     output depth (doubled)."""
-    return [ResizeConvolution(channels, in_channels, 3, in_depth, **kwargs)], 2 * in_depth
+    return [ResizeConvolution(channels, in_channels, 3, in_depth, temporal_padding, **kwargs)], 2 * in_depth
 
 
 class Passthrough(nn.HybridBlock):

@@ -10,9 +10,15 @@ REAL, FAKE = 0, 1
 _cross_entropy = gluon.loss.SoftmaxCrossEntropyLoss()
 
 
-def cross_entropy(logits, label):
-    """Mean softmax cross-entropy of (N, 2) logits against one class for the whole batch."""
-    return _cross_entropy(logits, nd.full((logits.shape[0],), label, ctx=logits.context)).mean()
+def cross_entropy(logits, label, smoothing=0.0):
+    """Mean softmax cross-entropy of (N, 2) logits against one class for the whole batch. ``smoothing``
+    moves that much of the target to the other class: (1 - s) * CE(label) + s * CE(other) (one-sided label
+    smoothing when given for the real clips only; 0 is the original)."""
+    loss = _cross_entropy(logits, nd.full((logits.shape[0],), label, ctx=logits.context)).mean()
+    if smoothing:
+        other = _cross_entropy(logits, nd.full((logits.shape[0],), 1 - label, ctx=logits.context)).mean()
+        loss = (1 - smoothing) * loss + smoothing * other
+    return loss
 
 
 def mask_prior(mask, weight=0.1):

@@ -10,7 +10,7 @@ from mxnet.gluon import nn
 from .layers import (D_BN_EPS, G_BN_EPS, BatchNorm3D, DenseTransposedConvolution, PhaseTransposedConvolution,
                      ResizeConvolution, batchnorm2d, conv3d, conv3d_transpose, conv_kwargs, phase_conv3d_transpose,
                      resize_conv3d)
-from .config import check_upsampling
+from .config import check_temporal_padding, check_upsampling
 from .errors import SettingError
 
 N_STAGES = 4  # stride-2 stages in every stream
@@ -26,14 +26,16 @@ def doubled(size):
     return tuple(2 * n for n in size)
 
 
-def up3d(channels, in_channels, in_size, upsampling, form="deconvolution", **kwargs):
+def up3d(channels, in_channels, in_size, upsampling, form="deconvolution", temporal_padding="zeros", **kwargs):
     """One doubling stage of the 3-D stream as a list of blocks, and its output depth. ``in_size``: the
     input's (T, H, W). ``upsampling``: the original's 4x4x4 stride-2 transposed convolution ("transposed";
     computed in ``form``), or (a named deviation of the demo preset, docs/deviations.md) nearest-neighbour
     doubling followed by a 3x3x3 convolution ("resize"), which cannot draw the 2-pixel (and 2-frame)
-    checkerboard a stride-2 kernel of size 4 draws (Odena, Dumoulin & Olah, Distill 2016)."""
+    checkerboard a stride-2 kernel of size 4 draws (Odena, Dumoulin & Olah, Distill 2016).
+    ``temporal_padding`` (resize only): what that convolution reads beyond the first and last frames
+    (layers.TEMPORAL_PADDINGS)."""
     if upsampling == "resize":
-        return resize_conv3d(channels, in_channels, in_size[0], **kwargs)
+        return resize_conv3d(channels, in_channels, in_size[0], temporal_padding, **kwargs)
     if form == "phases":
         return phase_conv3d_transpose(channels, in_channels, in_size, **kwargs)
     return conv3d_transpose(channels, 4, 2, 1, in_channels, in_size[0], **kwargs)
@@ -57,7 +59,7 @@ def first_kernel(frames, size):
 
 
 def foreground_stream(in_channels, channels, kernel, in_size=(1, 1, 1), upsampling="transposed",
-                      form="deconvolution"):
+                      form="deconvolution", temporal_padding="zeros"):
     """3-D up-sampling stream (main.lua:77-92): TransposedConv3D + BN + ReLU per entry of ``channels``;
     the first layer uses ``kernel``/stride 1/pad 0 on an input of ``in_size`` (T, H, W), the rest double
     the resolution (``up3d``). Ends with the fused 4-channel head (3 video channels + 1 mask channel).
@@ -72,11 +74,11 @@ def foreground_stream(in_channels, channels, kernel, in_size=(1, 1, 1), upsampli
                 else:
                     blocks, _ = conv3d_transpose(ch, kernel, 1, 0, in_channels, in_size[0])
             else:
-                blocks, _ = up3d(ch, in_channels, size, upsampling, form)
+                blocks, _ = up3d(ch, in_channels, size, upsampling, form, temporal_padding)
                 size = doubled(size)
             stream.add(*blocks, BatchNorm3D(G_BN_EPS, ch), nn.Activation("relu"))
             in_channels = ch
-        blocks, _ = up3d(4, in_channels, size, upsampling, form, prefix="video_mask_head_")
+        blocks, _ = up3d(4, in_channels, size, upsampling, form, temporal_padding, prefix="video_mask_head_")
         stream.add(*blocks)
     return stream
 
@@ -124,17 +126,20 @@ class Generator(nn.HybridBlock):
     """Unconditional two-stream generator. ``G(z)`` returns ``(video, foreground, mask, background)``
     with shapes (N,3,T,S,S), (N,3,T,S,S), (N,1,T,S,S), (N,3,S,S)."""
 
-    def __init__(self, nz=100, ngf=64, frames=32, size=64, upsampling="transposed", form="deconvolution", **kwargs):
+    def __init__(self, nz=100, ngf=64, frames=32, size=64, upsampling="transposed", form="deconvolution",
+                 temporal_padding="zeros", **kwargs):
         super().__init__(**kwargs)
         kt, kh, kw = first_kernel(frames, size)
         self.nz, self.frames, self.size = nz, frames, size
         self.upsampling = check_upsampling(upsampling)
+        check_temporal_padding(temporal_padding, upsampling)
         if form not in TRANSPOSED_FORMS:
             raise SettingError(f"form must be one of {', '.join(TRANSPOSED_FORMS)}; got {form!r}")
         self.form = form
         widths = [ngf * 8, ngf * 4, ngf * 2, ngf]
         with self.name_scope():
-            self.foreground = foreground_stream(nz, widths, (kt, kh, kw), upsampling=upsampling, form=form)
+            self.foreground = foreground_stream(nz, widths, (kt, kh, kw), upsampling=upsampling, form=form,
+                                                temporal_padding=temporal_padding)
             self.background = background_stream(nz, widths, (kh, kw), upsampling=upsampling, form=form)
 
     def hybrid_forward(self, F, z):
@@ -148,9 +153,10 @@ class Discriminator(nn.HybridBlock):
     """3-D discriminator (main.lua:116-127): Conv3D(4,2,1) stages with LeakyReLU(0.2), BN (eps 1e-3) on
     all but the first, then a (frames/16, size/16, size/16) convolution to 2 logits (real=0, fake=1)."""
 
-    def __init__(self, ndf=64, frames=32, size=64, classes=2, **kwargs):
+    def __init__(self, ndf=64, frames=32, size=64, classes=2, minibatch_std=False, **kwargs):
         super().__init__(**kwargs)
         kernel = first_kernel(frames, size)
+        self.minibatch_std = minibatch_std
         with self.name_scope():
             self.features = nn.HybridSequential(prefix="features_")
             with self.features.name_scope():
@@ -162,7 +168,22 @@ class Discriminator(nn.HybridBlock):
                         self.features.add(BatchNorm3D(D_BN_EPS, ch))
                     self.features.add(nn.LeakyReLU(0.2))
                     in_channels = ch
-            self.classifier = nn.Conv3D(classes, kernel, 1, 0, prefix="classifier_", **conv_kwargs(in_channels))
+            self.classifier = nn.Conv3D(classes, kernel, 1, 0, prefix="classifier_",
+                                        **conv_kwargs(in_channels + int(minibatch_std)))
 
     def hybrid_forward(self, F, video):
-        return F.flatten(self.classifier(self.features(video)))  # View(2):setNumInputDims(4) -> (N, 2)
+        features = self.features(video)
+        if self.minibatch_std:
+            features = with_batch_spread(F, features)
+        return F.flatten(self.classifier(features))  # View(2):setNumInputDims(4) -> (N, 2)
+
+
+def with_batch_spread(F, features):
+    """``features`` (N, C, T, H, W) with one more channel holding, everywhere, the mean over C, T, H, W of
+    the features' standard deviation across the batch: a deviation (``--minibatch-std``, docs/deviations.md)
+    that lets D see how alike the clips of a batch are, so a G that makes one clip for every z loses
+    (Karras et al., ICLR 2018, section 3). Batches of 1 get 0."""
+    centred = F.broadcast_sub(features, F.mean(features, axis=0, keepdims=True))
+    spread = F.mean(F.sqrt(F.mean(F.square(centred), axis=0) + 1e-8))
+    plane = F.slice_axis(features, axis=1, begin=0, end=1)
+    return F.concat(features, F.broadcast_like(F.reshape(spread, shape=(1, 1, 1, 1, 1)), plane), dim=1)

@@ -31,6 +31,7 @@ import time
 import uuid
 
 import mxnet as mx
+import numpy as np
 from mxnet import autograd, gluon
 
 from . import checkpoint, evaluation, losses, media, run_folder
@@ -49,6 +50,7 @@ from .errors import SettingError
 
 log = logging.getLogger(__name__)
 # statistics logged as generated / real ratios (metrics/clip_statistics.py; report.py draws them)
+NOISE_STREAM = 1     # instance noise of iteration k: default_rng([seed, k, NOISE_STREAM]); z uses [seed, k]
 LOGGED_RATIOS = ("checkerboard", "flicker", "motion", "colour_spread", "colour_std", "end_contrast")
 
 
@@ -67,6 +69,11 @@ def gradients_into(params, heads, retain_graph=False):
         variable._fresh_grad = True    # what backward sets; the Trainer refuses stale gradients
 
 
+def with_noise(clips, noise):
+    """What D sees: the clips, plus instance noise when there is some."""
+    return clips if noise is None else clips + noise
+
+
 @dataclasses.dataclass
 class Slice:
     """One context's share of an iteration: its part of the batch and what the two steps make of it."""
@@ -77,6 +84,7 @@ class Slice:
     mask: mx.nd.NDArray = None
     fake: mx.nd.NDArray = None     # the video as a leaf of its own: what D sees
     fake_logits: mx.nd.NDArray = None
+    noise: tuple = (None, None)    # instance noise added to what D sees: (on the real clips, on the fakes)
     d_real: mx.nd.NDArray = None
     d_fake: mx.nd.NDArray = None
     mask_penalty: mx.nd.NDArray = None    # unconditional: 0.1 * mean(m)
@@ -120,9 +128,11 @@ class GanTraining:
         self.G, self.D = build_networks(config, form)
         prepare(self.G, self.contexts, config.hybridize and self.precision.hybridize_generator(form))
         prepare(self.D, self.contexts, config.hybridize)
-        adam = dict(learning_rate=config.lr, beta1=config.beta1, beta2=config.beta2, epsilon=config.epsilon, wd=0.0)
+        adam = dict(beta1=config.beta1, beta2=config.beta2, epsilon=config.epsilon, wd=0.0)
+        rates = {"G": config.lr, "D": config.d_lr or config.lr}
         # The optimiser runs on every replica, on gradients Replicas has summed (see replicas.py).
-        self.trainers = {name: gluon.Trainer(net.collect_params(), "adam", dict(adam), kvstore=None)
+        self.trainers = {name: gluon.Trainer(net.collect_params(), "adam", dict(adam, learning_rate=rates[name]),
+                                             kvstore=None)
                          for name, net in (("G", self.G), ("D", self.D))}
         self.precision.attach(self.trainers)
         self.G_average = None            # the moving average of G's weights that samples come from (g_ema)
@@ -134,6 +144,8 @@ class GanTraining:
         self.data = iterator or make_iterator(config, part_index=rank, num_parts=workers)
         self.iteration = 0
         self.total = config.iterations or 100 * self.data.batches_per_epoch   # niter = 100 epochs
+        if config.instance_noise and config.instance_noise_until is None:   # fixed now, saved with the config
+            self.config = config = dataclasses.replace(config, instance_noise_until=self.total)
         self.checkpoint_failures = 0
         self.last_checkpoint_error = None
         self._fvd_network = None         # I3D for FVD during training, built at the first measurement
@@ -191,7 +203,24 @@ class GanTraining:
         weights = [n / (b * self.replicas.world_size) for n in split_sizes(b, len(self.contexts))]
         reals = split_to_contexts(real, self.contexts)
         inputs = zip(*(split_to_contexts(a, self.contexts) for a in self.generator_inputs(real, self.iteration)))
-        return [Slice(weight=w, real=x, generator_inputs=gin) for x, gin, w in zip(reals, inputs, weights)]
+        slices = [Slice(weight=w, real=x, generator_inputs=gin) for x, gin, w in zip(reals, inputs, weights)]
+        for s, noise in zip(slices, self.instance_noise(real.shape)):
+            s.noise = noise
+        return slices
+
+    def instance_noise(self, shape):
+        """Per context, (noise for the real clips, noise for the fakes): Gaussian with a standard deviation
+        falling linearly from ``instance_noise`` to 0 at iteration ``instance_noise_until``; none (zeros) when it is off. Drawn
+        counter-based for the global batch, as z is, so resume stays exact and this worker takes its rows."""
+        cfg = self.config
+        sigma = cfg.instance_noise * max(0.0, 1.0 - self.iteration / (cfg.instance_noise_until or self.total))
+        if not sigma:
+            return [(None, None)] * len(self.contexts)
+        rng = np.random.default_rng([cfg.seed, self.iteration, NOISE_STREAM])
+        rows = slice(self.replicas.rank * shape[0], (self.replicas.rank + 1) * shape[0])
+        pairs = [sigma * rng.standard_normal((cfg.batch_size,) + tuple(shape[1:]), dtype=np.float32)[rows]
+                 for _ in range(2)]
+        return list(zip(*(split_to_contexts(mx.nd.array(a), self.contexts) for a in pairs)))
 
     def discriminator_step(self, slices):
         # (1) Update D network: CE(D(x), real) + CE(D(G(z)), fake), each a batch mean; Adam on D.
@@ -203,8 +232,9 @@ class GanTraining:
                 s.video, _, s.mask, _ = self.G(*s.generator_inputs)
                 s.fake = s.video.detach()
                 s.fake.attach_grad()
-                s.fake_logits = self.D(s.fake)
-                s.d_real = losses.cross_entropy(self.D(s.real), losses.REAL)
+                s.fake_logits = self.D(with_noise(s.fake, s.noise[1]))
+                s.d_real = losses.cross_entropy(self.D(with_noise(s.real, s.noise[0])), losses.REAL,
+                                                self.config.label_smoothing)
                 s.mask_penalty = self.mask_penalty(s.mask)
                 s.d_fake = losses.cross_entropy(s.fake_logits, losses.FAKE)
                 d_losses.append((s.d_real + s.d_fake) * (s.weight * scale))
@@ -227,7 +257,7 @@ class GanTraining:
                 if self.config.g_step == "recompute":
                     s.fake = s.video.detach()
                     s.fake.attach_grad()
-                    s.fake_logits = self.D(s.fake)
+                    s.fake_logits = self.D(with_noise(s.fake, s.noise[1]))
                 s.g_adv = losses.cross_entropy(s.fake_logits, losses.REAL)
                 s.video_leaf, s.video_penalty = self.video_penalty(s.video, s.real)
                 heads += [t * (s.weight * scale) for t in (s.g_adv, s.video_penalty) if t is not None]
