@@ -16,6 +16,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 QUANTITIES = [("stats/checkerboard_ratio", "checkerboard energy, generated / real"),
               ("stats/flicker_ratio", "flicker, generated / real"),
               ("stats/motion_ratio", "moving pixels, generated / real"),
+              ("stats/colour_spread_ratio", "spread of per-clip mean colours, generated / real"),
+              ("stats/colour_std_ratio", "colour standard deviation within clips, generated / real"),
+              ("stats/end_contrast_ratio", "first/last-frame contrast over the middle frames', generated / real"),
+              ("stats/diversity_ratio", "nearest-neighbour distance (diversity), generated / real"),
               ("stats/mask_mean", "mean mask"),
               ("loss_d", "D loss"), ("loss_g_adv", "G adversarial loss")]
 

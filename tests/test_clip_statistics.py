@@ -117,6 +117,13 @@ def test_training_logs_the_statistics_and_report_draws_them(trained_run):
     assert [line["iteration"] for line in logged] == [2, 4]
     assert all(line["stats/checkerboard"] >= 0 and 0 <= line["stats/mask_mean"] <= 1 for line in logged)
     assert all(line["stats/colour_spread_ratio"] >= 0 and line["stats/end_contrast_ratio"] > 0 for line in logged)
+    # diversity: the 4 grid clips' nearest-neighbour distance over that of the first 4 training clips
+    from tinyvideo_mx.config import TrainConfig
+    from tinyvideo_mx.data.sources import training_clips
+    config = TrainConfig.from_dict(json.loads((trained_run / "config.json").read_text()))
+    real_diversity = cs.nearest_neighbour_distance(training_clips(config, 256)[:4])
+    assert all(line["stats/diversity_ratio"] == pytest.approx(line["stats/diversity"] / real_diversity, rel=1e-6)
+               for line in logged)
     result = CliRunner().invoke(main, ["report", str(trained_run)])
     assert result.exit_code == 0, result.output
     page = (trained_run / "report.html").read_text()

@@ -19,8 +19,8 @@ CURVES = [
     ("Mask", ["mask_mean", "stats/mask_mean", "stats/mask_coverage"], None),
     ("Weight-free statistics, generated / real (1 = like the training clips)",
      ["stats/checkerboard_ratio", "stats/flicker_ratio", "stats/motion_ratio"], 1.0),
-    ("Colour and ends, generated / real (collapsed backgrounds: spread < 1; fading ends: end contrast < 1)",
-     ["stats/colour_spread_ratio", "stats/colour_std_ratio", "stats/end_contrast_ratio"], 1.0),
+    ("Colour, variety and ends, generated / real (collapse: spread and diversity < 1; fading ends: end contrast < 1)",
+     ["stats/colour_spread_ratio", "stats/colour_std_ratio", "stats/diversity_ratio", "stats/end_contrast_ratio"], 1.0),
     ("Speed", ["clips_per_s"], None),
 ]
 

@@ -42,7 +42,7 @@ from .averaging import GeneratorAverage
 from .factory import build_generator, build_networks, prepare
 from .inference import SAMPLE_GRID_ITERATION, generator_inputs, run_generator
 from .metrics import video_networks
-from .metrics.clip_statistics import clip_statistics
+from .metrics.clip_statistics import clip_statistics, nearest_neighbour_distance
 from .fsutil import write_text_atomic
 from .precision import Precision, generator_form
 from .replicas import Replicas
@@ -51,7 +51,7 @@ from .errors import SettingError
 log = logging.getLogger(__name__)
 # statistics logged as generated / real ratios (metrics/clip_statistics.py; report.py draws them)
 NOISE_STREAM = 1     # instance noise of iteration k: default_rng([seed, k, NOISE_STREAM]); z uses [seed, k]
-LOGGED_RATIOS = ("checkerboard", "flicker", "motion", "colour_spread", "colour_std", "end_contrast")
+LOGGED_RATIOS = ("checkerboard", "flicker", "motion", "colour_spread", "colour_std", "end_contrast", "diversity")
 
 
 def gradients_into(params, heads, retain_graph=False):
@@ -445,9 +445,13 @@ class GanTraining:
     def sample_statistics(self, outputs):
         """Weight-free statistics of the sample grid's clips, and their ratios to the same statistics of
         up to 256 training clips (measured once), for the logs: ``stats/<name>`` and ``stats/<name>_ratio``."""
+        n = len(outputs["video"])
         if self._real_statistics is None:
-            self._real_statistics = clip_statistics(training_clips(self.config, 256))
-        values = clip_statistics(outputs["video"], outputs["mask"])
+            real = training_clips(self.config, 256)
+            # diversity compares with as many real clips as there are samples (clip_statistics.compare)
+            self._real_statistics = dict(clip_statistics(real), diversity=nearest_neighbour_distance(real[:n]))
+        values = dict(clip_statistics(outputs["video"], outputs["mask"]),
+                      diversity=nearest_neighbour_distance(outputs["video"]))
         logged = {f"stats/{k}": v for k, v in values.items()}
         for name in LOGGED_RATIOS:
             real = self._real_statistics[name]
