@@ -224,6 +224,25 @@ def test_sampling_during_training_leaves_the_average_writable(tmp_path):
     assert run.iteration == 4 and len(os.listdir(tmp_path / "run" / "samples")) == 8
 
 
+def test_batchnorm_statistics_are_estimated_from_the_networks_own_activations():
+    """estimate_batchnorm_statistics: 40 batches in training mode move a BatchNorm's running mean from 0
+    to (1 - 0.9**40) of its input's mean and the running variance from 1 to 0.9**40 + (1 - 0.9**40) of the
+    input's (biased) variance (MXNet's momentum 0.9), and leave the weights alone."""
+    from tinyvideo_mx.averaging import STATISTICS_BATCHES, estimate_batchnorm_statistics
+    net = gluon.nn.HybridSequential()
+    net.add(gluon.nn.Dense(3, in_units=2), gluon.nn.BatchNorm(in_channels=3))
+    net.initialize(mx.init.Normal(1.0))
+    net.hybridize(static_alloc=True)
+    x = np.random.default_rng(0).standard_normal((8, 2)).astype(np.float32) * 3 + 1
+    weight = net[0].weight.data().asnumpy().copy()
+    estimate_batchnorm_statistics(net, lambda k: [x])
+    dense = x.astype(np.float64) @ weight.T.astype(np.float64) + net[0].bias.data().asnumpy()
+    kept = 0.9 ** STATISTICS_BATCHES
+    np.testing.assert_allclose(net[1].running_mean.data().asnumpy(), (1 - kept) * dense.mean(axis=0), rtol=1e-4)
+    np.testing.assert_allclose(net[1].running_var.data().asnumpy(), kept + (1 - kept) * dense.var(axis=0), rtol=1e-4)
+    np.testing.assert_array_equal(net[0].weight.data().asnumpy(), weight)
+
+
 def test_generator_average_follows_its_formula():
     """Two updates by hand: decay_t = min(decay, (1 + t) / (10 + t)); weights averaged, BN running
     statistics copied."""

@@ -9,12 +9,22 @@ training itself is unchanged - the average is never trained and D never sees it.
 
 Warm-up as TensorFlow's ExponentialMovingAverage with ``num_updates``: the decay at step t is
 min(decay, (1 + t) / (10 + t)), so early steps do not drag the average back towards the initialisation.
-BatchNorm running statistics are copied, not averaged (they describe the current weights' activations).
+BatchNorm running statistics are copied, not averaged, at every step; but they describe the current
+weights' activations, not the average's, and sampling with them washed the colours out (docs/learning.md).
+So every network made to run (``snapshot``) first re-estimates them from its own activations, as SWA does
+(Izmailov et al., UAI 2018): ``STATISTICS_BATCHES`` batches of fixed generator inputs in training mode,
+after which the old statistics weigh 0.9**40 < 2 %.
 
 The averaged network is storage only and never runs: oneDNN reorders a network's weights in place when
 it runs inference, after which writing the next average into them fails ("to.IsDefaultData()").
 Samples come from ``snapshot()``, a fresh copy.
 """
+
+
+import mxnet as mx
+from mxnet import autograd
+
+STATISTICS_BATCHES = 40
 
 
 def effective_decay(decay, step):
@@ -23,10 +33,11 @@ def effective_decay(decay, step):
 
 class GeneratorAverage:
     """Keeps ``average`` (a network built like ``source``, same parameter names) as the moving average.
-    ``build()`` makes another initialised network of the same kind, for ``snapshot``."""
+    ``build()`` makes another initialised network of the same kind, for ``snapshot``; ``inputs(k)`` gives
+    batch k of the generator inputs its BatchNorm statistics are re-estimated on (None: keep the copies)."""
 
-    def __init__(self, source, average, decay, build):
-        self.source, self.average, self.decay, self.build = source, average, decay, build
+    def __init__(self, source, average, decay, build, inputs=None):
+        self.source, self.average, self.decay, self.build, self.inputs = source, average, decay, build, inputs
         self.pairs = [(p, average.collect_params()[name]) for name, p in source.collect_params().items()]
         self.copy()
 
@@ -37,11 +48,13 @@ class GeneratorAverage:
                 s.copyto(d)
 
     def snapshot(self):
-        """A new network holding the average now, to run."""
+        """A new network holding the average now, with BatchNorm statistics of its own, to run."""
         net = self.build()
         stored = self.average.collect_params()
         for name, p in net.collect_params().items():
             p.set_data(stored[name].data())
+        if self.inputs:
+            estimate_batchnorm_statistics(net, self.inputs)
         return net
 
     def update(self, step):
@@ -53,3 +66,16 @@ class GeneratorAverage:
                     s.copyto(d)
                 else:
                     d[:] = d * decay + s * (1.0 - decay)
+
+
+def estimate_batchnorm_statistics(net, inputs, batches=STATISTICS_BATCHES):
+    """Run ``net`` in training mode on ``inputs(k)`` for k < ``batches``. MXNet updates BatchNorm running
+    statistics in the backward pass (docs/deviations.md, row 5), so each batch is back-propagated; the
+    weights' gradients are computed and thrown away, and the weights do not change."""
+    for k in range(batches):
+        arrays = [mx.nd.array(a) for a in inputs(k)]
+        for a in arrays:
+            a.attach_grad()     # gives the recorded graph a leaf whatever the network's grad_req
+        with autograd.record():
+            outputs = net(*arrays)
+        autograd.backward(list(outputs) if isinstance(outputs, (list, tuple)) else [outputs])

@@ -7,6 +7,8 @@ drawn; the streams are disjoint:
 * training: the z of iteration k is ``latents([seed, k], batch)`` (training.py);
 * ``SAMPLE_GRID_ITERATION``: the fixed z of the sample grids written during training, drawn as the
   training z of that (never reached) iteration;
+* ``STATISTICS_ITERATION`` + k: batch k of the z the averaged G's BatchNorm statistics are estimated on
+  (averaging.py), likewise never reached;
 * ``EVALUATION_SEED_OFFSET``: evaluation's z, ``latents([seed + EVALUATION_SEED_OFFSET, first clip])``;
 * sampling and serving: ``latents(seed, n)``; clip i is row i whatever n.
 """
@@ -19,6 +21,7 @@ from .factory import build_generator, inference_generator_name, prepare
 
 OUTPUTS = ("video", "foreground", "mask", "background")
 SAMPLE_GRID_ITERATION = 1 << 30
+STATISTICS_ITERATION = (1 << 30) + 1024
 EVALUATION_SEED_OFFSET = 1 << 29
 
 

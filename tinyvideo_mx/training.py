@@ -40,7 +40,7 @@ from .context import parse_contexts, split_sizes, split_to_contexts
 from .data.sources import make_iterator, resolve_data_list, training_clips
 from .averaging import GeneratorAverage
 from .factory import build_generator, build_networks, prepare
-from .inference import SAMPLE_GRID_ITERATION, generator_inputs, run_generator
+from .inference import SAMPLE_GRID_ITERATION, STATISTICS_ITERATION, generator_inputs, run_generator
 from .metrics import video_networks
 from .metrics.clip_statistics import clip_statistics, nearest_neighbour_distance
 from .fsutil import write_text_atomic
@@ -136,10 +136,11 @@ class GanTraining:
                          for name, net in (("G", self.G), ("D", self.D))}
         self.precision.attach(self.trainers)
         self.G_average = None            # the moving average of G's weights that samples come from (g_ema)
+        self._snapshot = None            # (iteration, the average made runnable at that iteration)
         if config.g_ema:
             def build():
                 return prepare(build_generator(config, form), self.contexts, config.hybridize)
-            self.G_average = GeneratorAverage(self.G, build(), config.g_ema, build)
+            self.G_average = GeneratorAverage(self.G, build(), config.g_ema, build, self.statistics_inputs())
         self._replicas_agree = False     # rank 0's initial weights are broadcast before the first step
         self.data = iterator or make_iterator(config, part_index=rank, num_parts=workers)
         self.iteration = 0
@@ -312,12 +313,29 @@ class GanTraining:
             nets["G_ema"] = self.G_average.average
         return nets
 
+    def statistics_inputs(self):
+        """Batch k of the generator inputs the averaged G's BatchNorm statistics are estimated on: z drawn
+        from (seed, STATISTICS_ITERATION + k), a training batch's size (averaging.py). None for the
+        conditional model, whose inputs are real first frames: it keeps the copied statistics."""
+        if self.config.model == "conditional":
+            return None
+        rows = min(self.local_batch, 64)
+        return lambda k: generator_inputs(self.config, [self.config.seed, STATISTICS_ITERATION + k], rows)
+
     def sampling_generator(self):
-        """The G that samples come from: G, or a copy of the average when training keeps one."""
-        return self.G_average.snapshot() if self.G_average else self.G
+        """The G that samples come from: G, or a copy of the average when training keeps one (made once
+        per iteration: the sample grid, FVD and the checkpoint of one iteration share it)."""
+        if not self.G_average:
+            return self.G
+        if self._snapshot is None or self._snapshot[0] != self.iteration:
+            self._snapshot = (self.iteration, self.G_average.snapshot())
+        return self._snapshot[1]
 
     def save_checkpoint(self):
-        return checkpoint.save(self.run_dir, self.iteration, self.networks(), self.trainers,
+        networks = self.networks()
+        if self.G_average:      # what sampling uses: the average with its own BatchNorm statistics
+            networks["G_ema"] = self.sampling_generator()
+        return checkpoint.save(self.run_dir, self.iteration, networks, self.trainers,
                                self.meta(), keep=self.config.keep_checkpoints)
 
     def restore(self, checkpoint_dir):
