@@ -44,12 +44,25 @@ def test_composition_is_the_formula_on_hand_made_layers():
     f = rng.uniform(-1, 1, (2, 3, 4, 5, 5)).astype(np.float32)
     m = rng.uniform(0, 1, (2, 1, 4, 5, 5)).astype(np.float32)
     b = rng.uniform(-1, 1, (2, 3, 5, 5)).astype(np.float32)
-    out = compose(nd, nd.array(f), nd.array(m), nd.array(b)).asnumpy()
+    out = compose(nd, nd.array(f), nd.array(m), nd.array(b), 4).asnumpy()
     for n in range(2):
         for c in range(3):
             for t in range(4):
                 expected = m[n, 0, t] * f[n, c, t] + (1 - m[n, 0, t]) * b[n, c]
                 np.testing.assert_allclose(out[n, c, t], expected, rtol=1e-6, atol=1e-6)
+    # gradients by hand for an upstream gradient g: dv/df = m, dv/dm = sum over colours of g (f - b),
+    # dv/db = sum over frames of g (1 - m)
+    g = rng.uniform(-1, 1, out.shape).astype(np.float32)
+    arrays = [nd.array(a) for a in (f, m, b)]
+    for a in arrays:
+        a.attach_grad()
+    with autograd.record():
+        video = compose(nd, *arrays, 4)
+    video.backward(nd.array(g))
+    np.testing.assert_allclose(arrays[0].grad.asnumpy(), g * m, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(arrays[1].grad.asnumpy(), (g * (f - b[:, :, None])).sum(axis=1, keepdims=True),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(arrays[2].grad.asnumpy(), (g * (1 - m)).sum(axis=2), rtol=1e-5, atol=1e-5)
 
 
 def test_generator_video_is_composed_from_its_own_layers():
@@ -118,7 +131,7 @@ def test_the_demo_preset_changes_sizes_and_its_named_deviations_only():
     original, demo = make_config("original").to_dict(), make_config("demo").to_dict()
     changed = {k for k in original if original[k] != demo[k]}
     sizes = {"frames", "size", "ngf", "ndf", "batch_size", "iterations", "sample_every", "checkpoint_every", "log_every"}
-    assert changed - sizes == set(DEMO_DEVIATIONS) == {"upsampling", "g_ema", "synthetic_clips"}
+    assert changed - sizes == set(DEMO_DEVIATIONS) == {"upsampling", "g_ema", "synthetic_clips", "minibatch_std"}
     doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "deviations.md")).read()
     for key in DEMO_DEVIATIONS:
         assert f"`{key}" in doc, key

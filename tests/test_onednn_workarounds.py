@@ -13,6 +13,12 @@ from tinyvideo_mx.layers import (DenseTransposedConvolution, PhaseTransposedConv
 from tinyvideo_mx.networks import Discriminator, Generator
 
 
+# Relative error of float32 arithmetic against the float64 reference: up to 1.5e-5 was seen on the
+# gradients (projections along random directions sum many terms), on an avx2 CPU whose oneDNN kernels
+# sum in another order than the AVX-512 ones; the oneDNN bug the workarounds avoid is above 1e-2.
+EXACT = 5e-5
+
+
 def gradient_errors(blocks, reference, x, stride, pad, seed=0):
     """Relative errors (forward, weight gradient, input gradient) of a block list against numpy; the
     loss sum(out * head) is linear in the weight and in the input, so differences are exact."""
@@ -37,11 +43,18 @@ def gradient_errors(blocks, reference, x, stride, pad, seed=0):
 
 
 def test_raw_onednn_transposed_conv_reading_two_frames_has_a_wrong_weight_gradient():
-    """Documents the bug the workaround exists for (if a future build fixes it, this test says so)."""
+    """Documents the bug the workaround exists for (if a future build fixes it, this test says so). It is
+    in oneDNN's AVX-512 kernels: on a CPU without AVX-512 (AMD EPYC, avx2, 2026-12-01) oneDNN picks
+    another kernel and the raw layer is exact, which this test then checks instead."""
+    from tinyvideo_mx.cpu import read_cpuinfo
     x = np.random.default_rng(1).standard_normal((2, 32, 2, 4, 4))
     raw = gluon.nn.Conv3DTranspose(16, 4, 2, 1, in_channels=32, use_bias=False)
     forward, weight_grad, input_grad = gradient_errors([raw], reference_conv.conv3d_transpose, x, 2, 1)
-    assert forward < 1e-5 and input_grad < 1e-5 and weight_grad > 1e-2
+    assert forward < EXACT and input_grad < EXACT
+    if "avx512f" in read_cpuinfo()[1]:
+        assert weight_grad > 1e-2
+    else:
+        assert weight_grad < EXACT
 
 
 @pytest.mark.parametrize("in_depth", [1, 2, 3, 4])
@@ -50,7 +63,7 @@ def test_transposed_conv_layers_are_exact_at_every_depth(in_depth):
     blocks, out_depth = conv3d_transpose(16, 4, 2, 1, 32, in_depth)
     assert out_depth == 2 * in_depth and (len(blocks) == 3) == (in_depth == 2)
     errors = gradient_errors(blocks, reference_conv.conv3d_transpose, x, 2, 1)
-    assert max(errors) < 1e-5, errors
+    assert max(errors) < EXACT, errors
 
 
 @pytest.mark.parametrize("in_depth", [2, 4, 6, 8])
@@ -59,7 +72,7 @@ def test_conv_layers_are_exact_at_every_depth(in_depth):
     blocks, out_depth = conv3d(128, 4, 2, 1, 64, in_depth)
     assert out_depth == in_depth // 2 and (len(blocks) == 3) == (out_depth == 2)
     errors = gradient_errors(blocks, reference_conv.conv3d, x, 2, 1)
-    assert max(errors) < 1e-5, errors
+    assert max(errors) < EXACT, errors
 
 
 @pytest.mark.parametrize("ndim,in_depth,temporal_padding", [(2, 3, "zeros"), (3, 1, "zeros"), (3, 2, "zeros"),
@@ -75,7 +88,7 @@ def test_resize_convolution_is_nearest_doubling_then_convolution(ndim, in_depth,
     replicate = temporal_padding == "replicate"
     errors = gradient_errors([layer], lambda x, w, stride, pad: reference_conv.resize_conv(x, w, replicate),
                              x, None, None)
-    assert max(errors) < 1e-5, errors
+    assert max(errors) < EXACT, errors
 
 
 def test_replicated_end_frames_do_not_fade():
@@ -193,17 +206,17 @@ def test_phase_transposed_conv_is_the_transposed_conv_at_every_depth(in_depth):
     deconv_blocks, _ = conv3d_transpose(16, 4, 2, 1, 32, in_depth)
     assert out_depth == 2 * in_depth and len(blocks) == len(deconv_blocks)
     errors = gradient_errors(blocks, reference_conv.conv3d_transpose, x, 2, 1)
-    assert max(errors) < 1e-5, errors
+    assert max(errors) < EXACT, errors
 
 
 def test_phase_transposed_conv_2d_and_the_dense_projection_are_exact():
     rng = np.random.default_rng(5)
     layer = PhaseTransposedConvolution(8, 16, 2, (4, 6))
     errors = gradient_errors([layer], conv2d_transpose_reference, rng.standard_normal((3, 16, 4, 6)), 2, 1)
-    assert max(errors) < 1e-5, errors
+    assert max(errors) < EXACT, errors
     projection = DenseTransposedConvolution(8, 16, (2, 4, 4))
     errors = gradient_errors([projection], reference_conv.conv3d_transpose, rng.standard_normal((3, 16, 1, 1, 1)), 1, 0)
-    assert max(errors) < 1e-5, errors
+    assert max(errors) < EXACT, errors
 
 
 @pytest.mark.parametrize("frames", [16, 32])

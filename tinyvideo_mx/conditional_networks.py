@@ -65,7 +65,7 @@ class ConditionalGenerator(nn.HybridBlock):
         background = self.background(for_background)
         head = self.foreground(F.expand_dims(for_foreground, axis=2))     # View(-1, 1024, 1, 4, 4)
         foreground, mask = split_head(F, head)
-        return compose(F, foreground, mask, background), foreground, mask, background
+        return compose(F, foreground, mask, background, self.frames), foreground, mask, background
 
 
 class ConditionalDiscriminator(Discriminator):

@@ -114,12 +114,14 @@ def split_head(F, head):
     return foreground, mask
 
 
-def compose(F, foreground, mask, background):
-    """video = m * f + (1 - m) * b (main.lua:94-114), by broadcasting: the mask (N,1,T,H,W) over the
-    3 colours, the background (N,3,H,W) over the T frames."""
-    moving = F.broadcast_mul(mask, foreground)
-    static = F.broadcast_mul(1 - mask, F.expand_dims(background, axis=2))
-    return moving + static
+def compose(F, foreground, mask, background, frames):
+    """video = m * f + (1 - m) * b (main.lua:94-114): the mask (N,1,T,H,W) repeated over the 3 colours,
+    the background (N,3,H,W) over the ``frames`` T. Repeated by concatenation, not broadcast: MXNet's
+    broadcast_mul backward reduces over the repeated axis with a generic kernel, 3.7x the time of the
+    same arithmetic on concatenated copies (whose backward is slices) - 10 % of a demo iteration."""
+    mask = F.concat(mask, mask, mask, dim=1)
+    background = F.concat(*([F.expand_dims(background, axis=2)] * frames), dim=2)
+    return mask * foreground + (1 - mask) * background
 
 
 class Generator(nn.HybridBlock):
@@ -146,7 +148,7 @@ class Generator(nn.HybridBlock):
         head = self.foreground(F.reshape(z, shape=(0, 0, 1, 1, 1)))   # View(-1,100,1,1,1)
         background = self.background(F.reshape(z, shape=(0, 0, 1, 1)))  # View(-1,100,1,1)
         foreground, mask = split_head(F, head)
-        return compose(F, foreground, mask, background), foreground, mask, background
+        return compose(F, foreground, mask, background, self.frames), foreground, mask, background
 
 
 class Discriminator(nn.HybridBlock):
