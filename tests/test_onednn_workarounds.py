@@ -15,14 +15,17 @@ from tinyvideo_mx.networks import Discriminator, Generator
 
 # Relative error of float32 arithmetic against the float64 reference: up to 1.5e-5 was seen on the
 # gradients (projections along random directions sum many terms), on an avx2 CPU whose oneDNN kernels
-# sum in another order than the AVX-512 ones; the oneDNN bug the workarounds avoid is above 1e-2.
+# sum in another order than the AVX-512 ones; the oneDNN bug the workarounds avoid is far above 1e-3.
 EXACT = 5e-5
 
 
 def gradient_errors(blocks, reference, x, stride, pad, seed=0):
     """Relative errors (forward, weight gradient, input gradient) of a block list against numpy; the
-    loss sum(out * head) is linear in the weight and in the input, so differences are exact."""
+    loss sum(out * head) is linear in the weight and in the input, so differences are exact. Each gradient
+    is compared along a random direction, relative to the sum of the magnitudes of that projection's terms
+    (the projection itself can cancel to near 0 for some weights, which made the ratio flaky)."""
     rng = np.random.default_rng(seed)
+    mx.random.seed(seed)          # the weights too: the same numbers whatever ran before
     net = gluon.nn.HybridSequential()
     net.add(*blocks)
     net.initialize(mx.init.Normal(0.05))
@@ -36,10 +39,10 @@ def gradient_errors(blocks, reference, x, stride, pad, seed=0):
         y = net(xx)
     y.backward(nd.array(head))
     e, d = rng.standard_normal(w.shape), rng.standard_normal(x.shape)
-    along_w, along_x = (reference(x, e, stride, pad) * head).sum(), (reference(d, w, stride, pad) * head).sum()
+    terms_w, terms_x = reference(x, e, stride, pad) * head, reference(d, w, stride, pad) * head
     return (np.abs(y.asnumpy() - out).max() / np.abs(out).max(),
-            abs(along_w - (layer.weight.grad().asnumpy() * e).sum()) / abs(along_w),
-            abs(along_x - (xx.grad.asnumpy() * d).sum()) / abs(along_x))
+            abs(terms_w.sum() - (layer.weight.grad().asnumpy() * e).sum()) / np.abs(terms_w).sum(),
+            abs(terms_x.sum() - (xx.grad.asnumpy() * d).sum()) / np.abs(terms_x).sum())
 
 
 def test_raw_onednn_transposed_conv_reading_two_frames_has_a_wrong_weight_gradient():
@@ -52,7 +55,7 @@ def test_raw_onednn_transposed_conv_reading_two_frames_has_a_wrong_weight_gradie
     forward, weight_grad, input_grad = gradient_errors([raw], reference_conv.conv3d_transpose, x, 2, 1)
     assert forward < EXACT and input_grad < EXACT
     if "avx512f" in read_cpuinfo()[1]:
-        assert weight_grad > 1e-2
+        assert weight_grad > 1e-3      # 20x EXACT: a wrong gradient, not rounding
     else:
         assert weight_grad < EXACT
 
