@@ -243,6 +243,22 @@ def test_batchnorm_statistics_are_estimated_from_the_networks_own_activations():
     np.testing.assert_array_equal(net[0].weight.data().asnumpy(), weight)
 
 
+def test_the_averaged_generator_estimates_its_statistics_on_every_context(tmp_path):
+    """With two contexts the averaged G's snapshot re-estimates its BatchNorm statistics on both, from
+    the same inputs: the replicas agree, and differ from the trained G's copied statistics."""
+    cfg = tiny_config(iterations=1, sample_every=0, checkpoint_every=1, g_ema=0.9, ctx="cpu0,cpu1", batch_size=4)
+    run = GanTraining(cfg, str(tmp_path / "run"), progress=False).run()
+    trained = run.G.collect_params()
+    means = [(name, p) for name, p in run.sampling_generator().collect_params().items()
+             if name.endswith("running_mean")]
+    assert means
+    for name, p in means:
+        first, second = (a.asnumpy() for a in p.list_data())
+        np.testing.assert_array_equal(first, second, err_msg=name)
+    assert any(not np.allclose(p.list_data()[0].asnumpy(), trained[name].list_data()[0].asnumpy())
+               for name, p in means)
+
+
 def test_generator_average_follows_its_formula():
     """Two updates by hand: decay_t = min(decay, (1 + t) / (10 + t)); weights averaged, BN running
     statistics copied."""

@@ -69,13 +69,15 @@ class GeneratorAverage:
 
 
 def estimate_batchnorm_statistics(net, inputs, batches=STATISTICS_BATCHES):
-    """Run ``net`` in training mode on ``inputs(k)`` for k < ``batches``. MXNet updates BatchNorm running
-    statistics in the backward pass (docs/deviations.md, row 5), so each batch is back-propagated; the
-    weights' gradients are computed and thrown away, and the weights do not change."""
-    for k in range(batches):
-        arrays = [mx.nd.array(a) for a in inputs(k)]
-        for a in arrays:
-            a.attach_grad()     # gives the recorded graph a leaf whatever the network's grad_req
-        with autograd.record():
-            outputs = net(*arrays)
-        autograd.backward(list(outputs) if isinstance(outputs, (list, tuple)) else [outputs])
+    """Run ``net`` in training mode on ``inputs(k)`` for k < ``batches``, on every context it lives on (the
+    same inputs, so replicas keep equal statistics). MXNet updates BatchNorm running statistics in the
+    backward pass (docs/deviations.md, row 5), so each batch is back-propagated; the weights' gradients
+    are computed and thrown away, and the weights do not change."""
+    for ctx in next(iter(net.collect_params().values())).list_ctx():
+        for k in range(batches):
+            arrays = [mx.nd.array(a, ctx=ctx) for a in inputs(k)]
+            for a in arrays:
+                a.attach_grad()     # gives the recorded graph a leaf whatever the network's grad_req
+            with autograd.record():
+                outputs = net(*arrays)
+            autograd.backward(list(outputs) if isinstance(outputs, (list, tuple)) else [outputs])
