@@ -6,10 +6,10 @@ from .errors import SettingError
 G_STEP_MODES = ("reuse", "recompute")
 RENAMED = {"num_workers": "decode_threads"}   # old key -> new key, so older runs still load
 UPSAMPLING = ("transposed", "resize")   # how G doubles its resolution: see networks.up3d
-G_FORMS = ("auto", "deconvolution", "phases")
+G_FORMS = ("auto", "deconvolution", "phases")   # how G's transposed convolutions are computed: precision.generator_form
 # what G's 3-D resize-convolutions read beyond the first and last frames: "zeros" (as every convolution of
 # the original pads) or "replicate" (copies of the end frames; layers.ResizeConvolution)
-TEMPORAL_PADDINGS = ("zeros", "replicate")   # how G's transposed convolutions are computed: precision.generator_form
+TEMPORAL_PADDINGS = ("zeros", "replicate")
 
 
 def check_temporal_padding(temporal_padding, upsampling):

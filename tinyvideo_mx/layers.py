@@ -26,7 +26,7 @@ from mxnet import init as mx_init
 from mxnet import nd as mx_nd
 from mxnet.gluon import nn
 
-from .config import TEMPORAL_PADDINGS
+from .config import check_temporal_padding
 
 # Torch's BatchNormalization momentum 0.1 updates running = 0.9 * running + 0.1 * batch; Gluon's
 # ``momentum`` is the weight of the *old* value, so the same rule is momentum=0.9.
@@ -160,8 +160,7 @@ class ResizeConvolution(nn.HybridBlock):
 
     def __init__(self, channels, in_channels, ndim, in_depth=None, temporal_padding="zeros", **kwargs):
         super().__init__(**kwargs)
-        if temporal_padding not in TEMPORAL_PADDINGS:
-            raise ValueError(f"temporal_padding must be one of {TEMPORAL_PADDINGS}, got {temporal_padding!r}")
+        check_temporal_padding(temporal_padding, "resize")
         self.channels, self.ndim = channels, ndim
         # "replicate" (3-D only): the doubled input is extended along time by copies of its first and last
         # frames instead of zeros, so the end frames are computed from as much signal as the middle ones

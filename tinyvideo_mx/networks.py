@@ -33,7 +33,7 @@ def up3d(channels, in_channels, in_size, upsampling, form="deconvolution", tempo
     doubling followed by a 3x3x3 convolution ("resize"), which cannot draw the 2-pixel (and 2-frame)
     checkerboard a stride-2 kernel of size 4 draws (Odena, Dumoulin & Olah, Distill 2016).
     ``temporal_padding`` (resize only): what that convolution reads beyond the first and last frames
-    (layers.TEMPORAL_PADDINGS)."""
+    (config.TEMPORAL_PADDINGS)."""
     if upsampling == "resize":
         return resize_conv3d(channels, in_channels, in_size[0], temporal_padding, **kwargs)
     if form == "phases":

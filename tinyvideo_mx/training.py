@@ -211,10 +211,11 @@ class GanTraining:
 
     def instance_noise(self, shape):
         """Per context, (noise for the real clips, noise for the fakes): Gaussian with a standard deviation
-        falling linearly from ``instance_noise`` to 0 at iteration ``instance_noise_until``; none (zeros) when it is off. Drawn
-        counter-based for the global batch, as z is, so resume stays exact and this worker takes its rows."""
+        falling linearly from ``instance_noise`` to 0 at iteration ``instance_noise_until`` (set by __init__);
+        (None, None) when there is none. Drawn counter-based for the global batch, as z is, so resume stays
+        exact and this worker takes its rows."""
         cfg = self.config
-        sigma = cfg.instance_noise * max(0.0, 1.0 - self.iteration / (cfg.instance_noise_until or self.total))
+        sigma = cfg.instance_noise and cfg.instance_noise * max(0.0, 1.0 - self.iteration / cfg.instance_noise_until)
         if not sigma:
             return [(None, None)] * len(self.contexts)
         rng = np.random.default_rng([cfg.seed, self.iteration, NOISE_STREAM])
