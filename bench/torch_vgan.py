@@ -20,6 +20,11 @@ from torch import nn
 REAL, FAKE = 0, 1
 
 
+def first_kernel(frames, size):
+    """G's first and D's last kernel: (2, 4, 4) at 32 x 64 x 64 (four doublings follow it)."""
+    return frames // 16, size // 16, size // 16
+
+
 def _init(module):
     """main.lua:130-144: (transposed) convolutions N(0, 0.01), bias 0; BN gamma N(1, 0.02), beta 0."""
     if isinstance(module, (nn.Conv3d, nn.ConvTranspose3d, nn.ConvTranspose2d)):
@@ -33,12 +38,13 @@ def _init(module):
 class Generator(nn.Module):
     """Two streams (spec 1a-1c): 3-D foreground + mask, 2-D background, video = m*f + (1-m)*b."""
 
-    def __init__(self, nz=100, ngf=64):
+    def __init__(self, nz=100, ngf=64, frames=32, size=64):
         super().__init__()
         w = [ngf * 8, ngf * 4, ngf * 2, ngf]
         video, image, cin = [], [], nz
+        first = first_kernel(frames, size)
         for i, ch in enumerate(w):
-            k3, k2, s, p = ((2, 4, 4), 4, 1, 0) if i == 0 else (4, 4, 2, 1)
+            k3, k2, s, p = (first, first[1], 1, 0) if i == 0 else (4, 4, 2, 1)
             video += [nn.ConvTranspose3d(cin, ch, k3, s, p), nn.BatchNorm3d(ch, eps=1e-5, momentum=0.1), nn.ReLU(True)]
             image += [nn.ConvTranspose2d(cin, ch, k2, s, p), nn.BatchNorm2d(ch, eps=1e-5, momentum=0.1), nn.ReLU(True)]
             cin = ch
@@ -59,7 +65,7 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """Spec section 2: Conv3d(4, 2, 1) stages, LeakyReLU 0.2, BN eps 1e-3 on all but the first, 2 logits."""
 
-    def __init__(self, ndf=64):
+    def __init__(self, ndf=64, frames=32, size=64):
         super().__init__()
         layers, cin = [], 3
         for i, ch in enumerate([ndf, ndf * 2, ndf * 4, ndf * 8]):
@@ -68,7 +74,7 @@ class Discriminator(nn.Module):
                 layers.append(nn.BatchNorm3d(ch, eps=1e-3, momentum=0.1))
             layers.append(nn.LeakyReLU(0.2, True))
             cin = ch
-        layers.append(nn.Conv3d(cin, 2, (2, 4, 4), 1, 0))
+        layers.append(nn.Conv3d(cin, 2, first_kernel(frames, size), 1, 0))
         self.net = nn.Sequential(*layers)
         self.apply(_init)
 
@@ -79,9 +85,9 @@ class Discriminator(nn.Module):
 class Training:
     """G, D, their Adam optimisers (lr 2e-4, beta1 0.5) and the usual port's step."""
 
-    def __init__(self, batch, bf16=False, seed=0):
+    def __init__(self, batch, bf16=False, seed=0, ngf=64, ndf=64, frames=32, size=64):
         torch.manual_seed(seed)
-        self.G, self.D = Generator(), Discriminator()
+        self.G, self.D = Generator(ngf=ngf, frames=frames, size=size), Discriminator(ndf, frames, size)
         adam = dict(lr=2e-4, betas=(0.5, 0.999), eps=1e-8)
         self.opt_g = torch.optim.Adam(self.G.parameters(), **adam)
         self.opt_d = torch.optim.Adam(self.D.parameters(), **adam)
@@ -110,4 +116,4 @@ class Training:
         loss_g.backward()
         self.D.requires_grad_(True)
         self.opt_g.step()
-        return float(loss_d), float(loss_g)
+        return loss_d.item(), loss_g.item()

@@ -57,3 +57,12 @@ def test_horovod_flag_and_another_kvstore_contradict(tmp_path):
                                        "--out", str(tmp_path), "--quiet"])
     assert result.exit_code == 2
     assert "Error: --horovod and --kvstore dist_sync contradict each other" in result.output
+
+
+def test_unconditional_options_are_refused_for_the_conditional_model(tmp_path):
+    result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--conditional", "--mode-seeking", "1",
+                                       "--out", str(tmp_path / "r"), "--quiet"])
+    assert result.exit_code == 1
+    assert result.output == ("Error: minibatch_std, mode_seeking and temporal_padding are options of the "
+                             "unconditional model\n")
+    assert not (tmp_path / "r").exists()

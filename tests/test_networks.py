@@ -131,7 +131,8 @@ def test_the_demo_preset_changes_sizes_and_its_named_deviations_only():
     original, demo = make_config("original").to_dict(), make_config("demo").to_dict()
     changed = {k for k in original if original[k] != demo[k]}
     sizes = {"frames", "size", "ngf", "ndf", "batch_size", "iterations", "sample_every", "checkpoint_every", "log_every"}
-    assert changed - sizes == set(DEMO_DEVIATIONS) == {"upsampling", "g_ema", "synthetic_clips", "minibatch_std"}
+    assert changed - sizes == set(DEMO_DEVIATIONS) == {"upsampling", "g_ema", "synthetic_clips", "minibatch_std",
+                                                         "mode_seeking"}
     doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "deviations.md")).read()
     for key in DEMO_DEVIATIONS:
         assert f"`{key}" in doc, key

@@ -44,6 +44,51 @@ def test_losses_match_hand_computation():
     np.testing.assert_allclose(mask.grad.asnumpy(), 0.1 / mask.size)   # L1Penalty's sizeAverage gradient
 
 
+def test_mode_seeking_term_and_its_gradient_match_hand_computation():
+    """weight / (d_video / d_z + eps): rows 0..h-1 paired with h..2h-1 (an odd last row sits out), d the mean
+    absolute difference; its gradient by hand: -weight / r^2 / d_z * sign(pair difference) / elements."""
+    rng = np.random.default_rng(3)
+    video, z = rng.uniform(-1, 1, (5, 3, 2, 3, 3)), rng.standard_normal((5, 4, 1, 1, 1))
+    v, zz = nd.array(video), nd.array(z)
+    v.attach_grad()
+    with autograd.record():
+        term = losses.mode_seeking(v, zz, weight=0.5)
+    term.backward()
+    d_video = np.abs(video[:2] - video[2:4]).mean()
+    d_z = np.abs(z[:2] - z[2:4]).mean()
+    ratio = d_video / d_z + 1e-5
+    assert term.asscalar() == pytest.approx(0.5 / ratio, rel=1e-5)
+    sign = np.sign(video[:2] - video[2:4]) / video[:2].size
+    expected = np.zeros_like(video)
+    expected[:2], expected[2:4] = sign, -sign
+    expected *= -0.5 / ratio ** 2 / d_z
+    np.testing.assert_allclose(v.grad.asnumpy(), expected, rtol=1e-4, atol=1e-9)
+    assert losses.mode_seeking(nd.ones((1, 3, 2, 2, 2)), nd.ones((1, 4))) is None
+
+
+def test_mode_seeking_moves_g_only_and_counts_in_gs_loss(tmp_path):
+    """The term is part of G's loss: D's step is the same with and without it, G's is not, and the logged
+    penalty is the mask prior plus the term on the slice's own video and z."""
+    def one_step(weight, name):
+        run = GanTraining(tiny_config(hybridize=False, mode_seeking=weight, iterations=1), str(tmp_path / name),
+                          progress=False)
+        real = nd.array(np.random.default_rng(1).uniform(-1, 1, (run.config.batch_size, 3, run.config.frames,
+                                                                   run.config.size, run.config.size)))
+        slices = run._slices(real)
+        run.discriminator_step(slices)
+        run.generator_step(slices)
+        values = run._scalars(slices)
+        return run, slices[0], values
+    plain, _, plain_values = one_step(0.0, "plain")
+    seeking, s, values = one_step(2.0, "seeking")
+    assert_same_params(params_of(plain.D), params_of(seeking.D))
+    assert max(np.abs(a - b).max() for a, b in zip(params_of(plain.G).values(), params_of(seeking.G).values())) > 1e-6
+    term = losses.mode_seeking(s.video, s.generator_inputs[0], 2.0).asscalar()
+    assert term > 0 and s.mode_seeking.asscalar() == pytest.approx(term, rel=1e-6)
+    assert values["penalty"] == pytest.approx(0.1 * values["mask_mean"] + term, rel=1e-5)
+    assert plain_values["penalty"] == pytest.approx(0.1 * plain_values["mask_mean"], rel=1e-5)
+
+
 class LinearD(gluon.HybridBlock):
     """A discriminator that is linear in its input, so dL/dinput can be computed by hand."""
 
@@ -203,7 +248,7 @@ def test_exact_resume_with_the_demo_deviations_keeps_the_average(tmp_path):
     per iteration): resume is still bit-exact, the average included, and sampling reads the average."""
     from tinyvideo_mx.inference import load_generator
     cfg = dict(checkpoint_every=2, sample_every=0, upsampling="resize", g_ema=0.9, temporal_padding="replicate",
-               instance_noise=0.3, instance_noise_until=4, label_smoothing=0.1, d_lr=1e-4)
+               instance_noise=0.3, instance_noise_until=4, label_smoothing=0.1, d_lr=1e-4, mode_seeking=0.5)
     straight = GanTraining(tiny_config(iterations=4, **cfg), str(tmp_path / "straight"), progress=False).run()
     GanTraining(tiny_config(iterations=2, **cfg), str(tmp_path / "split"), progress=False).run()
     resumed = GanTraining.resume(str(tmp_path / "split"), progress=False, iterations=4).run()

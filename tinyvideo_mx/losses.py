@@ -27,6 +27,19 @@ def mask_prior(mask, weight=0.1):
     return weight * mask.mean()
 
 
+def mode_seeking(video, z, weight=1.0, epsilon=1e-5):
+    """G's mode-seeking term (a deviation, ``--mode-seeking``, docs/deviations.md; Mao et al., CVPR 2019):
+    the batch's first and second halves are paired, and G pays ``weight / (d_video / d_z + epsilon)`` with
+    d the mean absolute difference of paired videos and of paired z. A G that answers different z with
+    the same clip pays most. Batches of fewer than 2 rows pay nothing (returns None)."""
+    half = video.shape[0] // 2
+    if half == 0:
+        return None
+    def apart(x):
+        return nd.abs(nd.slice_axis(x, axis=0, begin=0, end=half) - nd.slice_axis(x, axis=0, begin=half, end=2 * half)).mean()
+    return weight / (apart(video) / apart(z.reshape((z.shape[0], -1))) + epsilon)
+
+
 def first_frame_l1(video, image, weight=10.0):
     """Conditional model: ``10 * AbsCriterion(G(x0)[:, :, 0], x0)``, the mean absolute error between the
     first generated frame and the input image (main_conditional.lua)."""

@@ -88,6 +88,7 @@ class Slice:
     d_real: mx.nd.NDArray = None
     d_fake: mx.nd.NDArray = None
     mask_penalty: mx.nd.NDArray = None    # unconditional: 0.1 * mean(m)
+    mode_seeking: mx.nd.NDArray = None    # --mode-seeking: weight / (video distance per unit of z distance)
     g_adv: mx.nd.NDArray = None
     video_leaf: mx.nd.NDArray = None      # conditional: a leaf for the frame-1 L1 (see generator_step)
     video_penalty: mx.nd.NDArray = None
@@ -226,7 +227,7 @@ class GanTraining:
 
     def discriminator_step(self, slices):
         # (1) Update D network: CE(D(x), real) + CE(D(G(z)), fake), each a batch mean; Adam on D.
-        # G runs here too (in training mode), and its mask prior is recorded for the G step.
+        # G runs here too (in training mode), and its priors (mask, mode seeking) are recorded for the G step.
         scale = self.precision.loss_scale("D")     # 1 unless float16 AMP
         d_losses = []
         with autograd.record():
@@ -238,6 +239,8 @@ class GanTraining:
                 s.d_real = losses.cross_entropy(self.D(with_noise(s.real, s.noise[0])), losses.REAL,
                                                 self.config.label_smoothing)
                 s.mask_penalty = self.mask_penalty(s.mask)
+                if self.config.mode_seeking:
+                    s.mode_seeking = losses.mode_seeking(s.video, s.generator_inputs[0], self.config.mode_seeking)
                 s.d_fake = losses.cross_entropy(s.fake_logits, losses.FAKE)
                 d_losses.append((s.d_real + s.d_fake) * (s.weight * scale))
         # Only D's weight gradients: dL_D/dfake is never used, so it is not computed (the fake batch's
@@ -249,7 +252,7 @@ class GanTraining:
 
     def generator_step(self, slices):
         # (2) Update G network: the non-saturating CE(D(G(z)), real) plus G's prior (0.1 * mean(m);
-        # conditional: 10 * the frame-1 L1); Adam on G.
+        # conditional: 10 * the frame-1 L1; with --mode-seeking its term); Adam on G.
         # g_step "reuse" (the original): the D-step graph of D(fake), back-propagated through D's
         # *updated* weights; "recompute" (the usual port): a fresh D(G(z)).
         scale = self.precision.loss_scale("G")
@@ -263,8 +266,7 @@ class GanTraining:
                 s.g_adv = losses.cross_entropy(s.fake_logits, losses.REAL)
                 s.video_leaf, s.video_penalty = self.video_penalty(s.video, s.real)
                 heads += [t * (s.weight * scale) for t in (s.g_adv, s.video_penalty) if t is not None]
-                if s.mask_penalty is not None:
-                    priors.append(s.mask_penalty * (s.weight * scale))
+                priors += [t * (s.weight * scale) for t in (s.mask_penalty, s.mode_seeking) if t is not None]
         # dL/dfake (and dL/dvideo_leaf) only: D's weight gradients of this pass would be thrown away.
         # The video terms (the conditional L1) have a leaf of their own and their gradient is added to
         # D's explicitly: inside autograd, oneDNN cannot sum D's blocked-layout gradient with a slice's
@@ -274,7 +276,7 @@ class GanTraining:
         to_video = grads[:len(slices)]
         for extra, i in zip(grads[len(slices):], video_terms):
             to_video[i] = to_video[i] + extra
-        # Then through G in one pass: dL/dvideo into the videos, the prior on the masks as heads of their own.
+        # Then through G in one pass: dL/dvideo into the videos, the priors as heads of their own.
         autograd.backward([s.video for s in slices] + priors, head_grads=to_video + [None] * len(priors))
         self.replicas.sum_gradients(self.G.collect_params())
         self.trainers["G"].step(1)
@@ -293,7 +295,7 @@ class GanTraining:
         def total(name):
             return float(sum(getattr(s, name).asscalar() * s.weight for s in slices if getattr(s, name) is not None))
         d_real, d_fake, g_adv = total("d_real"), total("d_fake"), total("g_adv")
-        penalty = total("mask_penalty") + total("video_penalty")
+        penalty = total("mask_penalty") + total("video_penalty") + total("mode_seeking")
         mask_mean = float(sum(s.mask.mean().asscalar() * s.weight for s in slices))
         return {"loss_d": d_real + d_fake, "loss_d_real": d_real, "loss_d_fake": d_fake,
                 "loss_g": g_adv + penalty, "loss_g_adv": g_adv, "penalty": penalty, "mask_mean": mask_mean}
