@@ -6,7 +6,8 @@ One iteration, as in the original (spec section 3):
    on the real batch and, separately, on the fake batch (separate BN statistics); D's loss is
    CE(real, REAL) + CE(fake, FAKE), a sum of two batch means; Adam updates D.
 2. G step (``generator_step``): the non-saturating loss CE(D(G(z)), REAL) plus the mask prior
-   0.1 * mean(m) (conditional: plus 10 * the frame-1 L1 instead); Adam updates G.
+   0.1 * mean(m) (conditional: plus 10 * the frame-1 L1 instead; with ``mode_seeking``, a deviation, its
+   term too); Adam updates G.
 
 ``g_step="reuse"`` (default) is the original exactly: the G step reuses D's activations of the fake
 batch from the D step, and back-propagates them through D's *updated* weights (Torch's
