@@ -109,7 +109,8 @@ def main():
     print(f"PyTorch {torch.__version__}, {args.threads} threads, CPU; clips 3x{config['frames']}x{config['size']}x"
           f"{config['size']}, ngf {config['ngf']}, ndf {config['ndf']}, batch {config['batch_size']}, "
           f"{args.seconds:.0f} s of training")
-    real = load_real_clips(args.like, max(args.clips, 2 * 150))
+    from tinyvideo_mx.metrics.clip_statistics import FRECHET_MIN_CLIPS
+    real = load_real_clips(args.like, max(args.clips, 2 * FRECHET_MIN_CLIPS))   # enough for the Frechet row
     training, iterations = train_for(args.seconds, real, config, args.threads, args.seed)
     print(f"trained {iterations} iterations on {len(real)} real clips ({iterations / args.seconds:.2f} it/s)")
     videos, masks = generate(training, args.clips)
