@@ -19,7 +19,7 @@ from tinyvideo_mx.networks import Discriminator, Generator
 EXACT = 5e-5
 
 
-def gradient_errors(blocks, reference, x, stride, pad, seed=0):
+def gradient_errors(blocks, reference, x, stride, pad, seed=0, hybridize=False):
     """Relative errors (forward, weight gradient, input gradient) of a block list against numpy; the
     loss sum(out * head) is linear in the weight and in the input, so differences are exact. Each gradient
     is compared along a random direction, relative to the sum of the magnitudes of that projection's terms
@@ -29,6 +29,8 @@ def gradient_errors(blocks, reference, x, stride, pad, seed=0):
     net = gluon.nn.HybridSequential()
     net.add(*blocks)
     net.initialize(mx.init.Normal(0.05))
+    if hybridize:
+        net.hybridize(static_alloc=True)
     layer = [b for b in blocks if hasattr(b, "weight")][0]
     w = layer.weight.data().asnumpy().astype(np.float64)
     out = reference(x, w, stride, pad)

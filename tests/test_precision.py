@@ -17,21 +17,38 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.mark.skipif(not precision.cpu_supports_bfloat16(), reason="this CPU has no bfloat16 arithmetic")
-@pytest.mark.parametrize("g_form", ["deconvolution", "phases"])
+@pytest.mark.parametrize("g_form", ["deconvolution", "phases", "auto"])
 def test_amp_runs_in_bfloat16_trains_and_resumes_exactly(tmp_path, g_form):
     """With G in Deconvolution form it runs imperatively (a hybridized Deconvolution fails in backward
-    under AMP); in phase form all of G is Convolution / FullyConnected and runs hybridized."""
+    under AMP); in phase form (what "auto" takes under bfloat16) all of G is Convolution / FullyConnected
+    and runs hybridized."""
     data_list = synthetic.ensure_dataset(str(tmp_path / "data"), clips=16, frames=32, frame_height=128)
     out = subprocess.run([sys.executable, os.path.join(HERE, "amp_worker.py"), data_list, g_form],
                          capture_output=True, text=True, timeout=300, cwd=HERE)
     assert out.returncode == 0, out.stderr[-3000:]
     r = json.loads(out.stdout.strip().splitlines()[-1])
-    assert r["dtype"] == "bfloat16" and r["d_hybridized"] and r["g_hybridized"] == (g_form == "phases")
+    assert r["dtype"] == "bfloat16" and r["d_hybridized"] and r["g_hybridized"] == (g_form != "deconvolution")
     # bfloat16 keeps 8 significant bits: the logits move by a rounding-sized amount, not more, not zero.
     assert 1e-5 * r["logit_scale"] < r["logit_change"] < 0.05 * r["logit_scale"]
     assert r["losses_finite"] and r["iterations"] == 3
     assert r["g_params_moved"] > r["g_params"] // 2
     assert r["resume_exact"]
+
+
+@pytest.mark.skipif(not precision.cpu_supports_bfloat16(), reason="this CPU has no bfloat16 arithmetic")
+def test_phase_form_under_amp_is_the_transposed_conv_to_bfloat16_rounding():
+    """Hybridized under AMP the phase form's Convolution runs in bfloat16 and its interleave reads the
+    float32 cast of it (no plain copy, layers.interleave_phases): forward, weight and input gradients
+    against float64 numpy, at depths 1 (extra frame), 2 and 3 and in 2-D. bfloat16 keeps 8 significant
+    bits (relative rounding 2**-9 per operand): errors are a rounding's size, neither zero nor larger."""
+    out = subprocess.run([sys.executable, os.path.join(HERE, "amp_layer_worker.py")], capture_output=True, text=True,
+                         timeout=300, cwd=HERE)
+    assert out.returncode == 0, out.stderr[-3000:]
+    errors = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(errors) == 4
+    for name, (forward, weight_grad, input_grad) in errors.items():
+        assert 1e-4 < forward < 2e-2, (name, forward)
+        assert weight_grad < 2e-2 and input_grad < 2e-2, (name, weight_grad, input_grad)
 
 
 class FixedScaler:
@@ -79,10 +96,17 @@ def test_amp_needs_bfloat16_hardware_on_cpu(tmp_path, monkeypatch):
 
 
 def test_generator_form_auto_is_the_measured_faster_one():
-    assert precision.generator_form("auto") == "deconvolution"     # in float32 and under AMP alike
-    assert precision.generator_form("phases") == "phases"
-    assert precision.generator_form("deconvolution") == "deconvolution"
-    assert precision.Precision(False, []).hybridize_generator("deconvolution")
+    assert precision.generator_form("auto") == "deconvolution"               # float32
+    assert precision.generator_form("auto", "bfloat16") == "phases"
+    assert precision.generator_form("auto", "float16") == "deconvolution"
+    for dtype in (None, "bfloat16"):
+        assert precision.generator_form("phases", dtype) == "phases"
+        assert precision.generator_form("deconvolution", dtype) == "deconvolution"
+    assert precision.Precision(False, []).hybridize_generator("deconvolution", "resize")
+    bf16 = precision.Precision(False, [])
+    bf16.dtype = "bfloat16"
+    assert bf16.hybridize_generator("phases") and not bf16.hybridize_generator("deconvolution")
+    assert not bf16.hybridize_generator("phases", "resize")     # its interleave is a Deconvolution
 
 
 def test_cpuinfo_is_read_once_per_call_and_amx_is_decided_from_it(tmp_path, monkeypatch):

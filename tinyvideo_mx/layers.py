@@ -101,6 +101,13 @@ class GatherNotSaved:
 PLAIN_COPY_BOUND = 3.0e38      # float32's largest is 3.4e38
 
 
+def amp_casts_convolution_outputs():
+    """True once AMP is on: every Convolution then writes the low-precision type, and AMP casts it back to
+    float32 before any Reshape (its lists keep Reshape in float32) - a cast that writes plain layout."""
+    from mxnet.contrib.amp import amp
+    return amp._amp_initialized
+
+
 def interleave_phases(F, phases, channels, conv_size, out_size):
     """Put the phases of a stride-2 up-sampling in place: ``phases`` (N, 2**k * C, *conv_size) holds
     the channel groups of every phase in *q order* (row-major over the axes, q = 1 - phase per axis),
@@ -108,17 +115,21 @@ def interleave_phases(F, phases, channels, conv_size, out_size):
     (N, C, *out_size). Per axis, interleaving the q = 0 and q = 1 groups puts phase 1 at 2j - 1 and phase
     0 at 2j, shifted by one: so the output is that interleave cropped by one position at the start.
 
-    Done one axis at a time (last first) with reshapes, one 4-D transpose and one crop each: pure data
-    movement, exact in every precision, and - unlike a fixed-kernel transposed convolution - it runs
-    hybridized under AMP (a hybridized Deconvolution fails in backward there). 4-D, because MXNet 1.9.1
-    hands float32 transposes of at most 4 axes to oneDNN's reorder, which runs at the speed of a copy,
-    and runs others through a generic kernel 5-20x slower (docs/performance.md)."""
+    Done one axis at a time (last first) with reshapes and one 4-D transpose each, then one crop of every
+    axis: pure data movement, exact in every precision, and - unlike a fixed-kernel transposed
+    convolution - it runs hybridized under AMP (a hybridized Deconvolution fails in backward there). 4-D,
+    because MXNet 1.9.1 hands float32 transposes of at most 4 axes to oneDNN's reorder, which runs at the
+    speed of a copy, and runs others through a generic kernel 5-20x slower; one crop at the end, because
+    each crop is a copy forward and a zero-fill plus copy backward (docs/performance.md)."""
     k = len(conv_size)
-    # A convolution's output is in oneDNN's blocked layout, and a hybridized graph reshapes it as a view,
-    # which the oneDNN transpose cannot reorder ("could not create a primitive descriptor for a reorder
-    # primitive"). ``* 1``, identity and Cast keep the blocked layout (they have oneDNN kernels); clip has
-    # none, so its copy is plain. Its bounds are never reached: the values and the gradient pass unchanged.
-    x, done = F.clip(phases, -PLAIN_COPY_BOUND, PLAIN_COPY_BOUND), 1   # done: the axes interleaved (trailing)
+    x, done = phases, 1      # done: the size of the axes already interleaved (trailing)
+    if not amp_casts_convolution_outputs():
+        # A float32 convolution's output is in oneDNN's blocked layout, and a hybridized graph reshapes it
+        # as a view, which the oneDNN transpose cannot reorder ("could not create a primitive descriptor
+        # for a reorder primitive"). ``* 1``, identity and Cast keep the blocked layout (they have oneDNN
+        # kernels); clip has none, so its copy is plain. Its bounds are never reached: the values and the
+        # gradient pass unchanged. Under AMP the cast to float32 already writes plain layout.
+        x = F.clip(x, -PLAIN_COPY_BOUND, PLAIN_COPY_BOUND)
     for a in reversed(range(k)):
         before = channels
         for size in conv_size[:a]:
@@ -127,10 +138,9 @@ def interleave_phases(F, phases, channels, conv_size, out_size):
         # phase q lands at 2j + q
         x = F.reshape(x, shape=(-1, 2, before * conv_size[a], done))
         x = F.transpose(x, axes=(0, 2, 1, 3))
-        x = F.reshape(x, shape=(-1, before, 2 * conv_size[a], done))
-        x = F.slice_axis(x, axis=2, begin=1, end=1 + out_size[a])
-        done *= out_size[a]
-    return F.reshape(x, shape=(-1, channels) + tuple(out_size))
+        done *= 2 * conv_size[a]
+    x = F.reshape(x, shape=(-1, channels) + tuple(2 * n for n in conv_size))
+    return F.slice(x, begin=(None, None) + (1,) * k, end=(None, None) + tuple(1 + n for n in out_size))
 
 
 def interleave_kernel(channels, ndim):

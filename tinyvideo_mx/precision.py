@@ -2,9 +2,9 @@
 
 AMP (``mxnet.contrib.amp``) rewrites the operators MXNet builds, process-wide, so it must be switched on
 before the networks exist. Its lists decide what runs in low precision: in MXNet 1.9.1 that is
-Convolution (D's 3-D convolutions, the conditional encoder) and FullyConnected; Deconvolution (all of
-G's layers) and BatchNorm stay float32, and the weights stay float32 (checkpoints are the same as
-without AMP).
+Convolution (D's 3-D convolutions, the conditional encoder, G's layers in phase form) and FullyConnected;
+Deconvolution (G's layers in Deconvolution form) and BatchNorm stay float32, and the weights stay float32
+(checkpoints are the same as without AMP). Under bfloat16, ``g_form: auto`` takes the phase form.
 
 Two MXNet 1.9.1 problems on CPU shape this module (measured; docs/platform.md):
 * a *hybridized* Deconvolution fails in backward once AMP is on ("could not execute a primitive",
@@ -43,12 +43,15 @@ def amp_dtype(contexts):
     raise SettingError("--amp needs all contexts of one kind (all cpu or all gpu)")
 
 
-def generator_form(requested):
-    """How G computes its transposed convolutions (``TrainConfig.g_form``; networks.TRANSPOSED_FORMS).
-    "auto" -> Deconvolution, in float32 and under bfloat16 alike: the phase form runs all of G in bfloat16
-    (AMX forward: 3-4x float32's Deconvolution) but measured no faster under AMP (one full-size step at
-    batch 8: 4.35 s against 4.23 s, docs/performance.md) and slower in float32 (3.44 s against 2.76 s)."""
-    return "deconvolution" if requested == "auto" else requested
+def generator_form(requested, dtype=None):
+    """How G computes its transposed convolutions (``TrainConfig.g_form``; networks.TRANSPOSED_FORMS) when
+    its arithmetic is ``dtype`` (None: float32). "auto" takes the form measured faster (full size, batch 8,
+    one run, docs/performance.md): under bfloat16 the phase form, whose convolutions run in bfloat16 and
+    hybridized (AMD EPYC with avx512_bf16: 1.88 s against 2.13 s per step for the float32, imperative
+    Deconvolutions); in float32 Deconvolution (2.50 s against 2.77 s); float16 (GPU) keeps Deconvolution."""
+    if requested != "auto":
+        return requested
+    return "phases" if dtype == "bfloat16" else "deconvolution"
 
 
 class Precision:
@@ -62,9 +65,10 @@ class Precision:
     def enabled(self):
         return self.dtype is not None
 
-    def hybridize_generator(self, form):
-        """False for a Deconvolution-form G under bfloat16 AMP (its hybridized backward fails)."""
-        return not (self.dtype == "bfloat16" and form == "deconvolution")
+    def hybridize_generator(self, form, upsampling="transposed"):
+        """False for a G holding Deconvolutions under bfloat16 AMP (their hybridized backward fails): the
+        Deconvolution form, and resize upsampling (its interleave is a fixed Deconvolution)."""
+        return not (self.dtype == "bfloat16" and (form == "deconvolution" or upsampling == "resize"))
 
     def enable(self):
         if self.enabled:

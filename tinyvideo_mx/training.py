@@ -126,9 +126,10 @@ class GanTraining:
         self.run_id = uuid.uuid4().hex   # checkpoints carry it: pruning touches only this run's
         self.precision.enable()          # before the networks exist (AMP rewrites operators)
         mx.random.seed(config.seed)    # initialisation only; training draws are counter-based
-        form = generator_form(config.g_form)
+        form = generator_form(config.g_form, self.precision.dtype)
         self.G, self.D = build_networks(config, form)
-        prepare(self.G, self.contexts, config.hybridize and self.precision.hybridize_generator(form))
+        prepare(self.G, self.contexts,
+                config.hybridize and self.precision.hybridize_generator(form, config.upsampling))
         prepare(self.D, self.contexts, config.hybridize)
         adam = dict(beta1=config.beta1, beta2=config.beta2, epsilon=config.epsilon, wd=0.0)
         rates = {"G": config.lr, "D": config.d_lr or config.lr}

@@ -1,0 +1,32 @@
+"""Run in its own process by tests/test_precision.py (AMP rewrites MXNet's operators process-wide): the
+phase-form transposed convolution, hybridized under bfloat16 AMP, against the float64 reference."""
+import json
+import warnings
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+import tinyvideo_mx         # noqa: E402, F401  (first: numpy aliases, threads, AMX before MXNet loads)
+import numpy as np          # noqa: E402
+from mxnet.contrib import amp  # noqa: E402
+
+import reference_conv       # noqa: E402
+from test_onednn_workarounds import conv2d_transpose_reference, gradient_errors  # noqa: E402
+from tinyvideo_mx.layers import PhaseTransposedConvolution  # noqa: E402
+
+
+def main():
+    amp.init(target_dtype="bfloat16")
+    rng = np.random.default_rng(7)
+    errors = {}
+    for depth in (1, 2, 3):      # 1: the extra-frame path
+        x = rng.standard_normal((2, 32, depth, 4, 4))
+        errors[f"3d depth {depth}"] = gradient_errors([PhaseTransposedConvolution(16, 32, 3, (depth, 4, 4))],
+                                                      reference_conv.conv3d_transpose, x, 2, 1, hybridize=True)
+    x = rng.standard_normal((2, 32, 4, 6))
+    errors["2d"] = gradient_errors([PhaseTransposedConvolution(16, 32, 2, (4, 6))], conv2d_transpose_reference,
+                                   x, 2, 1, hybridize=True)
+    print(json.dumps({k: [float(e) for e in v] for k, v in errors.items()}))
+
+
+if __name__ == "__main__":
+    main()
