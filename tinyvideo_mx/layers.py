@@ -202,23 +202,23 @@ class ResizeConvolution(nn.HybridBlock):
     def hybrid_forward(self, F, x, weight, bias, phase_taps, interleave):
         # pad 1 on both sides (and one more zero frame at the end where needed): the 2-tap convolution
         # then writes n + 1 positions per axis; output 2i of an axis is phase 0 at position i, output
-        # 2i + 1 is phase 1 at position i + 1
-        pad = (0, 0, 0, 0) + (1, 1) * self.ndim
+        # 2i + 1 is phase 1 at position i + 1. The zeros are the convolution's own padding: a Pad
+        # operator copies the input forward and backward (a tenth of a demo step).
+        conv_pad = [1] * self.ndim
         if self.replicate_time:
             # Copying frame 0 (and frame n-1) of the input to position -1 (n) is copying them in the
             # nearest-doubled signal too: the 3-tap kernel of output 0 then reads frames (0, 0, 0) of the
             # doubled signal where zero padding gave it (zero, 0, 0). Output frames past the extra zero
             # frame below are cut off anyway.
             x = F.pad(x, mode="edge", pad_width=(0, 0, 0, 0, 1, 1, 0, 0, 0, 0))
-            pad = pad[:4] + (0, 0) + pad[6:]
+            conv_pad[0] = 0
         if self.extra_frame:
-            pad = pad[:5] + (pad[5] + 1,) + pad[6:]
-        padded = F.pad(x, mode="constant", constant_value=0, pad_width=pad)
+            x = F.pad(x, mode="constant", constant_value=0, pad_width=(0, 0, 0, 0, 0, 1, 0, 0, 0, 0))
         kernel = F.concat(*self.phase_kernels(F, weight, phase_taps), dim=0)
         # the bias goes in with the convolution (every phase gets it): a broadcast add afterwards costs
         # more in backward than the convolution itself
-        phases = F.Convolution(padded, kernel, F.tile(bias, reps=2 ** self.ndim), kernel=(2,) * self.ndim,
-                               num_filter=self.channels * 2 ** self.ndim)
+        phases = F.Convolution(x, kernel, F.tile(bias, reps=2 ** self.ndim), kernel=(2,) * self.ndim,
+                               pad=tuple(conv_pad), num_filter=self.channels * 2 ** self.ndim)
         # One fixed stride-2 transposed convolution (kernel 2, padding 1) puts every phase in place: it
         # sends position j of phase 0 to output 2j and of phase 1 to 2j - 1 (interleave_kernel). A
         # constant weight, so the oneDNN bugs of computed or depth-2 weight gradients do not apply.
