@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tinyvideo_mx import gpu_support
+from tinyvideo_mx import gpu_support, precision
 from tinyvideo_mx.cli import main
 from tinyvideo_mx.errors import SettingError
 
@@ -95,6 +95,8 @@ def test_doctor_reports_this_machine_and_the_stand_in_gpus(stand_in_gpus):
     assert lines[1] == "MXNet      installed: mxnet 1.9.1"
     assert lines[2].startswith("           imports as 1.9.1: CUDA no, CUDNN no, oneDNN yes")
     assert any(line.startswith("           --amp on CPU (bfloat16): ") for line in lines)
+    if precision.cpu_supports_bfloat16():
+        assert "           G under --amp: phases form (g_form auto; docs/performance.md)" in lines
     assert any(line.startswith("Threads    ") and "OMP_NUM_THREADS=" in line for line in lines)
     assert lines[-2] == ("GPU 0      NVIDIA A100-SXM4-80GB (81920 MiB): not usable with this install: compute "
                          "capability 8.0: supported by MXNet 1.9.1's CUDA wheels, but MXNet here is a CPU build "

@@ -4,6 +4,7 @@ import platform
 import sys
 
 from . import cpu, gpu_support
+from .precision import generator_form
 from .threads import usable_cores
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
@@ -53,6 +54,9 @@ def report(gpus=None, distributions=None, cpuinfo="/proc/cpuinfo"):
                                  + (f": {cpu.amx_decision}" if flags.get("amx_bf16") else "") + ")",
                   None: "not available (needs avx512_bf16 or amx_bf16)"}[path]
     lines.append(f"           --amp on CPU (bfloat16): {bf16_state}")
+    if path:
+        lines.append(f"           G under --amp: {generator_form('auto', 'bfloat16')} form (g_form auto; "
+                     "docs/performance.md)")
     lines.append(f"Threads    {usable_cores()} usable cores; OMP_NUM_THREADS="
                  f"{os.environ.get('OMP_NUM_THREADS', 'unset')} (tinyvideo-mx sets it to the cores unless you do)")
     cuda_build = bool(features.get("CUDA")) or any(gpu_support.is_cuda_distribution(n) for n, _ in distributions)
