@@ -1,3 +1,4 @@
+import collections
 import logging
 
 import numpy as np
@@ -5,7 +6,7 @@ import pytest
 
 from conftest import random_frames, write_png_strip
 from tinyvideo_mx.data import StripError, encode_strip, load_strip, read_list, write_strip
-from tinyvideo_mx.data.iterator import StripIter, TooManyBadClips
+from tinyvideo_mx.data.iterator import DecodedClips, StripIter, TooManyBadClips
 from tinyvideo_mx.data import synthetic
 from tinyvideo_mx.data.listfile import ListFileError, read_labelled_list
 
@@ -155,6 +156,47 @@ def test_bad_clips_are_reported_replaced_and_limited(tmp_path, caplog):
     assert str(err.value) == (f"2 unusable clips, more than the limit of 1 (--max-bad); the last one: "
                               f"{tmp_path / 'gone.png'}: file not found")
     strict.close()
+
+
+def test_decoded_clips_are_kept_and_later_epochs_give_the_same_batches_without_decoding(tmp_path):
+    paths, clips = make_dataset(tmp_path, n=6)
+    (tmp_path / "corrupt.png").write_bytes(b"garbage")
+    paths.append(str(tmp_path / "corrupt.png"))     # list of 7: two batches of 3, the bad one replaced
+    calls = collections.Counter()
+
+    def counting(path):
+        calls[path] += 1
+        return load_strip(path, 8, 4, 4)
+    epochs = {}
+    for cache_mb in (0, 1):
+        calls.clear()
+        # one decode thread: a clip is looked up when its decode starts, so with more threads a clip
+        # prefetched twice before its first decode ends would be decoded twice (harmless, but uncountable)
+        it = StripIter(paths, 3, frames=4, size=4, frame_height=8, sampling="shuffle", seed=2, loader=counting,
+                       cache_mb=cache_mb, decode_threads=1)
+        epochs[cache_mb] = []
+        for _ in range(3):
+            epochs[cache_mb] += [b.data[0].asnumpy() for b in it]
+            it.reset()
+        it.close()
+        decoded = [calls[path] for path in paths[:6]]
+        assert (max(decoded) == 1) if cache_mb else (max(decoded) >= 3)    # every epoch decodes again
+        assert it.cache.get(paths[6]) is None           # a bad clip is never kept
+    assert len(epochs[1]) == 6
+    for uncached, cached in zip(epochs[0], epochs[1]):
+        np.testing.assert_array_equal(cached, uncached)
+    assert any(np.allclose(epochs[1][-1][0], c, atol=1e-6) for c in clips)
+
+
+def test_the_decoded_clip_cache_stays_within_its_budget_and_is_read_only():
+    clip = np.zeros((3, 4, 4, 4), np.float32)
+    cache = DecodedClips(2 * clip.nbytes + clip.nbytes // 2)
+    for name in ("a", "b", "c", "a"):
+        cache.put(name, clip.copy())
+    assert len(cache) == 2 and cache.used == 2 * clip.nbytes and cache.get("c") is None
+    with pytest.raises(ValueError):
+        cache.get("a")[0, 0, 0, 0] = 1.0
+    assert DecodedClips(0).budget == 0 and len(DecodedClips(0)) == 0
 
 
 def test_synthetic_clips_have_a_static_background_and_a_moving_object(tmp_path):

@@ -165,6 +165,8 @@ DISTRIBUTED_RANK_VARIABLES = ("DMLC_ROLE", "HOROVOD_RANK", "OMPI_COMM_WORLD_RANK
 @click.option("--max-bad", type=NON_NEGATIVE, default=None, help="Abort after this many distinct unusable clips (50).")
 @click.option("--decode-threads", "--workers", "decode_threads", type=POSITIVE, default=None,
               help="Threads decoding JPEG strips (2; --workers is its old name).")
+@click.option("--cache-mb", type=NON_NEGATIVE, default=None,
+              help="Keep decoded clips in memory up to this many MiB (1024; 0: decode every time).")
 @click.option("--seed", type=NON_NEGATIVE, default=None)
 @click.option("--resume", "resume", type=click.Path(exists=True), default=None,
               help="Continue exactly from a run folder or checkpoint folder (other options may extend --iterations).")
@@ -200,7 +202,7 @@ def train(**options):
 def _train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterations, batch_size, lr, frames, size,
            frame_height, ngf, ndf, g_step, g_ema, synthetic_clips, upsampling, temporal_padding, d_lr, instance_noise,
            instance_noise_until, label_smoothing, minibatch_std, mode_seeking, sampling, ctx, kvstore, horovod,
-           checkpoint_every, sample_every, max_bad, decode_threads, seed, resume, fvd_every, fvd_i3d_weights,
+           checkpoint_every, sample_every, max_bad, decode_threads, cache_mb, seed, resume, fvd_every, fvd_i3d_weights,
            fvd_samples, amp, no_hybridize, overwrite, steal_lock, quiet):
     from .training import GanTraining
     if horovod:
@@ -219,7 +221,8 @@ def _train(data_list, data_root, run_dir, preset, conditional, cond_noise, itera
                          minibatch_std=minibatch_std, mode_seeking=mode_seeking,
                          sampling=sampling, ctx=ctx, kvstore=kvstore,
                          checkpoint_every=checkpoint_every,
-                         sample_every=sample_every, max_bad=max_bad, decode_threads=decode_threads, seed=seed,
+                         sample_every=sample_every, max_bad=max_bad, decode_threads=decode_threads, cache_mb=cache_mb,
+                         seed=seed,
                          cond_noise=cond_noise, amp=amp, fvd_every=fvd_every, fvd_i3d_weights=fvd_i3d_weights,
                          fvd_samples=fvd_samples)
         if conditional:

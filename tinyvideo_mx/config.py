@@ -37,6 +37,7 @@ class TrainConfig:
     synthetic_clips: int = 256
     sampling: str = "replacement"  # original: batches drawn with replacement
     decode_threads: int = 2        # threads decoding JPEG strips for the DataIter
+    cache_mb: int = 1024           # decoded clips kept in memory (MiB; 0: decode every time): exact, faster
     max_bad: int = 50
     # model
     model: str = "unconditional"   # or "conditional" (main_conditional.lua)
@@ -105,6 +106,8 @@ class TrainConfig:
             raise SettingError(f"instance_noise_until must be >= 1, got {self.instance_noise_until}")
         if not 0.0 <= self.label_smoothing < 0.5:
             raise SettingError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        if not (isinstance(self.cache_mb, int) and self.cache_mb >= 0):
+            raise SettingError(f"cache_mb must be a whole number >= 0, got {self.cache_mb!r}")
         if self.g_form not in G_FORMS:
             raise SettingError(f"g_form must be one of {G_FORMS}, got {self.g_form!r}")
         if self.model not in ("unconditional", "conditional"):

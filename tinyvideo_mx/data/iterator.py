@@ -6,6 +6,10 @@ uniformly (the original's ``randomize = 1``); ``shuffle`` walks a fresh permutat
 ``sequential`` reads the list in order. So the iterator's whole state is the next batch number plus the
 clips found bad, and a resumed run sees exactly the batches the uninterrupted run would have.
 
+Decoded clips are kept in memory up to ``cache_mb`` (``DecodedClips``): a clip is a pure function of its
+file, so later epochs read the same arrays without decoding them again. The demo preset decodes 128-px
+strips down to 32 px, about 45 ms a batch on a thread that shares the two cores with training.
+
 An epoch is floor(#clips / batch) batches, as in the original; ``next`` raises StopIteration at its end
 and ``reset`` moves on to the next epoch.
 
@@ -16,6 +20,7 @@ distinct bad clips abort with ``TooManyBadClips``.
 import collections
 import concurrent.futures
 import logging
+import threading
 
 import mxnet as mx
 import numpy as np
@@ -36,7 +41,7 @@ class TooManyBadClips(TinyVideoError):
 class StripIter(mx.io.DataIter):
     def __init__(self, paths, batch_size, frames=32, size=64, frame_height=128, sampling="replacement",
                  seed=0, decode_threads=2, prefetch=2, max_bad=50, part_index=0, num_parts=1,
-                 data_name="data", loader=None, labels=None):
+                 data_name="data", loader=None, labels=None, cache_mb=0):
         super().__init__(batch_size)
         if sampling not in SAMPLING_MODES:
             raise SettingError(f"sampling must be one of {SAMPLING_MODES}, got {sampling!r}")
@@ -51,7 +56,8 @@ class StripIter(mx.io.DataIter):
         self.frames, self.size, self.frame_height = frames, size, frame_height
         self.sampling, self.seed, self.max_bad = sampling, seed, max_bad
         self.prefetch = max(1, prefetch)
-        self._load = loader or (lambda path: load_strip(path, frame_height, frames, size))
+        self._decode = loader or (lambda path: load_strip(path, frame_height, frames, size))
+        self.cache = DecodedClips(cache_mb * 2 ** 20)
         self.batches_per_epoch = max(1, len(self.paths) // batch_size)
         self.data_name = data_name
         self.bad = {}                 # path -> reason, for every distinct bad clip met
@@ -134,6 +140,13 @@ class StripIter(mx.io.DataIter):
                 indices[slot], out[slot] = self._replacement(k, slot)
         return (out, indices) if with_indices else out
 
+    def _load(self, path):
+        clip = self.cache.get(path)
+        if clip is None:
+            clip = self._decode(path)        # a StripError propagates: bad clips are never kept
+            self.cache.put(path, clip)
+        return clip
+
     def _submit(self, index):
         path = self.paths[index]
         if path in self.bad:
@@ -180,6 +193,32 @@ class StripIter(mx.io.DataIter):
             self._pool.shutdown(wait=False)
         except Exception:
             pass
+
+
+class DecodedClips:
+    """Decoded clips by path, kept for the iterator's life while their bytes fit ``budget`` (first come,
+    first kept: no eviction, so memory stays within the budget and nothing is decoded twice that fits).
+    Kept arrays are read-only; the iterator copies them into each batch. Worker threads put, so the
+    budget is counted under a lock."""
+
+    def __init__(self, budget):
+        self.budget, self.used = budget, 0
+        self._clips = {}
+        self._lock = threading.Lock()
+
+    def __len__(self):
+        return len(self._clips)
+
+    def get(self, path):
+        return self._clips.get(path)
+
+    def put(self, path, clip):
+        with self._lock:
+            if path in self._clips or self.used + clip.nbytes > self.budget:
+                return
+            clip.flags.writeable = False
+            self._clips[path] = clip
+            self.used += clip.nbytes
 
 
 def every_clip(paths, batch_size, **kwargs):

@@ -32,7 +32,7 @@ def make_iterator(config, part_index=0, num_parts=1):
     return StripIter(paths, config.batch_size // num_parts, frames=config.frames, size=config.size,
                      frame_height=config.frame_height, sampling=config.sampling, seed=config.seed,
                      decode_threads=config.decode_threads, max_bad=config.max_bad,
-                     part_index=part_index, num_parts=num_parts)
+                     part_index=part_index, num_parts=num_parts, cache_mb=config.cache_mb)
 
 
 def real_chunks(list_path, n, config, data_root=None, chunk=CHUNK, decode_threads=2):
