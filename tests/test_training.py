@@ -46,7 +46,8 @@ def test_losses_match_hand_computation():
 
 def test_mode_seeking_term_and_its_gradient_match_hand_computation():
     """weight / (d_video / d_z + eps): rows 0..h-1 paired with h..2h-1 (an odd last row sits out), d the mean
-    absolute difference; its gradient by hand: -weight / r^2 / d_z * sign(pair difference) / elements."""
+    absolute difference, of z and of the clips' average frames; its gradient by hand: -weight / r^2 / d_z *
+    sign(average-frame difference) / elements of an average frame / frames, the same in every frame."""
     rng = np.random.default_rng(3)
     video, z = rng.uniform(-1, 1, (5, 3, 2, 3, 3)), rng.standard_normal((5, 4, 1, 1, 1))
     v, zz = nd.array(video), nd.array(z)
@@ -54,15 +55,22 @@ def test_mode_seeking_term_and_its_gradient_match_hand_computation():
     with autograd.record():
         term = losses.mode_seeking(v, zz, weight=0.5)
     term.backward()
-    d_video = np.abs(video[:2] - video[2:4]).mean()
+    frames = video.mean(axis=2)                                   # (5, 3, 3, 3)
+    d_video = np.abs(frames[:2] - frames[2:4]).mean()
     d_z = np.abs(z[:2] - z[2:4]).mean()
     ratio = d_video / d_z + 1e-5
     assert term.asscalar() == pytest.approx(0.5 / ratio, rel=1e-5)
-    sign = np.sign(video[:2] - video[2:4]) / video[:2].size
+    sign = np.sign(frames[:2] - frames[2:4])[:, :, None] / frames[:2].size / video.shape[2]
     expected = np.zeros_like(video)
     expected[:2], expected[2:4] = sign, -sign
     expected *= -0.5 / ratio ** 2 / d_z
     np.testing.assert_allclose(v.grad.asnumpy(), expected, rtol=1e-4, atol=1e-9)
+    # a clip that only changes over time, in the same way for every z, is not "apart" from another
+    still = nd.array(np.broadcast_to(rng.uniform(-1, 1, (1, 3, 1, 3, 3)), (4, 3, 2, 3, 3)).copy())
+    still[0:1, :, 0] += 0.5
+    still[0:1, :, 1] -= 0.5
+    # (float32 rounding of the average leaves d_video ~1e-8: next to eps = 1e-5, the term is ~1 / eps)
+    assert losses.mode_seeking(still, nd.array(z[:4])).asscalar() == pytest.approx(1 / 1e-5, rel=1e-2)
     assert losses.mode_seeking(nd.ones((1, 3, 2, 2, 2)), nd.ones((1, 4))) is None
 
 

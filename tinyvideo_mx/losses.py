@@ -30,14 +30,17 @@ def mask_prior(mask, weight=0.1):
 def mode_seeking(video, z, weight=1.0, epsilon=1e-5):
     """G's mode-seeking term (a deviation, ``--mode-seeking``, docs/deviations.md; Mao et al., CVPR 2019):
     the batch's first and second halves are paired, and G pays ``weight / (d_video / d_z + epsilon)`` with
-    d the mean absolute difference of paired videos and of paired z. A G that answers different z with
-    the same clip pays most. Batches of fewer than 2 rows pay nothing (returns None)."""
+    d_z the mean absolute difference of paired z and d_video that of the paired clips' *average frames*
+    (the mean over time). A G that answers different z with the same clip pays most. Measured on average
+    frames because on whole clips the term also paid for frame-to-frame change that differs between clips -
+    flicker (docs/learning.md, "Mode seeking on the average frame"). Batches of fewer than 2 rows pay
+    nothing (returns None). ``video`` (N, C, T, H, W)."""
     half = video.shape[0] // 2
     if half == 0:
         return None
     def apart(x):
         return nd.abs(nd.slice_axis(x, axis=0, begin=0, end=half) - nd.slice_axis(x, axis=0, begin=half, end=2 * half)).mean()
-    return weight / (apart(video) / apart(z.reshape((z.shape[0], -1))) + epsilon)
+    return weight / (apart(video.mean(axis=2)) / apart(z.reshape((z.shape[0], -1))) + epsilon)
 
 
 def first_frame_l1(video, image, weight=10.0):
