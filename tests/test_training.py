@@ -65,7 +65,7 @@ def test_mode_seeking_term_and_its_gradient_match_hand_computation():
     expected[:2], expected[2:4] = sign, -sign
     expected *= -0.5 / ratio ** 2 / d_z
     np.testing.assert_allclose(v.grad.asnumpy(), expected, rtol=1e-4, atol=1e-9)
-    # a clip that only changes over time, in the same way for every z, is not "apart" from another
+    # clips whose average frames agree are not "apart", however differently they change over time
     still = nd.array(np.broadcast_to(rng.uniform(-1, 1, (1, 3, 1, 3, 3)), (4, 3, 2, 3, 3)).copy())
     still[0:1, :, 0] += 0.5
     still[0:1, :, 1] -= 0.5

@@ -101,6 +101,11 @@ class GatherNotSaved:
 PLAIN_COPY_BOUND = 3.0e38      # float32's largest is 3.4e38
 
 
+def append_zero_frames(F, x, frames):
+    """``frames`` zero frames appended along T (axis 2) of (N, C, T, H, W)."""
+    return F.pad(x, mode="constant", constant_value=0, pad_width=(0, 0, 0, 0, 0, frames, 0, 0, 0, 0))
+
+
 def amp_casts_convolution_outputs():
     """True once AMP is on: every Convolution then writes the low-precision type, and AMP casts it back to
     float32 before any Reshape (its lists keep Reshape in float32) - a cast that writes plain layout."""
@@ -213,7 +218,7 @@ class ResizeConvolution(nn.HybridBlock):
             x = F.pad(x, mode="edge", pad_width=(0, 0, 0, 0, 1, 1, 0, 0, 0, 0))
             conv_pad[0] = 0
         if self.extra_frame:
-            x = F.pad(x, mode="constant", constant_value=0, pad_width=(0, 0, 0, 0, 0, 1, 0, 0, 0, 0))
+            x = append_zero_frames(F, x, 1)
         kernel = F.concat(*self.phase_kernels(F, weight, phase_taps), dim=0)
         # the bias goes in with the convolution (every phase gets it): a broadcast add afterwards costs
         # more in backward than the convolution itself
@@ -294,7 +299,7 @@ class PhaseTransposedConvolution(GatherNotSaved, nn.HybridBlock):
     def hybrid_forward(self, F, x, weight, bias, gather):
         # padding 1 on every side (the convolution's own: Pad has no bfloat16 kernel) -> n + 1 positions
         if self.extra_frame:     # one more zero frame at the end: the convolution never writes depth 2
-            x = F.pad(x, mode="constant", constant_value=0, pad_width=(0, 0, 0, 0, 0, 1, 0, 0, 0, 0))
+            x = append_zero_frames(F, x, 1)
         phases = F.Convolution(x, self.phase_kernel(F, weight, gather), F.tile(bias, reps=2 ** self.ndim),
                                kernel=(2,) * self.ndim, pad=(1,) * self.ndim,
                                num_filter=self.channels * 2 ** self.ndim)
@@ -342,7 +347,7 @@ class PadFrames(nn.HybridBlock):
         self.frames = frames
 
     def hybrid_forward(self, F, x):
-        return F.pad(x, mode="constant", constant_value=0, pad_width=(0, 0, 0, 0, 0, self.frames, 0, 0, 0, 0))
+        return append_zero_frames(F, x, self.frames)
 
 
 class KeepFrames(nn.HybridBlock):
