@@ -20,6 +20,7 @@ class StabilizeConfig:
     motion: str = "flow"             # flow (corners followed by optical flow; matching where it fails) | features (original)
     flow_size: int = 400             # short side of the grey copy corners are found and followed on (0: full resolution)
     flow_corners: int = 400          # corners per frame at most
+    flow_tiles: int = 4              # corners are capped per cell of a tiles x tiles grid (1: no cap; homography.spread_corners)
     flow_window: int = 15            # Lucas-Kanade window, pixels of that copy
     flow_agreement: float = 0.5      # fraction of followed corners the homography must fit, else matching decides
     features: str = "sift"           # sift | orb
@@ -32,16 +33,21 @@ class StabilizeConfig:
     max_scale_change: float = 0.15   # per frame: |scale - 1| of the similarity part
     max_shear: float = 0.15          # per frame: |anisotropy| of the affine part
     max_perspective: float = 0.25    # per frame: relative scale spread over the frame (|h31| W + |h32| H)
+    max_residual: float = 1.0        # a written clip whose dominant motion exceeds this (output px per frame) is dropped (0: off)
     scene_cuts: bool = True          # end a clip at a cut instead of straddling it
     cut_threshold: float = 0.2       # a cut: Bhattacharyya distance between consecutive HSV histograms above this
     cut_change: float = 25.0         # ... and mean |difference| of 32x24 grey thumbnails (0-255) above this (cuts.py)
+    restart_at_unmatched: bool = True  # an unmatched frame starts the next clip (the original skipped it)
+    lookahead: int = 4               # frames decoded and described ahead on a second thread (0: one thread, as the original)
     fps: float = 0.0                 # resample to this frame rate (0: native, as the original)
 
     @classmethod
     def faithful(cls, **overrides):
-        """The original algorithm: full-resolution SIFT + FLANN (exact), no quality gate, no cut detection."""
+        """The original algorithm: full-resolution SIFT + FLANN (exact), no quality gates, no cut detection;
+        a frame that fails to match is skipped; one thread."""
         values = dict(motion="features", features="sift", feature_size=0, max_features=0, matcher="flann",
-                      quality_gate=False, scene_cuts=False)
+                      quality_gate=False, max_residual=0.0, scene_cuts=False,
+                      restart_at_unmatched=False, lookahead=0)
         values.update(overrides)
         return cls(**values)
 

@@ -61,7 +61,7 @@ class FlowTracker:
     """The default: corners (Shi-Tomasi) found on a grey copy reduced to ``flow_size`` and followed into
     the next frame by pyramidal Lucas-Kanade optical flow, then RANSAC and the gate as for features.
     On real footage this leaves less residual motion than the original's full-resolution SIFT, at
-    13-22x its frames/s on 480p-and-larger videos (bench/stabilize.py, docs/performance.md). Where the
+    13-30x its frames/s on 480p-and-larger videos (bench/stabilize.py, docs/performance.md). Where the
     flow fails - motion beyond the pyramid's reach, too few corners - the pair of frames is matched by
     features (``Tracker``) instead, so what the flow cannot follow costs speed, not clips.
     ``fallbacks`` counts those pairs."""
@@ -73,8 +73,7 @@ class FlowTracker:
 
     def describe(self, frame):
         grey, factors = reduced_grey(frame, self.config.flow_size)
-        corners = cv2.goodFeaturesToTrack(grey, self.config.flow_corners, 0.01, 7)
-        corners = np.zeros((0, 2), np.float32) if corners is None else corners.reshape(-1, 2)
+        corners = spread_corners(grey, self.config.flow_corners, self.config.flow_tiles)
         # features for the fallback are found only when a pair needs them
         return dict(frame=frame, grey=grey, corners=corners, factors=factors, features=None)
 
@@ -109,6 +108,31 @@ class FlowTracker:
         # broken frames down to 12 %, where matching then decides).
         return fit(to_frame_coordinates(ended.reshape(-1, 2)[found], current["factors"]),
                    to_frame_coordinates(start[found], previous["factors"]), frame_shape, cfg, cfg.flow_agreement)
+
+
+def spread_corners(grey, count, tiles):
+    """Up to ``count`` Shi-Tomasi corners of ``grey`` ((n, 2) float32), at most count / tiles**2 in each
+    cell of a ``tiles`` x ``tiles`` grid, the strongest first. Without the cap a strongly textured object
+    - a hand, a held box - holds most of the corners and RANSAC follows it instead of the camera: on
+    generated videos with an object 25-40 % of the frame wide, the residual against the true camera path
+    fell 1.4-5.2x on eight of ten (bench/stabilize.py --generated, docs/performance.md). Corners are only
+    kept as strong as the whole frame allows (quality 0.01 of its strongest), so a flat cell - a plain
+    wall, a letterbox bar - is not filled with noise: forcing corners there made real footage shakier."""
+    found = cv2.goodFeaturesToTrack(grey, count * tiles, 0.01, 7)   # strongest first
+    if found is None:
+        return np.zeros((0, 2), np.float32)
+    found = found.reshape(-1, 2)
+    if tiles <= 1:
+        return found[:count]
+    h, w = grey.shape[:2]
+    cell = (np.minimum(found[:, 1] * tiles // h, tiles - 1) * tiles
+            + np.minimum(found[:, 0] * tiles // w, tiles - 1)).astype(np.int64)
+    # rank of each corner among the stronger corners of its cell: keep the first count / tiles**2
+    order = np.argsort(cell, kind="stable")
+    starts = np.searchsorted(cell[order], np.arange(tiles * tiles))
+    rank = np.empty(len(found), np.int64)
+    rank[order] = np.arange(len(found)) - np.repeat(starts, np.diff(np.append(starts, len(found))))
+    return found[rank < max(1, count // (tiles * tiles))]
 
 
 def make_tracker(config):

@@ -6,51 +6,66 @@ warped into the reference's coordinates, and pixels the warped frame does not co
 output (an eroded coverage mask blends them). A clip ends at ``max_frames`` frames, at the end of the
 stream, when the warp leaves the frame (coverage empty), or - beyond the original - at a scene cut;
 it is dropped if any frame failed to match (or failed the quality gate) or if it is shorter than
-``min_frames``. Output frames are ``video_size`` squares (short side resized, centre crop).
+``min_frames``; the frame that failed starts the next clip (``restart_at_unmatched``; the original
+skipped it). Beyond the original, a clip whose written frames still move - the dominant motion between
+them above ``max_residual`` output px per frame (metrics.dominant_motion) - is dropped with that reason.
+Output frames are ``video_size`` squares (short side resized, centre crop).
 
 Every mode writes its pixels as the original did - full-resolution frames warped, then resized - so
 modes differ only in the homographies (homography.py): residual motion compares like with like.
 """
+import queue
+import threading
+
 import cv2
 import numpy as np
 
 from .cuts import is_cut, signature
 from .homography import make_tracker
+from .metrics import dominant_motion
 from .video import frames, resize_and_crop
 
 
-def clips(path, config, notes=None):
+def clips(path, config, notes=None, homographies=None):
     """Yield ("clip", (first frame, frames uint8 RGB (T, S, S, 3))) for kept clips and ("drop", reason)
     for dropped ones; the first frame counts decoded frames from 0. Raises VideoError for unreadable
-    files."""
+    files. ``homographies``: a dict that receives, per kept clip's first frame, the (T, 3, 3) chains
+    that mapped each of its frames into the first one's coordinates (identity first) - what a benchmark
+    compares with a known camera path."""
     tracker = make_tracker(config)
     kernel = np.ones((config.erode, config.erode), np.uint8)
-    stream = enumerate(frames(path, config.fps, notes))
-    for _ in range(config.skip_frames):
-        if next(stream, None) is None:
-            return
-    pending = next(stream, None)          # (index, frame): the first frame of the next clip
+
+    def describe(index, frame):
+        return index, frame, tracker.describe(frame), signature(frame) if config.scene_cuts else None
+    stream = ahead(frames(path, config.fps, notes), describe, config.skip_frames, config.lookahead)
+    try:
+        yield from _clips(stream, tracker, kernel, config, homographies)
+    finally:
+        stream.close()
+
+
+def _clips(stream, tracker, kernel, config, homographies):
+    pending = next(stream, None)          # (index, frame, description, look): the first frame of the next clip
     for _ in range(config.max_clips):
         if pending is None:
             return
-        (start, frame), pending = pending, None
+        (start, frame, previous, previous_look), pending = pending, None
         h, w = frame.shape[:2]
         output = [resize_and_crop(frame, config.video_size).astype(np.float32)]
-        previous = tracker.describe(frame)
-        previous_look = signature(frame) if config.scene_cuts else None
         chain = np.eye(3)
+        chains = [chain]
         failure = cut_frame = None
-        for index, frame in stream:
+        for index, frame, current, look in stream:
             if config.scene_cuts:
-                look = signature(frame)
                 if is_cut(previous_look, look, config):
-                    cut_frame = (index, frame)            # the cut frame starts the next clip
+                    cut_frame = (index, frame, current, look)    # the cut frame starts the next clip
                     break
                 previous_look = look
-            current = tracker.describe(frame)
             M, reason = tracker.homography(current, previous, frame.shape)
             if M is None:
                 failure = reason
+                if config.restart_at_unmatched:      # the frame is fine; only its link to the last one failed
+                    cut_frame = (index, frame, current, look)
                 break
             previous = current
             chain = chain @ M
@@ -63,6 +78,7 @@ def clips(path, config, notes=None):
             if not mask.any():
                 break                                  # the warp left the frame: the clip ends here
             output.append(output[-1] * (1 - mask) + layers[..., :3] * mask)
+            chains.append(chain)
             if len(output) >= config.max_frames:
                 break
         if failure is not None:
@@ -70,6 +86,63 @@ def clips(path, config, notes=None):
         elif len(output) < config.min_frames:
             yield "drop", f"too short ({len(output)} < {config.min_frames} frames)"
         else:
-            yield "clip", (start, np.clip(np.stack(output) + 0.5, 0, 255).astype(np.uint8)[..., ::-1])
-        # The next clip starts at the cut frame, or at the next unread frame (None: end of stream).
+            clip = np.clip(np.stack(output) + 0.5, 0, 255).astype(np.uint8)[..., ::-1]
+            residual = dominant_motion(clip) if config.max_residual else 0.0
+            if residual > config.max_residual:
+                yield "drop", f"residual motion ({residual:.2f} output px per frame > {config.max_residual})"
+            else:
+                if homographies is not None:
+                    homographies[start] = np.stack(chains)
+                yield "clip", (start, clip)
+        # The next clip starts at the cut frame (or the unmatched one), or at the next unread frame (None:
+        # end of stream).
         pending = cut_frame if cut_frame is not None else next(stream, None)
+
+
+def ahead(items, work, skip=0, depth=4):
+    """A generator of ``work(n, item)`` for the items of generator ``items`` from the ``skip``-th on, read
+    and worked on by a second thread up to ``depth`` items ahead of the consumer: decoding a frame and
+    describing it (corners, features) overlap with matching, warping and blending the one before. Errors
+    reach the consumer in order; closing the generator stops the thread. ``depth`` 0: all in the
+    caller's thread, one item at a time, as the original worked."""
+    if depth <= 0:
+        for n, item in enumerate(items):
+            if n >= skip:
+                yield work(n, item)
+        return
+    results = queue.Queue(depth)
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for n, item in enumerate(items):
+                if stop.is_set():
+                    return
+                if n >= skip:
+                    results.put((True, work(n, item)))
+        except BaseException as error:      # noqa: BLE001 - handed to the consumer, which raises it
+            results.put((False, error))
+        finally:
+            items.close()                   # the decoder process ends now, not at garbage collection
+        results.put(None)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while True:
+            entry = results.get()
+            if entry is None:
+                return
+            ok, value = entry
+            if not ok:
+                raise value
+            yield value
+    finally:
+        stop.set()
+        while thread.is_alive():            # unblock a producer waiting on a full queue
+            try:
+                results.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        thread.join()
+

@@ -137,7 +137,9 @@ def camera_path(scenario, n, fps=25.0):
 
 
 def shaky_video(seed, n=90, size=(480, 640)):
-    """(frames uint8 BGR, Scenario): ``n`` frames of ``size`` filmed as ``Scenario.draw(seed)`` says."""
+    """(frames uint8 BGR, Scenario, cameras): ``n`` frames of ``size`` filmed as ``Scenario.draw(seed)``
+    says; ``cameras`` (n, 3, 3) maps scene coordinates to each frame's pixels - the ground truth of the
+    camera's motion (``true_residual``)."""
     scenario = Scenario.draw(seed)
     h, w = size
     path = camera_path(scenario, n)
@@ -147,24 +149,46 @@ def shaky_video(seed, n=90, size=(480, 640)):
     rng = np.random.default_rng([seed, 3])
     thing = layered_texture(seed + 7919, 256, tint=tuple(rng.uniform(0.4, 1.0, 3)))
     cy, cx = side / 2, side / 2
-    frames = []
+    frames, cameras = [], []
     for index, (dx, dy, angle, zoom) in enumerate(path):
-        M = cv2.getRotationMatrix2D((cx, cy), angle, zoom)
+        M = np.vstack([cv2.getRotationMatrix2D((cx, cy), angle, zoom), [0, 0, 1]])
         M[0, 2] += -cx + w / 2 + dx
         M[1, 2] += -cy + h / 2 + dy
         if scenario.rolling_shutter and index:
             # rows are exposed one after another: the bottom row sees the camera a share of the
             # frame's motion later, which skews the image along the motion
             step = np.subtract(path[index][:2], path[index - 1][:2]) * scenario.rolling_shutter
-            M = np.vstack([M, [0, 0, 1]]) @ np.array([[1, step[0] / h, 0], [0, 1 + step[1] / h, 0], [0, 0, 1]])
-            M = M[:2]
-        frame = cv2.warpAffine(scene, M, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            M = M @ np.array([[1, step[0] / h, 0], [0, 1 + step[1] / h, 0], [0, 0, 1]])
+        cameras.append(M)
+        frame = cv2.warpAffine(scene, M[:2], (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         if scenario.object_share:
             frame = _with_object(frame, thing, scenario.object_share, index, n)
         if scenario.blur and index:
             frame = _motion_blur(frame, np.subtract(path[index][:2], path[index - 1][:2]))
         frames.append(frame)
-    return frames, scenario
+    return frames, scenario, np.stack(cameras)
+
+
+def true_residual(cameras, first, chains, frame_size, out_size, grid=16):
+    """Residual camera motion of one stabilised clip against the ground truth, per frame step: the mean
+    distance a scene point moves between consecutive output frames, in pixels of the ``out_size``
+    square output (as ``metrics.residual_motion`` reports its shift), over a ``grid`` x ``grid`` of
+    points on the centre square the output is cut from. ``cameras`` (n, 3, 3) scene -> frame pixels
+    (``shaky_video``); ``chains`` (T, 3, 3) frame ``first + t`` -> frame ``first`` (the stabiliser's,
+    identity first). A perfect stabiliser puts every scene point where the first frame had it: 0.
+    Unlike a measure on the written pixels, an object moving on its own does not count."""
+    h, w = frame_size
+    side = min(h, w)
+    u = (np.arange(grid) + 0.5) / grid * side
+    xs, ys = np.meshgrid(u + (w - side) / 2, u + (h - side) / 2)
+    q = np.stack([xs.ravel(), ys.ravel(), np.ones(grid * grid)])        # points of the first frame
+    scene = np.linalg.solve(cameras[first], q)
+    positions = []
+    for t, chain in enumerate(chains):
+        p = chain @ cameras[first + t] @ scene
+        positions.append(p[:2] / p[2])
+    steps = [np.hypot(*(b - a)).mean() for a, b in zip(positions, positions[1:])]
+    return float(np.mean(steps)) * out_size / side if steps else 0.0
 
 
 def _with_object(frame, thing, share, index, n):

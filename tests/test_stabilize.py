@@ -404,3 +404,95 @@ def test_a_pair_neither_flow_nor_matching_can_follow_is_dropped_with_both_reason
     M, reason = tracker.homography(tracker.describe(current), tracker.describe(previous), current.shape)
     assert M is None and tracker.fallbacks == 1
     assert reason.startswith("too few matches (") and "; flow: too few points agree (" in reason, reason
+
+
+def test_the_true_residual_is_the_camera_motion_left_in_the_output():
+    from stabilize.synthetic import true_residual
+    # a camera panning 3 px per frame over 480x640 frames; output 128 px from the 480 px centre square
+    cameras = np.stack([np.array([[1.0, 0, 3.0 * t], [0, 1, 0], [0, 0, 1]]) for t in range(6)])
+    untouched = np.tile(np.eye(3), (5, 1, 1))
+    perfect = np.stack([cameras[1] @ np.linalg.inv(cameras[1 + t]) for t in range(5)])
+    half = np.stack([np.array([[1.0, 0, -1.5 * t], [0, 1, 0], [0, 0, 1]]) for t in range(5)])
+    assert true_residual(cameras, 1, untouched, (480, 640), 128) == pytest.approx(3.0 * 128 / 480)
+    assert true_residual(cameras, 1, perfect, (480, 640), 128) == pytest.approx(0.0, abs=1e-9)
+    assert true_residual(cameras, 1, half, (480, 640), 128) == pytest.approx(1.5 * 128 / 480)
+    # a zoom of 1 % per frame about the frame's centre: points on the 16x16 grid move by 1 % of their
+    # distance from the centre (a mean of 0.3826 of the half side, by hand: the grid's mean radius)
+    zoom = np.stack([np.array([[1.01 ** t, 0, 320 * (1 - 1.01 ** t)], [0, 1.01 ** t, 240 * (1 - 1.01 ** t)],
+                               [0, 0, 1]]) for t in range(2)])
+    u = (np.arange(16) + 0.5) / 16 * 480 - 240
+    radius = np.hypot(*np.meshgrid(u, u)).mean()
+    assert true_residual(zoom, 0, np.tile(np.eye(3), (2, 1, 1)), (480, 640), 128) == pytest.approx(
+        0.01 * radius * 128 / 480)
+
+
+def test_the_stabiliser_reports_the_homographies_it_applied(tmp_path):
+    from stabilize.synthetic import shaky_video, true_residual
+    frames, scenario, cameras = shaky_video(3, 24, (240, 320))
+    path = str(tmp_path / "shaky.avi")
+    write_video(path, frames, fps=25)
+    homographies = {}
+    kept = [v for kind, v in clips(path, StabilizeConfig(), homographies=homographies) if kind == "clip"]
+    assert kept and sorted(homographies) == [first for first, _ in kept]
+    for first, clip in kept:
+        chains = homographies[first]
+        assert chains.shape == (len(clip), 3, 3) and np.array_equal(chains[0], np.eye(3))
+        steady = true_residual(cameras, first, chains, (240, 320), 128)
+        shaky = true_residual(cameras, first, np.tile(np.eye(3), (len(clip), 1, 1)), (240, 320), 128)
+        assert steady < 0.2 * shaky, (steady, shaky)
+
+
+def test_dominant_motion_follows_the_camera_not_an_object_moving_on_its_own():
+    from stabilize.metrics import dominant_motion
+    scene = texture(2, 400)
+    panning = [cv2.warpAffine(scene, np.float32([[1, 0, -1.5 * t], [0, 1, 0]]), (128, 128))[..., ::-1]
+               for t in range(12)]
+    assert dominant_motion(panning) == pytest.approx(1.5, abs=0.05)
+    # a still camera; a textured block a fifth of the frame wide crosses it at 4 px per frame
+    block = texture(3, 26)
+    still = []
+    for t in range(12):
+        frame = scene[:128, :128].copy()
+        frame[50:76, 10 + 4 * t:36 + 4 * t] = block
+        still.append(frame[..., ::-1])
+    assert residual_motion(still) > 0.1
+    assert dominant_motion(still) < 0.25 * residual_motion(still)
+    assert dominant_motion([np.zeros((128, 128, 3), np.uint8)] * 5) == 0.0     # nothing to judge
+
+
+def test_a_clip_that_still_moves_is_dropped_with_its_residual(tmp_path):
+    path = str(tmp_path / "translate.avi")
+    write_video(path, camera(texture(1, 480), 40, MOTIONS["translate"]), fps=25)
+    kept = [v for kind, v in clips(path, StabilizeConfig()) if kind == "clip"]
+    assert len(kept) == 1                      # 34 of the 38 frames after the skipped 2; the rest too short
+    strict = list(clips(path, StabilizeConfig(max_residual=1e-6)))
+    assert [kind for kind, _ in strict] == ["drop", "drop"]
+    assert re.fullmatch(r"residual motion \(0\.\d\d output px per frame > 1e-06\)", strict[0][1]), strict[0][1]
+
+
+@pytest.mark.parametrize("depth", [0, 1, 4])
+def test_frames_are_described_ahead_in_order_and_errors_arrive_where_they_happened(depth):
+    import threading
+    from stabilize.stabilizer import ahead
+    closed = []
+
+    def items(fail_at=None):
+        try:
+            for i in range(10):
+                if i == fail_at:
+                    raise VideoError("clip.avi", "broken")
+                yield i
+        finally:
+            closed.append(True)
+    assert list(ahead(items(), lambda n, i: (n, i * i), skip=2, depth=depth)) == [(n, n * n) for n in range(2, 10)]
+    got = []
+    with pytest.raises(VideoError, match="broken"):
+        for value in ahead(items(fail_at=5), lambda n, i: i, depth=depth):
+            got.append(value)
+    assert got == [0, 1, 2, 3, 4]
+    # a consumer that stops early leaves no thread behind and closes the frames
+    before = threading.active_count()
+    stream = ahead(items(), lambda n, i: i, depth=depth)
+    assert next(stream) == 0
+    stream.close()
+    assert threading.active_count() == before and len(closed) == 3
