@@ -90,20 +90,25 @@ def mxnet_iteration(batch, amp):
     return wall, times
 
 
-def mxnet_layers(batch, repeats):
-    """Every (transposed) convolution of G and D alone, at its training input shape."""
+def mxnet_layers(batch, repeats, amp=False):
+    """Every (transposed) convolution of G and D alone, at its training input shape. ``amp``: under
+    bfloat16 AMP (on in this process since ``mxnet_iteration``), G in the form ``--amp`` trains
+    (``precision.generator_form``: phases), so its layers are the Convolutions that run in bfloat16."""
     import tinyvideo_mx  # noqa: F401
     import mxnet as mx
     from mxnet import autograd
     from tinyvideo_mx.factory import prepare
     from tinyvideo_mx.networks import Discriminator, Generator
-    G = prepare(Generator(prefix="G_"), [mx.cpu()], hybridize=False)
+    from tinyvideo_mx.precision import generator_form
+    form = generator_form("auto", "bfloat16" if amp else None)
+    G = prepare(Generator(prefix="G_", form=form), [mx.cpu()], hybridize=False)
     D = prepare(Discriminator(prefix="D_"), [mx.cpu()], hybridize=False)
     shapes = []
 
     def remember(block, inputs, output):
         shapes.append((block, inputs[0].shape))
-    convs = [b for b in _blocks(G) + _blocks(D) if type(b).__name__.startswith("Conv")]
+    convs = [b for b in _blocks(G) + _blocks(D) if type(b).__name__.startswith("Conv")
+             or type(b).__name__ in ("PhaseTransposedConvolution", "DenseTransposedConvolution")]
     handles = [b.register_forward_hook(remember) for b in convs]
     G(mx.nd.zeros((batch, 100)))
     D(mx.nd.zeros((batch, 3, 32, 64, 64)))
@@ -111,6 +116,8 @@ def mxnet_layers(batch, repeats):
         h.detach()
     rows = []
     for block, shape in shapes:
+        if amp:
+            block.hybridize()      # as --amp trains them (imperative, some passes fail in oneDNN there)
         frozen = mx.nd.random.normal(shape=shape)      # no gradient: backward computes the weights' only
         x = frozen.copy()
         x.attach_grad()
@@ -122,7 +129,9 @@ def mxnet_layers(batch, repeats):
         def weights_only():
             forward(frozen).backward(head)
         y = forward(x)
-        head = mx.nd.ones_like(y)
+        # in y's type: under AMP ones_like is on the float32 list, and a float32 head for a bfloat16
+        # output fails in oneDNN ("could not create a primitive descriptor iterator")
+        head = mx.nd.amp_cast(mx.nd.ones(y.shape), dtype=y.dtype)
         timings = {}
         for what, run in (("forward", lambda: block(x)),
                           ("backward-data", lambda: autograd.grad(forward(x), [x], [head])),
@@ -170,7 +179,8 @@ def torch_iteration(batch, bf16, threads):
     return wall, times
 
 
-def torch_layers(batch, repeats, threads):
+def torch_layers(batch, repeats, threads, bf16=False):
+    import contextlib
     import torch
     from torch_vgan import Discriminator, Generator
     torch.set_num_threads(threads)
@@ -185,14 +195,22 @@ def torch_layers(batch, repeats, threads):
     for h in handles:
         h.remove()
     rows = []
+
+    def autocast():
+        return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+    def forward(m, x):
+        with autocast():
+            return m(x)
     for m, shape in shapes:
         x = torch.randn(shape, requires_grad=True)
         timings = {}
-        y = m(x)
+        y = forward(m, x)
         head = torch.ones_like(y)
-        for what, run in (("forward", lambda: m(x)),
-                          ("backward-data", lambda: torch.autograd.grad(m(x), [x], head)),
-                          ("backward-weights", lambda: torch.autograd.grad(m(x), [m.weight, m.bias], head))):
+        params = [p for p in (m.weight, m.bias) if p is not None]
+        for what, run in (("forward", lambda: forward(m, x)),
+                          ("backward-data", lambda: torch.autograd.grad(forward(m, x), [x], head)),
+                          ("backward-weights", lambda: torch.autograd.grad(forward(m, x), params, head))):
             run()
             start = time.perf_counter()
             for _ in range(repeats):
@@ -245,9 +263,10 @@ def main():
         print_kinds(f"PyTorch {torch.__version__} (torch.profiler, self time)", categorise(times, TORCH_KINDS), wall)
     if args.skip_layers:
         return
-    print("\nper layer, fp32, alone at its training shape (ms): forward / backward-data / backward-weights")
-    mx_rows = mxnet_layers(args.batch, args.repeats)
-    th_rows = torch_layers(args.batch, args.repeats, threads) if torch is not None else []
+    print(f"\nper layer, {'bf16 (--amp / autocast)' if args.amp else 'fp32'}, alone at its training shape (ms): "
+          f"forward / backward-data / backward-weights")
+    mx_rows = mxnet_layers(args.batch, args.repeats, args.amp)
+    th_rows = torch_layers(args.batch, args.repeats, threads, args.amp) if torch is not None else []
     print(f"{'layer':<40} {'input':>22} | {'MXNet fwd':>9} {'bwd-data':>8} {'bwd-w':>8} | "
           f"{'torch fwd':>9} {'bwd-data':>8} {'bwd-w':>8}")
     totals = [0.0] * 6
