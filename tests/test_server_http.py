@@ -392,3 +392,25 @@ def wait_until(test, timeout=10):
             pass
         time.sleep(0.1)
     return False
+
+
+def test_shutdown_closes_the_sockets_in_the_serving_thread(exported):
+    """Closing a socket under the loop's select() from another thread failed the serving thread with
+    EBADF now and then; shutdown() hands the closing to the loop's own thread, and the loop ends."""
+    srv = make_server(str(exported / "generator"), port=0, max_n=4)
+    closed_in = []
+    close_channels = srv._close_channels
+
+    def recording():
+        closed_in.append(threading.current_thread())
+        close_channels()
+    srv._close_channels = recording
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    with socket.create_connection(("127.0.0.1", srv.server_address[1])) as held:   # a connection in the map
+        held.sendall(b"GET /ping HTTP/1.1\r\n")
+        time.sleep(0.3)
+        srv.shutdown()
+        thread.join(10)
+    srv.server_close()
+    assert not thread.is_alive() and closed_in == [thread]

@@ -25,6 +25,7 @@ It binds 127.0.0.1 unless told otherwise.
 import json
 import logging
 import resource
+import threading
 import time
 
 from waitress.adjustments import Adjustments
@@ -195,15 +196,37 @@ class Server:
         self._waitress = _Waitress(ServingApp(service, page_html(service)), map=self._map, dispatcher=dispatcher,
                                    adj=adjustments, sockinfo=adjustments.listen[0])
         self._waitress.receive_timeout = receive_timeout
+        self._serving = None              # the thread in serve_forever, while it runs
         self.server_address = self._waitress.socket.getsockname()[:2]
 
     def serve_forever(self):
-        self._waitress.run()
+        self._serving = threading.current_thread()
+        try:
+            self._waitress.run()
+        finally:
+            self._serving = None
 
     def shutdown(self):
-        for channel in list(self._map.values()):
-            channel.close()        # the listening socket and every connection: run() returns
+        """Close the listening socket and every connection - run() returns once none is left - then stop
+        the worker threads. From another thread, the closing happens in the loop's own thread (waitress's
+        trigger): a socket closed under the loop's select() made it fail with EBADF in the serving thread."""
+        serving = self._serving
+        if serving is not None and serving is not threading.current_thread() and serving.is_alive():
+            closed = threading.Event()
+
+            def close_all():
+                self._close_channels()
+                closed.set()
+            self._waitress.trigger.pull_trigger(close_all)
+            if not closed.wait(10):
+                self._close_channels()     # the loop did not answer: close from here, as before
+        else:
+            self._close_channels()
         self._waitress.task_dispatcher.shutdown()
+
+    def _close_channels(self):
+        for channel in list(self._map.values()):
+            channel.close()
 
     def server_close(self):
         self.service.close()
