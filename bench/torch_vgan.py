@@ -1,5 +1,5 @@
 """VGAN in PyTorch, for benchmarks only: the same networks, init and losses as tinyvideo_mx, written
-from ../shared/reference/vgan-original-spec.md (sections 1-3), and the loop most PyTorch ports use.
+from docs/original.md (§1-3), and the loop most PyTorch ports use.
 
 Not part of the package (PyTorch is never a dependency of tinyvideo-mx). Install it into the venv with
 ``pip install torch==2.13.0`` (the CPU build this machine keeps on disk) to run bench/versus_pytorch.py.
@@ -63,7 +63,7 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """Spec section 2: Conv3d(4, 2, 1) stages, LeakyReLU 0.2, BN eps 1e-3 on all but the first, 2 logits."""
+    """docs/original.md §2: Conv3d(4, 2, 1) stages, LeakyReLU 0.2, BN eps 1e-3 on all but the first, 2 logits."""
 
     def __init__(self, ndf=64, frames=32, size=64):
         super().__init__()

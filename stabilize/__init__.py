@@ -1,5 +1,5 @@
 """Video files -> stabilised clips -> JPEG strips + list file (the original's extra/stabilize_videos_many.py,
-spec section 7, faithful on request and faster and safer by default).
+docs/original.md §7, faithful on request and faster and safer by default).
 
     from stabilize import StabilizeConfig, stabilize_many
     report = stabilize_many(["a.mp4", "b.mov"], "clips/", StabilizeConfig())

@@ -1,5 +1,5 @@
 """A compact Python 3 port of the original ``extra/stabilize_videos_many.py`` (``process_im`` and
-``compute``), written from ../shared/reference/vgan-original-spec.md section 7 and kept apart from the
+``compute``), written from the original's lines as docs/original.md §7 gives them, and kept apart from the
 package on purpose: tests compare ``stabilize --faithful`` against it.
 
 What the original does, as ported here: decode every frame at the native rate (ffmpeg, rgb24, flipped to

@@ -2,7 +2,7 @@
 
 The original loads a trained D, removes its last two modules (the 2-logit convolution and the View),
 appends ``VolumetricDropout(0.5)`` and ``VolumetricConvolution(512, K, 2,4,4)`` + ``View(-1, K)``, and
-fine-tunes every layer with cross-entropy, Adam (lr 2e-4, beta1 0.5), batch 256 (spec section 4f). Here
+fine-tunes every layer with cross-entropy, Adam (lr 2e-4, beta1 0.5), batch 256 (docs/original.md §4). Here
 the same network, with two differences that do not change the model: dropout is Gluon's inverted
 dropout (scaled at training time; Torch scales at test time) over whole channels, as
 VolumetricDropout; and the original printed only training accuracy, while this reports accuracy on

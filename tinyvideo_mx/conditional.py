@@ -1,4 +1,4 @@
-"""Using the conditional model (main_conditional.lua, spec section 4): the training options of
+"""Using the conditional model (main_conditional.lua, docs/original.md §4): the training options of
 ``train --conditional`` and ``sample --conditional`` (the future of each still image). The networks are
 in ``conditional_networks.py``, image reading in ``image_input.py``.
 """

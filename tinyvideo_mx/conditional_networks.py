@@ -1,4 +1,4 @@
-"""The conditional model of main_conditional.lua (spec section 4): one still image -> a 32-frame future.
+"""The conditional model of main_conditional.lua (docs/original.md §4): one still image -> a 32-frame future.
 
 An encoder (3->128->256->512->1024, 4x4 stride 2, ReLU; BN eps 1e-3 on all but the first) maps the
 image to a 1024 x S/16 x S/16 code that feeds both streams: a 2-D background stream (1024->512->256->

@@ -2,7 +2,7 @@
 
 MXNet 1.9.1's CPU wheel always runs convolutions through oneDNN (3-D transposed convolution exists
 *only* there), and oneDNN in that release has bugs that plain VGAN code hits in backward. The blocks
-here are the validated remedies (see docs/deviations.md and the MXNet notes):
+here are the validated remedies (see docs/deviations.md and docs/platform.md):
 
 * ``BatchNorm3D`` - BatchNorm over a 5-D tensor computed on a 4-D copy. A 5-D BatchNorm after a 3-D
   convolution with >= 8 channels fails in backward (``Check failed: !is_view``, apache/mxnet#20858),
@@ -69,7 +69,7 @@ class BatchNorm3D(nn.HybridBlock):
             self.bn = nn.BatchNorm(**batchnorm_kwargs(eps, channels))
 
     def hybrid_forward(self, F, x):
-        # The copies (`* 1`) are essential: without them oneDNN segfaults intermittently (MXNet notes, bug 4).
+        # The copies (`* 1`) are essential: without them oneDNN segfaults intermittently (docs/platform.md).
         # -1 rather than -3 so the ONNX exporter accepts the reshape.
         y = self.bn(F.reshape(x * 1, shape=(0, 0, -1, 0)))
         return F.reshape_like(y, x) * 1

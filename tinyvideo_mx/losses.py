@@ -1,4 +1,4 @@
-"""The original's objectives (spec sections 1d, 2, 4e).
+"""The original's objectives (docs/original.md §3, §4).
 
 D ends in 2 logits and is trained with softmax cross-entropy (``nn.CrossEntropyCriterion``), Torch
 classes 1 = real, 2 = fake, here 0 and 1. G uses the non-saturating loss (its fakes labelled real).

@@ -1,4 +1,4 @@
-"""The VGAN networks (spec sections 1-2): a two-stream generator and a 3-D discriminator.
+"""The VGAN networks (docs/original.md §1-2): a two-stream generator and a 3-D discriminator.
 
 Default sizes are the original's (z 100-d, 32 frames of 64x64, 64 base channels). Widths, frame count
 and frame size are arguments so tests can run tiny models; frames and size must be multiples of 16

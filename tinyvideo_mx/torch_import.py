@@ -4,7 +4,7 @@ The released files (``iter65000_net.t7`` = the generator, ``iter65000_netD.t7`` 
 are whole serialized ``nn.Sequential`` networks saved after ``cudnn.convert``, so they hold ``cudnn.*``
 modules and ``torch.CudaTensor`` weights. ``torchfile`` reads them without Torch. The network's
 wrapping (ConcatTable, FlattenTable, Replicate...) holds no weights, so conversion walks the module tree
-depth-first and takes the weighted modules family by family, in order (spec sections 1-2):
+depth-first and takes the weighted modules family by family, in order (docs/original.md §1-2):
 
 * generator: 6 VolumetricFullConvolution (4 stages, then the video head 64->3 and the mask head
   64->1, which become our fused 4-channel head), 4 VolumetricBatchNormalization, 5 SpatialFullConvolution,

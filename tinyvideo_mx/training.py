@@ -1,6 +1,6 @@
 """The training loop of main.lua (and main_conditional.lua), with exact resume, logs and samples.
 
-One iteration, as in the original (spec section 3):
+One iteration, as in the original (docs/original.md §3):
 
 1. D step (``discriminator_step``): forward G on the generator input (G in training mode), forward D
    on the real batch and, separately, on the fake batch (separate BN statistics); D's loss is

@@ -1,4 +1,4 @@
-"""The strip format (spec section 6): one JPEG per clip, frames of ``frame_height`` rows stacked
+"""The strip format (docs/original.md §6): one JPEG per clip, frames of ``frame_height`` rows stacked
 vertically. Reading reproduces donkey_video2.lua's trainHook exactly:
 
 1. decode to RGB in [0, 1];
