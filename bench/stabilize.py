@@ -53,7 +53,6 @@ def measure(video, mode, cameras=None):
     homographies = {}
     if mode == "raw":
         written, dropped = raw_clips(video, config), {}
-        homographies = {first: np.tile(np.eye(3), (len(c), 1, 1)) for first, c in written}
     else:
         written, dropped = [], {}
         for kind, value in clips(video, config, homographies=homographies):
@@ -67,24 +66,24 @@ def measure(video, mode, cameras=None):
     result = dict(fps=frames / seconds, clips=len(written), frames=frames, motion=mean_motion(written),
                   seconds=seconds, dropped=dropped, written=written)
     if cameras is not None:
-        result["true"] = mean_true(written, homographies, cameras, config)
+        from stabilize.synthetic import true_residual
+        if mode == "raw":      # nothing was warped (built after the clock stopped: not the mode's work)
+            homographies = {first: np.tile(np.eye(3), (len(c), 1, 1)) for first, c in written}
+        result["true"] = per_step(written, lambda first, c: true_residual(
+            cameras, first, homographies[first], GENERATED_SIZE, config.video_size))
     return result
 
 
-def mean_true(written, homographies, cameras, config):
-    """Residual against the true camera path per frame step over [(first frame, clip)]."""
-    from stabilize.synthetic import true_residual
-    size = GENERATED_SIZE
+def per_step(written, residual):
+    """``residual(first frame, clip)`` averaged per frame step over [(first frame, clip)]."""
     steps = sum(len(c) - 1 for _, c in written)
-    return sum(true_residual(cameras, first, homographies[first], size, config.video_size) * (len(c) - 1)
-               for first, c in written) / max(1, steps)
+    return sum(residual(first, c) * (len(c) - 1) for first, c in written) / max(1, steps)
 
 
 def mean_motion(written):
-    """Residual motion per frame step over [(first frame, clip)]."""
+    """Residual motion (phase correlation) per frame step over [(first frame, clip)]."""
     from stabilize.metrics import residual_motion
-    steps = sum(len(c) - 1 for _, c in written)
-    return sum(residual_motion(c) * (len(c) - 1) for _, c in written) / max(1, steps)
+    return per_step(written, lambda first, c: residual_motion(c))
 
 
 def shared(a, b):

@@ -54,18 +54,18 @@ def _clips(stream, tracker, kernel, config, homographies):
         output = [resize_and_crop(frame, config.video_size).astype(np.float32)]
         chain = np.eye(3)
         chains = [chain]
-        failure = cut_frame = None
+        failure = next_first = None      # next_first: a frame that starts the next clip
         for index, frame, current, look in stream:
             if config.scene_cuts:
                 if is_cut(previous_look, look, config):
-                    cut_frame = (index, frame, current, look)    # the cut frame starts the next clip
+                    next_first = (index, frame, current, look)    # the cut frame starts the next clip
                     break
                 previous_look = look
             M, reason = tracker.homography(current, previous, frame.shape)
             if M is None:
                 failure = reason
                 if config.restart_at_unmatched:      # the frame is fine; only its link to the last one failed
-                    cut_frame = (index, frame, current, look)
+                    next_first = (index, frame, current, look)
                 break
             previous = current
             chain = chain @ M
@@ -96,7 +96,7 @@ def _clips(stream, tracker, kernel, config, homographies):
                 yield "clip", (start, clip)
         # The next clip starts at the cut frame (or the unmatched one), or at the next unread frame (None:
         # end of stream).
-        pending = cut_frame if cut_frame is not None else next(stream, None)
+        pending = next_first if next_first is not None else next(stream, None)
 
 
 def ahead(items, work, skip=0, depth=4):
