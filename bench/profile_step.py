@@ -4,12 +4,13 @@
 
 Two tables per framework:
 1. Operator kinds over one whole iteration (after a warm-up): convolution and transposed convolution
-   (forward / backward), BatchNorm, the copies and reshapes of the 5-D BatchNorm workaround, the depth-2
-   pad/slice workaround, Adam, everything else, as time and share of the summed operator time. MXNet runs
+   (forward / backward), BatchNorm, the copies and reshapes of the 5-D BatchNorm workaround, the data
+   movement of the phase forms and the depth-2 workaround, Adam, everything else, as time and share of
+   the summed operator time. MXNet runs
    operators on several engine threads, so summed operator time can exceed the wall time (printed too).
    oneDNN layout reorders have no profiler entry of their own in MXNet 1.9.1: they are paid inside the
-   operator that needs plain data (the workaround's copies and reshapes, the broadcasts of the
-   composition), which is why those rows are larger than their arithmetic.
+   operator that needs plain data (the workaround's copies and reshapes, the phase forms' clips, the
+   broadcasts of the composition), which is why those rows are larger than their arithmetic.
 2. Per layer, every (transposed) convolution alone at its training shape: forward, backward-data and
    backward-weights timed separately (autograd.grad with respect to the input or to the weights only),
    with the depth-2 workaround where tinyvideo-mx applies it.
@@ -33,7 +34,9 @@ MX_KINDS = [
     ("BN3D copies + reshapes (oneDNN workaround; reorders inside)",
      lambda n: n in ("_mul_scalar", "_backward_mul_scalar", "Reshape", "_backward_reshape", "reshape_like",
                      "_backward_reshape_like", "_backward_copy")),
-    ("depth-2 pad/slice (oneDNN workaround)", lambda n: n in ("Pad", "_backward_Pad")),
+    ("data movement: phase forms, depth-2 workaround (pads, transposes, clips, gathers)",
+     lambda n: n in ("Pad", "_backward_Pad", "transpose", "clip", "_backward_clip", "take", "_backward_take", "tile",
+                     "_backward_tile", "slice", "_backward_slice")),
     ("composition m*f + (1-m)*b (broadcasts)", lambda n: "broadcast" in n or n in ("_rminus_scalar", "expand_dims")),
     ("Adam", lambda n: "adam" in n),
     ("gradient copies and sums", lambda n: n in ("add_n", "elemwise_add", "CopyCPU2CPU", "_copyto", "zeros_like",
@@ -91,24 +94,25 @@ def mxnet_iteration(batch, amp):
 
 
 def mxnet_layers(batch, repeats, amp=False):
-    """Every (transposed) convolution of G and D alone, at its training input shape. ``amp``: under
-    bfloat16 AMP (on in this process since ``mxnet_iteration``), G in the form ``--amp`` trains
-    (``precision.generator_form``: phases), so its layers are the Convolutions that run in bfloat16."""
+    """Every (transposed) convolution of G and D alone, at its training input shape, in the forms training
+    takes on this CPU (``precision.generator_form``, ``discriminator_form``). ``amp``: under bfloat16 AMP
+    (on in this process since ``mxnet_iteration``), G in the phase form, so its layers are the
+    Convolutions that run in bfloat16."""
     import tinyvideo_mx  # noqa: F401
     import mxnet as mx
     from mxnet import autograd
     from tinyvideo_mx.factory import prepare
     from tinyvideo_mx.networks import Discriminator, Generator
-    from tinyvideo_mx.precision import generator_form
-    form = generator_form("auto", "bfloat16" if amp else None)
-    G = prepare(Generator(prefix="G_", form=form), [mx.cpu()], hybridize=False)
-    D = prepare(Discriminator(prefix="D_"), [mx.cpu()], hybridize=False)
+    from tinyvideo_mx.precision import discriminator_form, generator_form
+    dtype = "bfloat16" if amp else None
+    G = prepare(Generator(prefix="G_", form=generator_form("auto", dtype)), [mx.cpu()], hybridize=False)
+    D = prepare(Discriminator(prefix="D_", form=discriminator_form("auto", dtype)), [mx.cpu()], hybridize=False)
     shapes = []
 
     def remember(block, inputs, output):
         shapes.append((block, inputs[0].shape))
     convs = [b for b in _blocks(G) + _blocks(D) if type(b).__name__.startswith("Conv")
-             or type(b).__name__ in ("PhaseTransposedConvolution", "DenseTransposedConvolution")]
+             or type(b).__name__ in ("PhaseTransposedConvolution", "DenseTransposedConvolution", "PhaseConvolution")]
     handles = [b.register_forward_hook(remember) for b in convs]
     G(mx.nd.zeros((batch, 100)))
     D(mx.nd.zeros((batch, 3, 32, 64, 64)))

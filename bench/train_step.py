@@ -86,7 +86,8 @@ class RandomClips:
         pass
 
 
-def run_one(batch, hybridize, iterations, amp=False, ctx="cpu", g_step="reuse", preset="original", g_form="auto"):
+def run_one(batch, hybridize, iterations, amp=False, ctx="cpu", g_step="reuse", preset="original", g_form="auto",
+            d_form="auto"):
     """Seconds per training step after one warm-up step, and peak RSS. ``preset="original"``: full size on
     random clips (the step, not the loader, is measured); ``preset="demo"``: the README's first run on
     its real data iterator (``batch`` is the preset's)."""
@@ -99,7 +100,7 @@ def run_one(batch, hybridize, iterations, amp=False, ctx="cpu", g_step="reuse", 
         next_batch = run.next_batch
     else:
         cfg = make_config(preset, batch_size=batch, hybridize=hybridize, iterations=iterations + 1, amp=amp, ctx=ctx,
-                          g_step=g_step, g_form=g_form)
+                          g_step=g_step, g_form=g_form, d_form=d_form)
         run = GanTraining(cfg, tempfile.mkdtemp(prefix="bench-"), progress=False, iterator=RandomClips(batch))
         next_batch = lambda: run.data.batch  # noqa: E731
     run.step(next_batch())                       # warm-up: graph building, oneDNN primitive creation

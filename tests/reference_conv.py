@@ -73,6 +73,8 @@ def run_sequential(seq, x, params):
             if two_d:
                 w, stride, pad = w[:, :, None], (1, stride, stride), (0, pad, pad)
             x = conv3d_transpose(x, w, stride, pad) + params[block.bias.name][None, :, None, None, None]
+        elif kind == "PhaseConvolution":          # the original's Conv3D(4, 2, 1) (D's layers)
+            x = conv3d(x, params[block.weight.name], 2, 1) + params[block.bias.name][None, :, None, None, None]
         elif kind == "ResizeConvolution":
             w = params[block.weight.name]
             x = (resize_conv(x[:, :, 0], w)[:, :, None] if two_d else resize_conv(x, w, block.replicate_time))

@@ -113,6 +113,19 @@ def test_doctor_with_a_supported_gpu_and_a_cuda_build():
     assert lines[-1].startswith("GPU 0      A100 (80 GB): usable: compute capability 8.0")
 
 
+@pytest.mark.parametrize("flags,line", [
+    ("avx2 avx512f avx512_bf16", "           float32: G in deconvolution form, D in strided form (g_form, d_form "
+                                 "auto: strided backward passes on direct kernels; docs/performance.md)"),
+    ("avx2", "           float32: G in deconvolution form, D in phases form (g_form, d_form auto: strided backward passes "
+             "on GEMM without AVX-512; docs/performance.md)")])
+def test_doctor_says_which_forms_float32_training_takes_on_this_cpu(tmp_path, flags, line):
+    from tinyvideo_mx.doctor import report
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"model name\t: Test CPU\nflags\t\t: fpu sse2 {flags}\n")
+    lines, _ = report(gpus=[], distributions=[("mxnet", "1.9.1")], cpuinfo=str(cpuinfo))
+    assert line in lines
+
+
 def test_an_unsupported_gpu_fails_before_mxnet_loads(stand_in_gpus):
     """--ctx gpu1 (the H100) on train, sample and serve: one line, exit 1, and MXNet never imported (so
     no network was built)."""

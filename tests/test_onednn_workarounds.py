@@ -9,7 +9,7 @@ from mxnet import autograd, gluon, nd
 import reference_conv
 from tinyvideo_mx.factory import prepare
 from tinyvideo_mx.layers import (DenseTransposedConvolution, PhaseTransposedConvolution, ResizeConvolution, conv3d,
-                                 conv3d_transpose, phase_conv3d_transpose)
+                                 conv3d_transpose, phase_conv3d, phase_conv3d_transpose, space_to_depth)
 from tinyvideo_mx.networks import Discriminator, Generator
 
 
@@ -251,3 +251,43 @@ def test_both_forms_share_parameter_names_and_checkpoints(tmp_path):
         videos = [G(z)[0].asnumpy() for G in built.values()]
     assert np.abs(videos[0]).max() > 0.1
     np.testing.assert_allclose(videos[1], videos[0], rtol=0, atol=1e-5)
+
+
+# -- the phase form of D's stride-2 convolutions (networks.STRIDED_FORMS) ---------------------------
+def test_space_to_depth_puts_each_phase_ahead_of_the_positions():
+    x = np.arange(2 * 4 * 6 * 8).reshape(2, 4, 6, 8).astype(np.float32)
+    out = space_to_depth(nd, nd.array(x), (4, 6, 8)).asnumpy().reshape(2, 2, 2, 2, 2, 3, 4)
+    for pt, ph, pw in np.ndindex(2, 2, 2):
+        np.testing.assert_array_equal(out[:, pt, ph, pw], x[:, pt::2, ph::2, pw::2])
+
+
+@pytest.mark.parametrize("in_depth", [2, 4, 6, 8])
+def test_phase_conv_is_the_strided_conv_at_every_depth(in_depth):
+    """Forward, weight and input gradients against float64 numpy, hybridized as D runs it; output depth 2
+    takes the extra-frames path and keeps the strided form's block layout."""
+    x = np.random.default_rng(in_depth).standard_normal((2, 64, in_depth, 4, 6))
+    blocks, out_depth = phase_conv3d(128, 64, (in_depth, 4, 6))
+    strided_blocks, _ = conv3d(128, 4, 2, 1, 64, in_depth)
+    assert out_depth == in_depth // 2 and len(blocks) == len(strided_blocks)
+    errors = gradient_errors(blocks, reference_conv.conv3d, x, 2, 1, hybridize=True)
+    assert max(errors) < EXACT, errors
+
+
+def test_phase_form_discriminator_matches_numpy_and_loads_the_strided_ones_checkpoint(tmp_path):
+    """The whole D in phase form (32 frames: its fourth layer writes 2) against numpy, and a D saved in
+    the strided form loads into it and gives the same logits."""
+    rng = np.random.default_rng(1)
+    mx.random.seed(0)
+    D = prepare(Discriminator(ndf=16, frames=32, size=16, form="phases", prefix="D_"), [mx.cpu()], hybridize=True)
+    video = rng.uniform(-1, 1, (4, 3, 32, 16, 16))
+    forward, errors = check_against_numpy(D, numpy_discriminator, video, rng.standard_normal((4, 2)), rng)
+    assert forward < 1e-4 and len(errors) == 5
+    assert max(errors.values()) < 1e-2, errors
+    strided = prepare(Discriminator(ndf=16, frames=32, size=16, prefix="D_"), [mx.cpu()], hybridize=True)
+    assert ({k: p.shape for k, p in strided._collect_params_with_prefix().items()}
+            == {k: p.shape for k, p in D._collect_params_with_prefix().items()})
+    strided.save_parameters(str(tmp_path / "D.params"))
+    D.load_parameters(str(tmp_path / "D.params"))
+    with autograd.train_mode():
+        logits = [net(nd.array(video)).asnumpy() for net in (strided, D)]
+    np.testing.assert_allclose(logits[1], logits[0], rtol=0, atol=1e-4)

@@ -10,6 +10,8 @@ import pytest
 from conftest import tiny_config
 from test_training import use_sgd
 from tinyvideo_mx import precision
+from tinyvideo_mx.config import TrainConfig
+from tinyvideo_mx.errors import SettingError
 from tinyvideo_mx.data import synthetic
 from tinyvideo_mx.training import GanTraining
 
@@ -95,13 +97,29 @@ def test_amp_needs_bfloat16_hardware_on_cpu(tmp_path, monkeypatch):
     assert precision.amp_dtype([mx.gpu(0)]) == "float16"
 
 
-def test_generator_form_auto_is_the_measured_faster_one():
-    assert precision.generator_form("auto") == "deconvolution"               # float32
+AVX512, AVX2 = {"avx2", "avx512f", "avx512_bf16"}, {"avx2"}
+
+
+def test_forms_auto_are_the_measured_faster_ones():
+    assert precision.generator_form("auto") == "deconvolution"               # float32, whatever the CPU
     assert precision.generator_form("auto", "bfloat16") == "phases"
     assert precision.generator_form("auto", "float16") == "deconvolution"
+    assert precision.discriminator_form("auto", None, AVX512) == "strided"
+    assert precision.discriminator_form("auto", None, AVX2) == "phases"
+    assert precision.discriminator_form("auto", "bfloat16", AVX512) == "strided"
+    assert precision.discriminator_form("auto", None, AVX2, device="gpu") == "strided"
     for dtype in (None, "bfloat16"):
         assert precision.generator_form("phases", dtype) == "phases"
         assert precision.generator_form("deconvolution", dtype) == "deconvolution"
+        for flags in (AVX512, AVX2):
+            assert precision.discriminator_form("phases", dtype, flags) == "phases"
+            assert precision.discriminator_form("strided", dtype, flags) == "strided"
+    with pytest.raises(SettingError) as error:
+        TrainConfig(d_form="sideways")
+    assert str(error.value) == "d_form must be one of ('auto', 'strided', 'phases'), got 'sideways'"
+    older = TrainConfig().to_dict()
+    del older["d_form"]                     # a run saved before D had forms
+    assert TrainConfig.from_dict(older).d_form == "auto"
     assert precision.Precision(False, []).hybridize_generator("deconvolution", "resize")
     bf16 = precision.Precision(False, [])
     bf16.dtype = "bfloat16"

@@ -46,6 +46,8 @@ def fork(F, x):
 class ConditionalGenerator(nn.HybridBlock):
     """``G(image)`` (or ``G(image, z)`` with ``noise > 0``) -> (video, foreground, mask, background)."""
 
+    form = "deconvolution"     # its up-sampling layers are always Conv3DTranspose (networks.TRANSPOSED_FORMS)
+
     def __init__(self, ngf=128, frames=32, size=64, noise=0, **kwargs):
         super().__init__(**kwargs)
         kt, _, _ = first_kernel(frames, size)

@@ -7,6 +7,7 @@ G_STEP_MODES = ("reuse", "recompute")
 RENAMED = {"num_workers": "decode_threads"}   # old key -> new key, so older runs still load
 UPSAMPLING = ("transposed", "resize")   # how G doubles its resolution: see networks.up3d
 G_FORMS = ("auto", "deconvolution", "phases")   # how G's transposed convolutions are computed: precision.generator_form
+D_FORMS = ("auto", "strided", "phases")         # how D's stride-2 convolutions are computed: precision.discriminator_form
 # what G's 3-D resize-convolutions read beyond the first and last frames: "zeros" (as every convolution of
 # the original pads) or "replicate" (copies of the end frames; layers.ResizeConvolution)
 TEMPORAL_PADDINGS = ("zeros", "replicate")
@@ -50,6 +51,8 @@ class TrainConfig:
     cond_noise: int = 0            # conditional only: z size joined to the code (0 = none, faithful)
     g_form: str = "auto"           # G's transposed convolutions as Deconvolution or as phase Convolutions: the
                                    # same function and parameters; "auto" takes the faster (precision.py)
+    d_form: str = "auto"           # D's stride-2 convolutions as strided Convolutions or as stride-1 ones on the
+                                   # input's phases: the same function and parameters; "auto" as g_form
     temporal_padding: str = "zeros"  # resize upsampling only: "replicate" extends G's frames by copies of
                                      # the end frames instead of zeros (TEMPORAL_PADDINGS)
     # optimisation
@@ -110,6 +113,8 @@ class TrainConfig:
             raise SettingError(f"cache_mb must be a whole number >= 0, got {self.cache_mb!r}")
         if self.g_form not in G_FORMS:
             raise SettingError(f"g_form must be one of {G_FORMS}, got {self.g_form!r}")
+        if self.d_form not in D_FORMS:
+            raise SettingError(f"d_form must be one of {D_FORMS}, got {self.d_form!r}")
         if self.model not in ("unconditional", "conditional"):
             raise SettingError(f"model must be 'unconditional' or 'conditional', got {self.model!r}")
         if not self.mode_seeking >= 0:

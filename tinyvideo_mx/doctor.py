@@ -3,8 +3,7 @@ import os
 import platform
 import sys
 
-from . import cpu, gpu_support
-from .precision import generator_form
+from . import cpu, gpu_support, precision
 from .threads import usable_cores
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
@@ -48,14 +47,19 @@ def report(gpus=None, distributions=None, cpuinfo="/proc/cpuinfo"):
         lines.append(f"           imports as {version}: {shown}")
     model, flags = cpu_description(cpuinfo)
     lines.append(f"CPU        {model}; " + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in flags.items()))
-    path = cpu.bfloat16_path({k for k, v in flags.items() if v})
+    cpu_flags = {k for k, v in flags.items() if v}
+    path = cpu.bfloat16_path(cpu_flags)
     bf16_state = {"AMX": "available, on AMX (oneDNN avx512_core_amx_bf16 kernels)",
                   "AVX512-BF16": "available, on AVX512-BF16 (oneDNN avx512_core_bf16 kernels; no AMX here"
                                  + (f": {cpu.amx_decision}" if flags.get("amx_bf16") else "") + ")",
                   None: "not available (needs avx512_bf16 or amx_bf16)"}[path]
     lines.append(f"           --amp on CPU (bfloat16): {bf16_state}")
+    direct = precision.direct_strided_backward(cpu_flags)
+    lines.append(f"           float32: G in {precision.generator_form('auto')} form, D in "
+                 f"{precision.discriminator_form('auto', None, cpu_flags)} form (g_form, d_form auto: strided "
+                 f"backward passes {'on direct kernels' if direct else 'on GEMM without AVX-512'}; docs/performance.md)")
     if path:
-        lines.append(f"           G under --amp: {generator_form('auto', 'bfloat16')} form (g_form auto; "
+        lines.append(f"           G under --amp: {precision.generator_form('auto', 'bfloat16')} form (g_form auto; "
                      "docs/performance.md)")
     lines.append(f"Threads    {usable_cores()} usable cores; OMP_NUM_THREADS="
                  f"{os.environ.get('OMP_NUM_THREADS', 'unset')} (tinyvideo-mx sets it to the cores unless you do)")

@@ -3,7 +3,7 @@ import mxnet as mx
 
 from .conditional_networks import ConditionalDiscriminator, ConditionalGenerator
 from .networks import Discriminator, Generator
-from .precision import generator_form
+from .precision import discriminator_form, generator_form
 
 # static_alloc only. static_shape=True gives silently wrong training in MXNet 1.9.1 when a block runs
 # twice before one backward (D on the fake batch, then on the real batch): D learns to call fakes real
@@ -24,14 +24,16 @@ def build_generator(config, form=None):
                      temporal_padding=config.temporal_padding, prefix="G_")
 
 
-def build_networks(config, form=None):
-    """(G, D) for ``config.model``; not yet initialised."""
+def build_networks(config, dtype=None, device="cpu"):
+    """(G, D) for ``config.model``, each in the form ``config`` asks for at arithmetic ``dtype`` (None:
+    float32) on ``device`` (precision.generator_form and discriminator_form); not yet initialised."""
+    D_form = discriminator_form(config.d_form, dtype, device=device)
     if config.model == "conditional":
         return build_generator(config), ConditionalDiscriminator(ndf=config.ndf, frames=config.frames,
-                                                                 size=config.size, prefix="D_")
-    return (build_generator(config, form),
+                                                                 size=config.size, form=D_form, prefix="D_")
+    return (build_generator(config, generator_form(config.g_form, dtype)),
             Discriminator(ndf=config.ndf, frames=config.frames, size=config.size,
-                          minibatch_std=config.minibatch_std, prefix="D_"))
+                          minibatch_std=config.minibatch_std, form=D_form, prefix="D_"))
 
 
 def inference_generator_name(config):

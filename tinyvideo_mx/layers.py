@@ -306,6 +306,65 @@ class PhaseTransposedConvolution(GatherNotSaved, nn.HybridBlock):
         return interleave_phases(F, phases, self.channels, self.conv_size, tuple(2 * n for n in self.in_size))
 
 
+def space_to_depth(F, x, size):
+    """Move every axis' phase ahead of the spatial axes: ``x`` (..., T, H, W) with even ``size`` (T, H, W)
+    -> (..., 2, 2, 2, T/2, H/2, W/2) (returned flattened to (-1, 2, T/2 * H/2 * W/2); the caller reshapes),
+    with out[..., pt, ph, pw, t, h, w] = x[..., 2t + pt, 2h + ph, 2w + pw]. The inverse of
+    ``interleave_phases``' data movement, done the same way: three reshapes with one transpose of at most 4
+    axes each (the ones oneDNN's reorder runs at the speed of a copy)."""
+    t, h, w = (n // 2 for n in size)
+    x = F.transpose(F.reshape(x, shape=(-1, t, 2, 4 * h * w)), axes=(0, 2, 1, 3))     # (.., pt, t, H*W)
+    x = F.transpose(F.reshape(x, shape=(-1, t * h, 2, 2 * w)), axes=(0, 2, 1, 3))     # (.., ph, t*h, W)
+    return F.transpose(F.reshape(x, shape=(-1, t * h * w, 2)), axes=(0, 2, 1))        # (.., pw, t*h*w)
+
+
+class PhaseConvolution(nn.HybridBlock):
+    """The original's stride-2, kernel-4, padding-1 3-D convolution (the discriminator's layers), computed
+    as one *stride-1* 2x2x2 convolution of the zero-padded input's phases: along an axis, output o reads
+    padded positions 2o + k for taps k = 0..3, i.e. phase k % 2 at position o + k // 2. So with the padded
+    input's phases as 8 times the channels (``space_to_depth``) and the weight's taps regrouped the same way
+    (tap 2a + p -> phase p, tap a), the layer is a plain convolution with no padding - the same function
+    and the same parameters (names, shapes (out, in, 4, 4, 4), initialisation) as ``nn.Conv3D(channels, 4,
+    2, 1)``, so checkpoints are interchangeable.
+
+    Why: MXNet 1.9.1's oneDNN has no direct kernel for a *strided* 3-D convolution's backward passes on CPUs
+    without AVX-512: they run on im2col + GEMM (``gemm:jit``), 2-3 times slower than the forward pass,
+    where a stride-1 convolution runs all three passes on ``jit:avx2`` (docs/performance.md). ``in_size``:
+    the input's (T, H, W), all even. Where the output has depth 2 (oneDNN's wrong weight gradient,
+    ``needs_depth_padding``) two more zero frames give it depth 3 and the extra output frame is dropped."""
+
+    def __init__(self, channels, in_channels, in_size, **kwargs):
+        super().__init__(**kwargs)
+        self.channels, self.in_channels = channels, in_channels
+        self.out_depth = in_size[0] // 2
+        extra = 2 if needs_depth_padding(self.out_depth) else 0
+        self.time_pad = (1, 1 + extra)
+        self.padded = (in_size[0] + 2 + extra, in_size[1] + 2, in_size[2] + 2)
+        with self.name_scope():
+            self.weight = self.params.get("weight", shape=(channels, in_channels, 4, 4, 4),
+                                          init=mx_init.Normal(CONV_WEIGHT_STD))
+            self.bias = self.params.get("bias", shape=(channels,), init="zeros")
+
+    def _alias(self):
+        # the parameter names of the Conv3D this block replaces (Gluon names every convolution conv<k>)
+        return "conv"
+
+    def hybrid_forward(self, F, x, weight, bias):
+        x = F.pad(x, mode="constant", constant_value=0, pad_width=(0, 0, 0, 0) + self.time_pad + (1, 1, 1, 1))
+        half = tuple(n // 2 for n in self.padded)
+        x = F.reshape(space_to_depth(F, x, self.padded), shape=(-1, 8 * self.in_channels) + half)
+        kernel = F.reshape(space_to_depth(F, weight, (4, 4, 4)), shape=(self.channels, 8 * self.in_channels, 2, 2, 2))
+        # The convolution's data gradient comes back in oneDNN's blocked layout, which the transposes above
+        # cannot reorder as the view their reshape makes ("could not create a primitive descriptor for a
+        # reorder primitive"); clip has no oneDNN kernel, so its backward hands them plain data. Its bounds
+        # are never reached: values and gradients pass unchanged.
+        x = F.clip(x, -PLAIN_COPY_BOUND, PLAIN_COPY_BOUND)
+        y = F.Convolution(x, kernel, bias, kernel=(2, 2, 2), num_filter=self.channels)
+        if self.time_pad[1] > 1:
+            y = F.slice_axis(y, axis=2, begin=0, end=self.out_depth)
+        return y
+
+
 class DenseTransposedConvolution(nn.HybridBlock):
     """A stride-1, padding-0 transposed convolution of a 1x1(x1) input - the generator's projection of z to
     its first (kernel-sized) map - as one FullyConnected layer: output (o, position) = sum_i z_i W[i, o,
@@ -408,6 +467,15 @@ def conv3d(channels, kernel, stride, pad, in_channels, in_depth, **kwargs):
     out_depth = (in_depth + 2 * pad - kt) // stride + 1
     layer = nn.Conv3D(channels, kernel, stride, pad, **conv_kwargs(in_channels), **kwargs)
     return _depth_safe(layer, out_depth, stride, out_depth), out_depth
+
+
+def phase_conv3d(channels, in_channels, in_size, **kwargs):
+    """``conv3d(channels, 4, 2, 1, ...)`` as a PhaseConvolution (which applies its own depth-2 workaround),
+    with the same block list layout; and its output depth."""
+    layer = PhaseConvolution(channels, in_channels, in_size, **kwargs)
+    if needs_depth_padding(in_size[0] // 2):
+        return [Passthrough(), layer, Passthrough()], in_size[0] // 2
+    return [layer], in_size[0] // 2
 
 
 def batchnorm2d(eps, channels=0):

@@ -8,7 +8,7 @@ because both networks keep the original's four stride-2 stages and only the firs
 from mxnet.gluon import nn
 
 from .layers import (D_BN_EPS, G_BN_EPS, BatchNorm3D, DenseTransposedConvolution, PhaseTransposedConvolution,
-                     ResizeConvolution, batchnorm2d, conv3d, conv3d_transpose, conv_kwargs, phase_conv3d_transpose,
+                     ResizeConvolution, batchnorm2d, conv3d, conv3d_transpose, conv_kwargs, phase_conv3d, phase_conv3d_transpose,
                      resize_conv3d)
 from .config import check_temporal_padding, check_upsampling
 from .errors import SettingError
@@ -20,6 +20,10 @@ N_STAGES = 4  # stride-2 stages in every stream
 # "phases": every transposed convolution as a Convolution (layers.PhaseTransposedConvolution, the z
 # projection as FullyConnected), so AMP runs all of G in bfloat16 and hybridized. precision.py chooses.
 TRANSPOSED_FORMS = ("deconvolution", "phases")
+# How D computes its stride-2 convolutions, the same function and parameters either way: "strided", the
+# Convolution operator; "phases", a stride-1 convolution of the input's phases (layers.PhaseConvolution),
+# whose backward passes oneDNN runs on direct kernels where the strided ones fall back to GEMM.
+STRIDED_FORMS = ("strided", "phases")
 
 
 def doubled(size):
@@ -158,16 +162,22 @@ class Discriminator(nn.HybridBlock):
     """3-D discriminator (main.lua:116-127): Conv3D(4,2,1) stages with LeakyReLU(0.2), BN (eps 1e-3) on
     all but the first, then a (frames/16, size/16, size/16) convolution to 2 logits (real=0, fake=1)."""
 
-    def __init__(self, ndf=64, frames=32, size=64, classes=2, minibatch_std=False, **kwargs):
+    def __init__(self, ndf=64, frames=32, size=64, classes=2, minibatch_std=False, form="strided", **kwargs):
         super().__init__(**kwargs)
+        if form not in STRIDED_FORMS:
+            raise SettingError(f"form must be one of {', '.join(STRIDED_FORMS)}; got {form!r}")
         kernel = first_kernel(frames, size)
-        self.minibatch_std = minibatch_std
+        self.minibatch_std, self.form = minibatch_std, form
         with self.name_scope():
             self.features = nn.HybridSequential(prefix="features_")
             with self.features.name_scope():
-                in_channels, depth = 3, frames
+                in_channels, in_size = 3, (frames, size, size)
                 for i, ch in enumerate([ndf, ndf * 2, ndf * 4, ndf * 8]):
-                    blocks, depth = conv3d(ch, 4, 2, 1, in_channels, depth)
+                    if form == "phases":
+                        blocks, _ = phase_conv3d(ch, in_channels, in_size)
+                    else:
+                        blocks, _ = conv3d(ch, 4, 2, 1, in_channels, in_size[0])
+                    in_size = tuple(n // 2 for n in in_size)
                     self.features.add(*blocks)
                     if i > 0:
                         self.features.add(BatchNorm3D(D_BN_EPS, ch))

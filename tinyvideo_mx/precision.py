@@ -43,15 +43,33 @@ def amp_dtype(contexts):
     raise SettingError("--amp needs all contexts of one kind (all cpu or all gpu)")
 
 
+def direct_strided_backward(flags=None):
+    """True if MXNet 1.9.1's oneDNN runs strided 3-D convolutions' backward passes on direct kernels: with
+    AVX-512. Without it (AVX2 only, ``DNNL_VERBOSE``) they fall back to im2col + GEMM (``gemm:jit``), 2-3
+    times slower than the forward pass - as do Deconvolution's forward and weight gradient, so G's
+    layers pay it in either form (docs/performance.md)."""
+    return "avx512f" in (cpu.read_cpuinfo()[1] if flags is None else flags)
+
+
 def generator_form(requested, dtype=None):
     """How G computes its transposed convolutions (``TrainConfig.g_form``; networks.TRANSPOSED_FORMS) when
     its arithmetic is ``dtype`` (None: float32). "auto" takes the form measured faster (full size, batch 8,
-    one run, docs/performance.md): under bfloat16 the phase form, whose convolutions run in bfloat16 and
-    hybridized (AMD EPYC with avx512_bf16: 1.88 s against 2.13 s per step for the float32, imperative
-    Deconvolutions); in float32 Deconvolution (2.50 s against 2.77 s); float16 (GPU) keeps Deconvolution."""
+    one run each, docs/performance.md): under bfloat16 the phase form, whose convolutions run in bfloat16
+    and hybridized (AMD EPYC with avx512_bf16: 1.88 s against 2.13 s per step for the float32, imperative
+    Deconvolutions); in float32 Deconvolution, with AVX-512 (2.50 s against 2.77 s) and without (AMD EPYC,
+    AVX2 only, D in phase form: 4.14 s against 4.94 s); float16 (GPU) keeps Deconvolution."""
     if requested != "auto":
         return requested
     return "phases" if dtype == "bfloat16" else "deconvolution"
+
+
+def discriminator_form(requested, dtype=None, flags=None, device="cpu"):
+    """How D computes its stride-2 convolutions (``TrainConfig.d_form``; networks.STRIDED_FORMS): "auto"
+    takes the phase form in float32 on CPUs without AVX-512, where the strided backward passes run on
+    GEMM, and the strided Convolution elsewhere (docs/performance.md)."""
+    if requested != "auto":
+        return requested
+    return "phases" if device == "cpu" and dtype is None and not direct_strided_backward(flags) else "strided"
 
 
 class Precision:

@@ -17,6 +17,7 @@ pre-2016 ``running_std`` = 1/sqrt(var + eps) is converted). Sizes (z, widths, fr
 read off the weights. The result is a checkpoint folder that ``sample``, ``export``, ``evaluate``,
 ``finetune-classifier`` and ``train --resume`` (with fresh Adam states) accept.
 """
+import dataclasses
 import logging
 import os
 import re
@@ -190,7 +191,8 @@ def import_t7(generator_path, run_dir, discriminator_path=None):
                                                   f"generator makes {sizes['frames']}x{sizes['size']}px")
         sizes["ndf"] = d_sizes["ndf"]
     config = TrainConfig(**sizes)
-    G, D = build_networks(config)
+    # built in the forms whose layers are the Torch modules one for one (every form has the same parameters)
+    G, D = build_networks(dataclasses.replace(config, g_form="deconvolution", d_form="strided"))
     for net in (G, D):
         prepare(net, [mx.cpu()], hybridize=False)
     load_generator_weights(G, g_modules, generator_path)

@@ -45,7 +45,7 @@ from .inference import SAMPLE_GRID_ITERATION, STATISTICS_ITERATION, generator_in
 from .metrics import video_networks
 from .metrics.clip_statistics import clip_statistics, nearest_neighbour_distance
 from .fsutil import write_text_atomic
-from .precision import Precision, generator_form
+from .precision import Precision
 from .replicas import Replicas
 from .errors import SettingError
 
@@ -126,10 +126,9 @@ class GanTraining:
         self.run_id = uuid.uuid4().hex   # checkpoints carry it: pruning touches only this run's
         self.precision.enable()          # before the networks exist (AMP rewrites operators)
         mx.random.seed(config.seed)    # initialisation only; training draws are counter-based
-        form = generator_form(config.g_form, self.precision.dtype)
-        self.G, self.D = build_networks(config, form)
+        self.G, self.D = build_networks(config, self.precision.dtype, self.contexts[0].device_type)
         prepare(self.G, self.contexts,
-                config.hybridize and self.precision.hybridize_generator(form, config.upsampling))
+                config.hybridize and self.precision.hybridize_generator(self.G.form, config.upsampling))
         prepare(self.D, self.contexts, config.hybridize)
         adam = dict(beta1=config.beta1, beta2=config.beta2, epsilon=config.epsilon, wd=0.0)
         rates = {"G": config.lr, "D": config.d_lr or config.lr}
@@ -142,7 +141,7 @@ class GanTraining:
         self._snapshot = None            # (iteration, the average made runnable at that iteration)
         if config.g_ema:
             def build():
-                return prepare(build_generator(config, form), self.contexts, config.hybridize)
+                return prepare(build_generator(config, self.G.form), self.contexts, config.hybridize)
             self.G_average = GeneratorAverage(self.G, build(), config.g_ema, build, self.statistics_inputs())
         self._replicas_agree = False     # rank 0's initial weights are broadcast before the first step
         self.data = iterator or make_iterator(config, part_index=rank, num_parts=workers)
