@@ -16,7 +16,8 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# the checkout to measure: this one, or another one's (bench/versus_pytorch.py --before)
+sys.path.insert(0, os.environ.get("TINYVIDEO_MX_ROOT", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 import tinyvideo_mx  # noqa: E402, F401  (before MXNet loads: numpy aliases, thread count, AMX)
 from machine import describe  # noqa: E402  (bench/ is the script's folder)
 
@@ -99,8 +100,10 @@ def run_one(batch, hybridize, iterations, amp=False, ctx="cpu", g_step="reuse", 
         run = GanTraining(make_config("demo", sample_every=0), tempfile.mkdtemp(prefix="bench-"), progress=False)
         next_batch = run.next_batch
     else:
+        # forms only when asked for: an earlier checkout (--before) may not know them
+        forms = {k: v for k, v in (("g_form", g_form), ("d_form", d_form)) if v != "auto"}
         cfg = make_config(preset, batch_size=batch, hybridize=hybridize, iterations=iterations + 1, amp=amp, ctx=ctx,
-                          g_step=g_step, g_form=g_form, d_form=d_form)
+                          g_step=g_step, **forms)
         run = GanTraining(cfg, tempfile.mkdtemp(prefix="bench-"), progress=False, iterator=RandomClips(batch))
         next_batch = lambda: run.data.batch  # noqa: E731
     run.step(next_batch())                       # warm-up: graph building, oneDNN primitive creation
