@@ -27,13 +27,13 @@ def build_generator(config, form=None):
 def build_networks(config, dtype=None, device="cpu"):
     """(G, D) for ``config.model``, each in the form ``config`` asks for at arithmetic ``dtype`` (None:
     float32) on ``device`` (precision.generator_form and discriminator_form); not yet initialised."""
-    D_form = discriminator_form(config.d_form, dtype, device=device)
+    d_form = discriminator_form(config.d_form, dtype, device=device)
     if config.model == "conditional":
         return build_generator(config), ConditionalDiscriminator(ndf=config.ndf, frames=config.frames,
-                                                                 size=config.size, form=D_form, prefix="D_")
+                                                                 size=config.size, form=d_form, prefix="D_")
     return (build_generator(config, generator_form(config.g_form, dtype)),
             Discriminator(ndf=config.ndf, frames=config.frames, size=config.size,
-                          minibatch_std=config.minibatch_std, form=D_form, prefix="D_"))
+                          minibatch_std=config.minibatch_std, form=d_form, prefix="D_"))
 
 
 def inference_generator_name(config):

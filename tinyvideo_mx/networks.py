@@ -8,8 +8,8 @@ because both networks keep the original's four stride-2 stages and only the firs
 from mxnet.gluon import nn
 
 from .layers import (D_BN_EPS, G_BN_EPS, BatchNorm3D, DenseTransposedConvolution, PhaseTransposedConvolution,
-                     ResizeConvolution, batchnorm2d, conv3d, conv3d_transpose, conv_kwargs, phase_conv3d, phase_conv3d_transpose,
-                     resize_conv3d)
+                     ResizeConvolution, batchnorm2d, conv3d, conv3d_transpose, conv_kwargs, phase_conv3d,
+                     phase_conv3d_transpose, resize_conv3d)
 from .config import check_temporal_padding, check_upsampling
 from .errors import SettingError
 
@@ -160,7 +160,8 @@ class Generator(nn.HybridBlock):
 
 class Discriminator(nn.HybridBlock):
     """3-D discriminator (main.lua:116-127): Conv3D(4,2,1) stages with LeakyReLU(0.2), BN (eps 1e-3) on
-    all but the first, then a (frames/16, size/16, size/16) convolution to 2 logits (real=0, fake=1)."""
+    all but the first, then a (frames/16, size/16, size/16) convolution to 2 logits (real=0, fake=1).
+    ``form`` (STRIDED_FORMS) says how the stride-2 stages are computed: the same function either way."""
 
     def __init__(self, ndf=64, frames=32, size=64, classes=2, minibatch_std=False, form="strided", **kwargs):
         super().__init__(**kwargs)
