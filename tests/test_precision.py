@@ -108,6 +108,7 @@ def test_forms_auto_are_the_measured_faster_ones():
     assert precision.discriminator_form("auto", None, AVX2) == "phases"
     assert precision.discriminator_form("auto", "bfloat16", AVX512) == "strided"
     assert precision.discriminator_form("auto", None, AVX2, device="gpu") == "strided"
+    assert precision.discriminator_form("auto", None, AVX2, ndf=16) == "strided"       # the demo's width
     for dtype in (None, "bfloat16"):
         assert precision.generator_form("phases", dtype) == "phases"
         assert precision.generator_form("deconvolution", dtype) == "deconvolution"

@@ -56,8 +56,9 @@ def report(gpus=None, distributions=None, cpuinfo="/proc/cpuinfo"):
     lines.append(f"           --amp on CPU (bfloat16): {bf16_state}")
     direct = precision.direct_strided_backward(cpu_flags)
     lines.append(f"           float32: G in {precision.generator_form('auto')} form, D in "
-                 f"{precision.discriminator_form('auto', None, cpu_flags)} form (g_form, d_form auto: strided "
-                 f"backward passes {'on direct kernels' if direct else 'on GEMM without AVX-512'}; docs/performance.md)")
+                 f"{precision.discriminator_form('auto', None, cpu_flags)} form at the original's widths (g_form, "
+                 f"d_form auto: strided backward passes {'on direct kernels' if direct else 'on GEMM without AVX-512'}; "
+                 "docs/performance.md)")
     if path:
         lines.append(f"           G under --amp: {precision.generator_form('auto', 'bfloat16')} form (g_form auto; "
                      "docs/performance.md)")

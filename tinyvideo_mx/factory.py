@@ -27,7 +27,7 @@ def build_generator(config, form=None):
 def build_networks(config, dtype=None, device="cpu"):
     """(G, D) for ``config.model``, each in the form ``config`` asks for at arithmetic ``dtype`` (None:
     float32) on ``device`` (precision.generator_form and discriminator_form); not yet initialised."""
-    d_form = discriminator_form(config.d_form, dtype, device=device)
+    d_form = discriminator_form(config.d_form, dtype, device=device, ndf=config.ndf)
     if config.model == "conditional":
         return build_generator(config), ConditionalDiscriminator(ndf=config.ndf, frames=config.frames,
                                                                  size=config.size, form=d_form, prefix="D_")

@@ -63,13 +63,20 @@ def generator_form(requested, dtype=None):
     return "phases" if dtype == "bfloat16" else "deconvolution"
 
 
-def discriminator_form(requested, dtype=None, flags=None, device="cpu"):
+# D's phase form pays at the original's widths and not at the demo's: full size (ndf 64) about 10 % per
+# step, the demo preset (ndf 16 on 32x32 frames) 3.87 against 3.90 iterations/s (docs/performance.md)
+PHASE_FORM_MIN_WIDTH = 64
+
+
+def discriminator_form(requested, dtype=None, flags=None, device="cpu", ndf=64):
     """How D computes its stride-2 convolutions (``TrainConfig.d_form``; networks.STRIDED_FORMS): "auto"
     takes the phase form in float32 on CPUs without AVX-512, where the strided backward passes run on
-    GEMM, and the strided Convolution elsewhere (docs/performance.md)."""
+    GEMM, for a D at least PHASE_FORM_MIN_WIDTH wide; the strided Convolution elsewhere."""
     if requested != "auto":
         return requested
-    return "phases" if device == "cpu" and dtype is None and not direct_strided_backward(flags) else "strided"
+    phases = (device == "cpu" and dtype is None and ndf >= PHASE_FORM_MIN_WIDTH
+              and not direct_strided_backward(flags))
+    return "phases" if phases else "strided"
 
 
 class Precision:
