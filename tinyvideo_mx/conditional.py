@@ -30,7 +30,7 @@ def sample_conditional(checkpoint_path, images, out_dir, fps=media.DEFAULT_FPS, 
     if not images:
         raise SettingError("sample --conditional needs at least one --image")
     G, config = load_generator(checkpoint_path, ctx)
-    if config.model != "conditional":
+    if not config.is_conditional:
         raise SettingError(f"{checkpoint_path} holds an unconditional generator: drop --conditional/--image")
     batch = np.stack([load_image(p, config.size) for p in images])
     outputs = run_generator(G, generator_inputs(config, seed, len(images), batch), ctx)

@@ -119,8 +119,13 @@ class TrainConfig:
             raise SettingError(f"model must be 'unconditional' or 'conditional', got {self.model!r}")
         if not self.mode_seeking >= 0:
             raise SettingError(f"mode_seeking must be >= 0, got {self.mode_seeking}")
-        if self.model == "conditional" and (self.minibatch_std or self.mode_seeking or self.temporal_padding != "zeros"):
+        if self.is_conditional and (self.minibatch_std or self.mode_seeking or self.temporal_padding != "zeros"):
             raise SettingError("minibatch_std, mode_seeking and temporal_padding are options of the unconditional model")
+
+    @property
+    def is_conditional(self):
+        """The image-to-video model (main_conditional.lua) rather than the unconditional one."""
+        return self.model == "conditional"
 
     def to_dict(self):
         return dataclasses.asdict(self)

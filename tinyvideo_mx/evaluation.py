@@ -26,14 +26,14 @@ log = logging.getLogger(__name__)
 def evaluation_inputs(config, seed, start, rows, real=None):
     """The generator's inputs for evaluated clips ``start..start+rows``: z rows drawn from (seed, start)
     (unconditional), or the first frames of the ``real`` clips (+ noise: the futures of real images)."""
-    images = real[:, :, 0] if config.model == "conditional" else None
+    images = real[:, :, 0] if config.is_conditional else None
     return generator_inputs(config, [seed + EVALUATION_SEED_OFFSET, start], rows, images)
 
 
 def generated_chunks(G, config, n, seed, real=None, chunk=CHUNK, ctx=None):
     """``n`` generated videos in chunks: from z (unconditional), or from the first frames of the ``real``
     chunks (conditional: the futures of real images)."""
-    if config.model == "conditional":
+    if config.is_conditional:
         done = 0
         for clips in real:
             clips = clips[:n - done]
@@ -66,7 +66,7 @@ def real_statistics(network, list_path, n, config, cache=None, data_root=None):
 def frechet_video_distance(network, G, config, list_path, n, seed=0, cache=None, data_root=None, ctx=None):
     """FVD of ``n`` clips of G against ``n`` real clips of the list (fewer if the list is shorter)."""
     mu_r, sigma_r, count = real_statistics(network, list_path, n, config, cache, data_root)
-    real = real_chunks(list_path, n, config, data_root) if config.model == "conditional" else None
+    real = real_chunks(list_path, n, config, data_root) if config.is_conditional else None
     fake = network.outputs(generated_chunks(G, config, min(n, count) if real else n, seed, real, ctx=ctx))
     mu_f, sigma_f = feature_statistics(fake)
     return frechet_distance(mu_f, sigma_f, mu_r, sigma_r), count, len(fake)
@@ -103,7 +103,7 @@ def evaluate(checkpoint_path, data_list=None, i3d=None, c3d=None, n=2048, seed=0
         result["fvd"] = {"value": fvd, "real_clips": n_real, "generated_clips": n_fake, "data": data_list,
                          "protocol": i3d.protocol.to_dict(), "features": "I3D logits"}
     if c3d is not None:
-        real = real_chunks(data_list, n, config, data_root) if config.model == "conditional" else None
+        real = real_chunks(data_list, n, config, data_root) if config.is_conditional else None
         probabilities = softmax(c3d.outputs(generated_chunks(G, config, n, seed, real)))
         mean, std = inception_score(probabilities, min(splits, len(probabilities)))
         result["inception_score"] = {"mean": mean, "std": std, "splits": min(splits, len(probabilities)),

@@ -16,7 +16,7 @@ def build_generator(config, form=None):
     """G for ``config.model``; not yet initialised. Every G of a config has the same parameter names
     (prefix ``G_``) whatever its ``form`` (networks.TRANSPOSED_FORMS; default: what ``config.g_form``
     means in float32), so the trained G's and the averaged G's files load into either."""
-    if config.model == "conditional":
+    if config.is_conditional:
         return ConditionalGenerator(ngf=config.ngf, frames=config.frames, size=config.size,
                                     noise=config.cond_noise, prefix="G_")
     return Generator(nz=config.nz, ngf=config.ngf, frames=config.frames, size=config.size,
@@ -28,7 +28,7 @@ def build_networks(config, dtype=None, device="cpu"):
     """(G, D) for ``config.model``, each in the form ``config`` asks for at arithmetic ``dtype`` (None:
     float32) on ``device`` (precision.generator_form and discriminator_form); not yet initialised."""
     d_form = discriminator_form(config.d_form, dtype, device=device, ndf=config.ndf)
-    if config.model == "conditional":
+    if config.is_conditional:
         return build_generator(config), ConditionalDiscriminator(ndf=config.ndf, frames=config.frames,
                                                                  size=config.size, form=d_form, prefix="D_")
     return (build_generator(config, generator_form(config.g_form, dtype)),

@@ -56,10 +56,6 @@ class Gpu:
     capability: tuple      # (major, minor)
     memory: str = ""
 
-    @property
-    def capability_text(self):
-        return f"{self.capability[0]}.{self.capability[1]}"
-
 
 def query_gpus(timeout=10):
     """The GPUs ``nvidia-smi`` reports ([] when there is no nvidia-smi or it fails)."""

@@ -34,7 +34,7 @@ def latents(seed, n, nz):
 def generator_inputs(config, z_seed, rows, images=None, first_row=0):
     """The generator's inputs: [z] for the unconditional model; [images] (+ [z] with conditional noise)
     for the conditional one. z is rows ``first_row .. first_row + rows`` of the draw from ``z_seed``."""
-    if config.model == "conditional":
+    if config.is_conditional:
         if not config.cond_noise:
             return [images]
         return [images, latents(z_seed, first_row + rows, config.cond_noise)[first_row:]]
@@ -43,7 +43,7 @@ def generator_inputs(config, z_seed, rows, images=None, first_row=0):
 
 def input_shapes(config, batch=1):
     """Shapes of the generator's inputs: [z], [image] or [image, z]."""
-    if config.model == "conditional":
+    if config.is_conditional:
         shapes = [(batch, 3, config.size, config.size)]
         return shapes + [(batch, config.cond_noise)] if config.cond_noise else shapes
     return [(batch, config.nz)]

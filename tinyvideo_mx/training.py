@@ -160,14 +160,14 @@ class GanTraining:
         z is this worker's rows of the global batch's z of ``iteration``."""
         cfg = self.config
         rows = real.shape[0]
-        first_frames = real[:, :, 0] if cfg.model == "conditional" else None   # main_conditional.lua:219
+        first_frames = real[:, :, 0] if cfg.is_conditional else None   # main_conditional.lua:219
         inputs = generator_inputs(cfg, [cfg.seed, iteration], rows, first_frames, first_row=self.replicas.rank * rows)
         return [a if isinstance(a, mx.nd.NDArray) else mx.nd.array(a) for a in inputs]
 
     def video_penalty(self, video, real):
         """(leaf, term): G's loss term on the video - the conditional model's 10 * frame-1 L1 - computed on
         a leaf of its own (see ``step``), or (None, None) when the model has none."""
-        if self.config.model != "conditional":
+        if not self.config.is_conditional:
             return None, None
         leaf = video.detach()
         leaf.attach_grad()
@@ -321,7 +321,7 @@ class GanTraining:
         """Batch k of the generator inputs the averaged G's BatchNorm statistics are estimated on: z drawn
         from (seed, STATISTICS_ITERATION + k), a training batch's size (averaging.py). None for the
         conditional model, whose inputs are real first frames: it keeps the copied statistics."""
-        if self.config.model == "conditional":
+        if self.config.is_conditional:
             return None
         rows = min(self.local_batch, 64)
         return lambda k: generator_inputs(self.config, [self.config.seed, STATISTICS_ITERATION + k], rows)
