@@ -20,6 +20,8 @@ from .config import TrainConfig
 from .factory import build_generator, inference_generator_name, prepare
 
 OUTPUTS = ("video", "foreground", "mask", "background")
+# each output's values: tanh for the video, its foreground and background, sigmoid for the mask
+OUTPUT_RANGES = {"video": (-1, 1), "foreground": (-1, 1), "mask": (0, 1), "background": (-1, 1)}
 SAMPLE_GRID_ITERATION = 1 << 30
 STATISTICS_ITERATION = (1 << 30) + 1024
 EVALUATION_SEED_OFFSET = 1 << 29

@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 from . import checkpoint, media
-from .inference import OUTPUTS, generator_inputs, latents, load_generator, run_generator
+from .inference import OUTPUT_RANGES, OUTPUTS, generator_inputs, latents, load_generator, run_generator
 from .metrics.clip_statistics import compare
 from .errors import SettingError
 
@@ -39,15 +39,16 @@ def write_outputs(out_dir, outputs, fps=media.DEFAULT_FPS, scale=1, columns=6, n
     os.makedirs(out_dir, exist_ok=True)
     video, fg, mask, bg = (outputs[k] for k in OUTPUTS)
 
-    def frames(x, value_range=(-1, 1)):
+    def frames(x, value_range):
         return [media.upscale(media.to_frames(v, value_range, normalize), scale) for v in x]
 
-    layers = {"video": frames(video), "foreground": frames(fg), "mask": frames(mask, (0, 1)),
-              "foreground_x_mask": frames(fg * mask)}
+    layers = {"video": frames(video, OUTPUT_RANGES["video"]), "foreground": frames(fg, OUTPUT_RANGES["foreground"]),
+              "mask": frames(mask, OUTPUT_RANGES["mask"]),
+              "foreground_x_mask": frames(fg * mask, OUTPUT_RANGES["foreground"])}     # a mask in [0, 1] keeps the range
     written = []
     for name, clips in layers.items():
         written += media.write_video(os.path.join(out_dir, f"{prefix}grid_{name}"), media.grid(clips, columns))
-    backgrounds = [media.upscale(media.to_frames(b[:, None]), scale)[0] for b in bg]
+    backgrounds = [media.upscale(media.to_frames(b[:, None], OUTPUT_RANGES["background"]), scale)[0] for b in bg]
     background_grid = media.grid([b[None] for b in backgrounds], columns)[0]
     media.write_png(os.path.join(out_dir, f"{prefix}grid_background.png"), background_grid)
     written.append(os.path.join(out_dir, f"{prefix}grid_background.png"))

@@ -33,7 +33,7 @@ from .batching import Busy, InferenceQueue
 from .errors import FileProblem, TinyVideoError
 from .image_input import ImageError, ImageTooLarge, check_pixels, decode_image
 from .config import TrainConfig
-from .inference import OUTPUTS, generator_inputs, run_generator
+from .inference import OUTPUT_RANGES, OUTPUTS, generator_inputs, run_generator
 
 FORMATS = {"npz": "application/octet-stream", "json": "application/json", "gif": "image/gif", "mp4": "video/mp4"}
 FIELDS = {"seed": int, "n": int, "outputs": list, "format": str, "fps": (int, float), "scale": int, "images": list}
@@ -188,9 +188,8 @@ def encode(arrays, request):
         return json.dumps({k: {"shape": list(v.shape), "mean": float(v.mean()), "min": float(v.min()),
                                "max": float(v.max())} for k, v in arrays.items()}).encode()
     name = request["outputs"][0]
-    value_range = (0, 1) if name == "mask" else (-1, 1)
     clips = arrays[name] if name != "background" else arrays[name][:, :, None]
-    frames = media.grid([media.upscale(media.to_frames(c, value_range), request["scale"]) for c in clips])
+    frames = media.grid([media.upscale(media.to_frames(c, OUTPUT_RANGES[name]), request["scale"]) for c in clips])
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, f"grid.{fmt}")
         (media.write_gif if fmt == "gif" else media.write_mp4)(path, frames, request["fps"])

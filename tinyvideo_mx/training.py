@@ -41,7 +41,7 @@ from .context import parse_contexts, split_sizes, split_to_contexts
 from .data.sources import make_iterator, resolve_data_list, training_clips
 from .averaging import GeneratorAverage
 from .factory import build_generator, build_networks, prepare
-from .inference import SAMPLE_GRID_ITERATION, STATISTICS_ITERATION, generator_inputs, run_generator
+from .inference import OUTPUT_RANGES, SAMPLE_GRID_ITERATION, STATISTICS_ITERATION, generator_inputs, run_generator
 from .metrics import video_networks
 from .metrics.clip_statistics import clip_statistics, nearest_neighbour_distance
 from .fsutil import write_text_atomic
@@ -458,8 +458,7 @@ class GanTraining:
         outputs and the grids ({"video": frames, "mask": frames})."""
         out = run_generator(self.sampling_generator(), generator_inputs, ctx=self.contexts[0])
         stem = os.path.join(self.run_dir, "samples", f"iter{self.iteration:08d}")
-        grids = {name: media.grid([media.to_frames(c, value_range) for c in out[name]])
-                 for name, value_range in (("video", (-1, 1)), ("mask", (0, 1)))}
+        grids = {name: media.grid([media.to_frames(c, OUTPUT_RANGES[name]) for c in out[name]]) for name in ("video", "mask")}
         for name, frames in grids.items():
             media.write_gif(f"{stem}_{name}.gif", frames)
         return out, grids
