@@ -27,11 +27,6 @@ def default_threads():
     return len(os.sched_getaffinity(0))
 
 
-def cpu_supports_bfloat16():
-    from tinyvideo_mx.precision import cpu_supports_bfloat16 as supported
-    return supported()
-
-
 def torch_available():
     try:
         import torch  # noqa: F401
@@ -116,6 +111,7 @@ def main():
         return 0
     import torch
     from machine import describe
+    from tinyvideo_mx.precision import cpu_supports_bfloat16
     print(describe())
     if "bf16" in args.precision and not cpu_supports_bfloat16():
         # tinyvideo-mx refuses --amp here; PyTorch's autocast runs, emulated

@@ -53,6 +53,14 @@ def has_bfloat16(flags):
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def direct_strided_backward(flags):
+    """True if MXNet 1.9.1's oneDNN runs strided 3-D convolutions' backward passes on direct kernels: with
+    AVX-512. Without it (AVX2 only, ``DNNL_VERBOSE``) they fall back to im2col + GEMM (``gemm:jit``), 2-3
+    times slower than the forward pass - as do Deconvolution's forward and weight gradient, so G's
+    layers pay it in either form (docs/performance.md)."""
+    return "avx512f" in flags
+
+
 def request_amx_permission():
     """Ask Linux for the AMX tile state for this process; True if granted (or not needed: kernels before
     5.16 grant it to every process)."""

@@ -54,7 +54,7 @@ def report(gpus=None, distributions=None, cpuinfo="/proc/cpuinfo"):
                                  + (f": {cpu.amx_decision}" if flags.get("amx_bf16") else "") + ")",
                   None: "not available (needs avx512_bf16 or amx_bf16)"}[path]
     lines.append(f"           --amp on CPU (bfloat16): {bf16_state}")
-    direct = precision.direct_strided_backward(cpu_flags)
+    direct = cpu.direct_strided_backward(cpu_flags)
     lines.append(f"           float32: G in {precision.generator_form('auto')} form, D in "
                  f"{precision.discriminator_form('auto', None, cpu_flags)} form at the original's widths (g_form, "
                  f"d_form auto: strided backward passes {'on direct kernels' if direct else 'on GEMM without AVX-512'}; "

@@ -337,9 +337,8 @@ class PhaseConvolution(nn.HybridBlock):
         super().__init__(**kwargs)
         self.channels, self.in_channels = channels, in_channels
         self.out_depth = in_size[0] // 2
-        extra = 2 if needs_depth_padding(self.out_depth) else 0
-        self.time_pad = (1, 1 + extra)
-        self.padded = (in_size[0] + 2 + extra, in_size[1] + 2, in_size[2] + 2)
+        self.extra_frames = 2 if needs_depth_padding(self.out_depth) else 0
+        self.padded = (in_size[0] + 2 + self.extra_frames, in_size[1] + 2, in_size[2] + 2)
         with self.name_scope():
             self.weight = self.params.get("weight", shape=(channels, in_channels, 4, 4, 4),
                                           init=mx_init.Normal(CONV_WEIGHT_STD))
@@ -350,7 +349,8 @@ class PhaseConvolution(nn.HybridBlock):
         return "conv"
 
     def hybrid_forward(self, F, x, weight, bias):
-        x = F.pad(x, mode="constant", constant_value=0, pad_width=(0, 0, 0, 0) + self.time_pad + (1, 1, 1, 1))
+        x = F.pad(x, mode="constant", constant_value=0,
+                  pad_width=(0, 0, 0, 0, 1, 1 + self.extra_frames, 1, 1, 1, 1))
         half = tuple(n // 2 for n in self.padded)
         x = F.reshape(space_to_depth(F, x, self.padded), shape=(-1, 8 * self.in_channels) + half)
         kernel = F.reshape(space_to_depth(F, weight, (4, 4, 4)), shape=(self.channels, 8 * self.in_channels, 2, 2, 2))
@@ -360,7 +360,7 @@ class PhaseConvolution(nn.HybridBlock):
         # are never reached: values and gradients pass unchanged.
         x = F.clip(x, -PLAIN_COPY_BOUND, PLAIN_COPY_BOUND)
         y = F.Convolution(x, kernel, bias, kernel=(2, 2, 2), num_filter=self.channels)
-        if self.time_pad[1] > 1:
+        if self.extra_frames:
             y = F.slice_axis(y, axis=2, begin=0, end=self.out_depth)
         return y
 
@@ -473,9 +473,9 @@ def phase_conv3d(channels, in_channels, in_size, **kwargs):
     """``conv3d(channels, 4, 2, 1, ...)`` as a PhaseConvolution (which applies its own depth-2 workaround),
     with the same block list layout; and its output depth."""
     layer = PhaseConvolution(channels, in_channels, in_size, **kwargs)
-    if needs_depth_padding(in_size[0] // 2):
-        return [Passthrough(), layer, Passthrough()], in_size[0] // 2
-    return [layer], in_size[0] // 2
+    if layer.extra_frames:
+        return [Passthrough(), layer, Passthrough()], layer.out_depth
+    return [layer], layer.out_depth
 
 
 def batchnorm2d(eps, channels=0):

@@ -43,14 +43,6 @@ def amp_dtype(contexts):
     raise SettingError("--amp needs all contexts of one kind (all cpu or all gpu)")
 
 
-def direct_strided_backward(flags=None):
-    """True if MXNet 1.9.1's oneDNN runs strided 3-D convolutions' backward passes on direct kernels: with
-    AVX-512. Without it (AVX2 only, ``DNNL_VERBOSE``) they fall back to im2col + GEMM (``gemm:jit``), 2-3
-    times slower than the forward pass - as do Deconvolution's forward and weight gradient, so G's
-    layers pay it in either form (docs/performance.md)."""
-    return "avx512f" in (cpu.read_cpuinfo()[1] if flags is None else flags)
-
-
 def generator_form(requested, dtype=None):
     """How G computes its transposed convolutions (``TrainConfig.g_form``; networks.TRANSPOSED_FORMS) when
     its arithmetic is ``dtype`` (None: float32). "auto" takes the form measured faster (full size, batch 8,
@@ -71,11 +63,13 @@ PHASE_FORM_MIN_WIDTH = 64
 def discriminator_form(requested, dtype=None, flags=None, device="cpu", ndf=64):
     """How D computes its stride-2 convolutions (``TrainConfig.d_form``; networks.STRIDED_FORMS): "auto"
     takes the phase form in float32 on CPUs without AVX-512, where the strided backward passes run on
-    GEMM, for a D at least PHASE_FORM_MIN_WIDTH wide; the strided Convolution elsewhere."""
+    GEMM (``cpu.direct_strided_backward``), for a D at least PHASE_FORM_MIN_WIDTH wide; the strided
+    Convolution elsewhere. ``flags``: the CPU's (None: this machine's /proc/cpuinfo)."""
     if requested != "auto":
         return requested
+    flags = cpu.read_cpuinfo()[1] if flags is None else flags
     phases = (device == "cpu" and dtype is None and ndf >= PHASE_FORM_MIN_WIDTH
-              and not direct_strided_backward(flags))
+              and not cpu.direct_strided_backward(flags))
     return "phases" if phases else "strided"
 
 
