@@ -265,9 +265,9 @@ class PhaseTransposedConvolution(GatherNotSaved, nn.HybridBlock):
     Convolution, so AMP runs it in bfloat16 (on AMX where the CPU has it) and it hybridizes under AMP,
     where MXNet 1.9.1's Deconvolution stays float32 and fails in backward when hybridized.
 
-    The phase kernel is gathered from the weight in one ``take`` and one transpose. ``in_size``: the input's
-    spatial size. An input depth of 1 would give the convolution depth 2 (oneDNN's wrong weight gradient,
-    ``needs_depth_padding``): one more zero frame is added and its outputs dropped."""
+    The phase kernel is gathered from the weight by one row ``take`` between two transposes. ``in_size``:
+    the input's spatial size. An input depth of 1 would give the convolution depth 2 (oneDNN's wrong weight
+    gradient, ``needs_depth_padding``): one more zero frame is added and its outputs dropped."""
 
     def __init__(self, channels, in_channels, ndim, in_size, **kwargs):
         super().__init__(**kwargs)
@@ -289,11 +289,16 @@ class PhaseTransposedConvolution(GatherNotSaved, nn.HybridBlock):
         return "conv"
 
     def phase_kernel(self, F, weight, gather):
-        """(in, out, 4, ...) -> (2**ndim * out, in, 2, ...): every phase's 2-tap kernel, q order."""
+        """(in, out, 4, ...) -> (2**ndim * out, in, 2, ...): every phase's 2-tap kernel, q order.
+
+        The taps go outermost first, so the gather moves whole rows of in * out weights: ``take`` along
+        the first axis copies (and its backward adds) contiguous rows, 10x faster than picking single
+        elements along the last axis, which costs more than the transpose it saves (docs/performance.md)."""
         phases = 2 ** self.ndim
-        taps = F.take(F.reshape(weight, shape=(0, 0, -1)), gather, axis=2)      # (in, out, phases * taps)
-        taps = F.reshape(taps, shape=(0, 0, phases, phases))
-        kernel = F.transpose(taps, axes=(2, 1, 0, 3))                            # (phase, out, in, taps)
+        rows = F.transpose(F.reshape(weight, shape=(-1, phases * phases)), axes=(1, 0))  # (taps, in * out)
+        rows = F.take(rows, gather, axis=0)                                     # (phase * taps, in * out)
+        rows = F.reshape(rows, shape=(phases, phases, self.in_channels, self.channels))
+        kernel = F.transpose(rows, axes=(0, 3, 2, 1))                           # (phase, out, in, taps)
         return F.reshape(kernel, shape=(phases * self.channels, self.in_channels) + (2,) * self.ndim)
 
     def hybrid_forward(self, F, x, weight, bias, gather):
