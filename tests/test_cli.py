@@ -66,3 +66,21 @@ def test_unconditional_options_are_refused_for_the_conditional_model(tmp_path):
     assert result.output == ("Error: minibatch_std, mode_seeking and temporal_padding are options of the "
                              "unconditional model\n")
     assert not (tmp_path / "r").exists()
+
+
+def test_regulariser_weights_reach_the_run_configuration(tmp_path):
+    import json
+    run = tmp_path / "r"
+    result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--iterations", "1", "--mask-penalty", "0.3",
+                                       "--mode-seeking", "2", "--out", str(run), "--quiet"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((run / "config.json").read_text())
+    assert (saved["mask_penalty"], saved["mode_seeking"]) == (0.3, 2.0)
+    result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--mask-penalty", "-1", "--out", str(tmp_path / "s")])
+    assert result.exit_code == 2 and "Invalid value for '--mask-penalty'" in result.output
+    assert not (tmp_path / "s").exists()
+    import pytest
+    from tinyvideo_mx.config import make_config
+    from tinyvideo_mx.errors import SettingError
+    with pytest.raises(SettingError, match=r"^mask_penalty must be >= 0, got -0.5$"):
+        make_config("tiny", mask_penalty=-0.5)

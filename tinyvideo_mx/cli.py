@@ -150,6 +150,8 @@ DISTRIBUTED_RANK_VARIABLES = ("DMLC_ROLE", "HOROVOD_RANK", "OMPI_COMM_WORLD_RANK
 @click.option("--mode-seeking", type=click.FloatRange(min=0.0), default=None,
               help="Weight of G's mode-seeking term: G loses this much / (how far apart two clips are per unit "
               "of z distance), over pairs of the batch (0: off, as the original).")
+@click.option("--mask-penalty", type=click.FloatRange(min=0.0), default=None,
+              help="Weight of the mask prior: G pays this times the mask's mean (the original's 0.1).")
 @click.option("--g-ema", type=click.FloatRange(0.0, 1.0, max_open=True), default=None,
               help="Sample from a moving average of G's weights with this decay (0: off, as the original; demo 0.999).")
 @click.option("--sampling", type=click.Choice(["replacement", "shuffle", "sequential"]), default=None,
@@ -201,7 +203,8 @@ def train(**options):
 
 def _train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterations, batch_size, lr, frames, size,
            frame_height, ngf, ndf, g_step, g_ema, synthetic_clips, upsampling, temporal_padding, d_lr, instance_noise,
-           instance_noise_until, label_smoothing, minibatch_std, mode_seeking, sampling, ctx, kvstore, horovod,
+           instance_noise_until, label_smoothing, minibatch_std, mode_seeking, mask_penalty, sampling, ctx, kvstore,
+           horovod,
            checkpoint_every, sample_every, max_bad, decode_threads, cache_mb, seed, resume, fvd_every, fvd_i3d_weights,
            fvd_samples, amp, no_hybridize, overwrite, steal_lock, quiet):
     from .training import GanTraining
@@ -218,7 +221,7 @@ def _train(data_list, data_root, run_dir, preset, conditional, cond_noise, itera
                          g_step=g_step, g_ema=g_ema, synthetic_clips=synthetic_clips, upsampling=upsampling,
                          temporal_padding=temporal_padding, d_lr=d_lr, instance_noise=instance_noise,
                          instance_noise_until=instance_noise_until, label_smoothing=label_smoothing,
-                         minibatch_std=minibatch_std, mode_seeking=mode_seeking,
+                         minibatch_std=minibatch_std, mode_seeking=mode_seeking, mask_penalty=mask_penalty,
                          sampling=sampling, ctx=ctx, kvstore=kvstore,
                          checkpoint_every=checkpoint_every,
                          sample_every=sample_every, max_bad=max_bad, decode_threads=decode_threads, cache_mb=cache_mb,

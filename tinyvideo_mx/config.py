@@ -119,6 +119,8 @@ class TrainConfig:
             raise SettingError(f"model must be 'unconditional' or 'conditional', got {self.model!r}")
         if not self.mode_seeking >= 0:
             raise SettingError(f"mode_seeking must be >= 0, got {self.mode_seeking}")
+        if not self.mask_penalty >= 0:
+            raise SettingError(f"mask_penalty must be >= 0, got {self.mask_penalty}")
         if self.is_conditional and (self.minibatch_std or self.mode_seeking or self.temporal_padding != "zeros"):
             raise SettingError("minibatch_std, mode_seeking and temporal_padding are options of the unconditional model")
 
