@@ -84,3 +84,16 @@ def test_regulariser_weights_reach_the_run_configuration(tmp_path):
     from tinyvideo_mx.errors import SettingError
     with pytest.raises(SettingError, match=r"^mask_penalty must be >= 0, got -0.5$"):
         make_config("tiny", mask_penalty=-0.5)
+
+
+def test_every_train_option_but_the_commands_own_is_a_run_setting():
+    """train's options go straight into TrainConfig: each is named as the field it sets, except the few the
+    command itself uses (where to write, resuming, output)."""
+    import dataclasses
+    import inspect
+    from tinyvideo_mx import cli
+    from tinyvideo_mx.config import TrainConfig
+    own = set(inspect.signature(cli._train).parameters) - {"settings"}
+    options = {p.name for p in main.commands["train"].params}
+    assert own < options
+    assert options - own <= {f.name for f in dataclasses.fields(TrainConfig)}

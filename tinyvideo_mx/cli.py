@@ -201,39 +201,24 @@ def train(**options):
             run_folder.release_ownership(owned)
 
 
-def _train(data_list, data_root, run_dir, preset, conditional, cond_noise, iterations, batch_size, lr, frames, size,
-           frame_height, ngf, ndf, g_step, g_ema, synthetic_clips, upsampling, temporal_padding, d_lr, instance_noise,
-           instance_noise_until, label_smoothing, minibatch_std, mode_seeking, mask_penalty, sampling, ctx, kvstore,
-           horovod,
-           checkpoint_every, sample_every, max_bad, decode_threads, cache_mb, seed, resume, fvd_every, fvd_i3d_weights,
-           fvd_samples, amp, no_hybridize, overwrite, steal_lock, quiet):
+def _train(run_dir, preset, conditional, horovod, resume, no_hybridize, overwrite, steal_lock, quiet, **settings):
+    """``settings``: every other option of ``train``, each named as the TrainConfig field it sets (None: not
+    given, the preset's value stands)."""
     from .training import GanTraining
     if horovod:
-        if kvstore not in (None, "horovod"):
-            raise click.UsageError(f"--horovod and --kvstore {kvstore} contradict each other")
-        kvstore = "horovod"
+        if settings["kvstore"] not in (None, "horovod"):
+            raise click.UsageError(f"--horovod and --kvstore {settings['kvstore']} contradict each other")
+        settings["kvstore"] = "horovod"
     _setup_logging()     # console now; the run's train.log once the run folder is settled
     if resume:
-        run = GanTraining.resume(resume, progress=not quiet, iterations=iterations, steal_lock=steal_lock)
+        run = GanTraining.resume(resume, progress=not quiet, iterations=settings["iterations"], steal_lock=steal_lock)
     else:
-        overrides = dict(data_list=data_list, data_root=data_root, iterations=iterations, batch_size=batch_size,
-                         lr=lr, frames=frames, size=size, frame_height=frame_height, ngf=ngf, ndf=ndf,
-                         g_step=g_step, g_ema=g_ema, synthetic_clips=synthetic_clips, upsampling=upsampling,
-                         temporal_padding=temporal_padding, d_lr=d_lr, instance_noise=instance_noise,
-                         instance_noise_until=instance_noise_until, label_smoothing=label_smoothing,
-                         minibatch_std=minibatch_std, mode_seeking=mode_seeking, mask_penalty=mask_penalty,
-                         sampling=sampling, ctx=ctx, kvstore=kvstore,
-                         checkpoint_every=checkpoint_every,
-                         sample_every=sample_every, max_bad=max_bad, decode_threads=decode_threads, cache_mb=cache_mb,
-                         seed=seed,
-                         cond_noise=cond_noise, amp=amp, fvd_every=fvd_every, fvd_i3d_weights=fvd_i3d_weights,
-                         fvd_samples=fvd_samples)
         if conditional:
             from .conditional import conditional_overrides
-            overrides = conditional_overrides(preset, overrides)
+            settings = conditional_overrides(preset, settings)
         if no_hybridize:
-            overrides["hybridize"] = False
-        run = GanTraining(make_config(preset, **overrides), run_dir, progress=not quiet, overwrite=overwrite,
+            settings["hybridize"] = False
+        run = GanTraining(make_config(preset, **settings), run_dir, progress=not quiet, overwrite=overwrite,
                           steal_lock=steal_lock)
     if run.replicas.is_chief:
         _setup_logging(run.run_dir)
