@@ -159,6 +159,23 @@ def test_a_damaged_checkpoint_is_named_and_resume_falls_back(case, two_checkpoin
     assert checkpoint.resolve(str(run)).endswith("ckpt-00000003")
 
 
+def test_a_command_verifies_its_checkpoint_once(two_checkpoint_run, tmp_path, monkeypatch):
+    """The checkpoint is opened once at the command's edge (every listed file hashed once) and handed
+    down: sampling, the generator's loading and the statistics' training clips read the same object."""
+    newest = two_checkpoint_run / "ckpt-00000002"
+    opened = checkpoint.open_checkpoint(str(two_checkpoint_run))
+    assert opened.folder == str(newest) and str(opened) == str(newest)
+    assert opened.config.to_dict() == json.load(open(newest / "meta.json"))["config"]
+    hashed = []
+    real_digest = checkpoint.file_digest
+    monkeypatch.setattr(checkpoint, "file_digest", lambda path: hashed.append(path) or real_digest(path))
+    result = invoke("sample", two_checkpoint_run, "--out", tmp_path / "s", "-n", "4")
+    assert result.exit_code == 0, result.output
+    listed = sorted(json.load(open(newest / "meta.json"))["files"])
+    assert sorted(os.path.basename(p) for p in hashed) == listed
+    assert json.load(open(tmp_path / "s" / "summary.json"))["checkpoint"] == str(newest)
+
+
 def test_a_checkpoint_without_checksums_still_fails_in_one_line(two_checkpoint_run, tmp_path):
     """Checkpoints written before checksums existed: MXNet's reader error becomes one line."""
     run = tmp_path / "run"

@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 
+from .config import TrainConfig
 from .errors import TinyVideoError
 from .fsutil import atomic_directory, write_text_atomic
 
@@ -163,32 +164,10 @@ def read_meta(checkpoint_dir):
     return meta
 
 
-_verified = {}   # checkpoint folder -> the stat signature its files had when their checksums matched
-
-
-def _signature(checkpoint_dir, names):
-    """(name, size, mtime) of meta.json and ``names``: a file changed on disk changes it."""
-    out = []
-    for name in ("meta.json",) + tuple(names):
-        try:
-            st = os.stat(os.path.join(checkpoint_dir, name))
-        except OSError:
-            return None
-        out.append((name, st.st_size, st.st_mtime_ns))
-    return tuple(out)
-
-
 def verify_files(checkpoint_dir):
     """Check every file meta.json lists (size, then SHA-256); returns the metadata. Checkpoints written
-    before checksums were recorded are accepted as they are (their loading errors are still caught).
-    A folder whose files are unchanged since they last verified in this process is not hashed again
-    (sample, export and evaluate resolve the same checkpoint several times)."""
+    before checksums were recorded are accepted as they are (their loading errors are still caught)."""
     meta = read_meta(checkpoint_dir)
-    listed = sorted(meta.get("files") or {})
-    key = os.path.abspath(checkpoint_dir)
-    signature = _signature(checkpoint_dir, listed)
-    if signature is not None and _verified.get(key) == signature:
-        return meta
     for name, expected in sorted((meta.get("files") or {}).items()):
         path = os.path.join(checkpoint_dir, name)
         if not os.path.isfile(path):
@@ -198,8 +177,6 @@ def verify_files(checkpoint_dir):
             raise CheckpointError(f"{path}: damaged ({size} bytes, the checkpoint recorded {expected.get('bytes')})")
         if file_digest(path)["sha256"] != expected.get("sha256"):
             raise CheckpointError(f"{path}: damaged (contents differ from the checksum the checkpoint recorded)")
-    if signature is not None:
-        _verified[key] = signature
     return meta
 
 
@@ -237,3 +214,34 @@ def load_into(checkpoint_dir, nets, trainers=None, ctx=None):
         except Exception as e:   # pickle, EOF, MXNet: the file is not usable
             raise CheckpointError(f"{path}: damaged optimiser state ({type(e).__name__}: {str(e)[:200]})") from None
     return meta
+
+
+class Checkpoint:
+    """A checkpoint opened once: its folder, its metadata (every file checked against the checksums it
+    records when it was opened) and the configuration it was trained with. Whatever reads a checkpoint
+    takes one (``opened`` makes one of a path), so a command resolves and verifies its checkpoint once,
+    at its edge, and hands it down."""
+
+    def __init__(self, folder, meta):
+        self.folder, self.meta = folder, meta
+
+    @property
+    def config(self):
+        return TrainConfig.from_dict(self.meta["config"])
+
+    def load_parameters(self, block, name, ctx=None):
+        load_parameters(block, self.folder, name, ctx=ctx)
+
+    def __str__(self):
+        return self.folder
+
+
+def open_checkpoint(path):
+    """A run folder (its newest intact checkpoint, ``resolve``) or a checkpoint folder, verified."""
+    folder = resolve(path)
+    return Checkpoint(folder, read_meta(folder))
+
+
+def opened(source):
+    """``source`` as a Checkpoint: one already opened, or a run or checkpoint folder to open."""
+    return source if isinstance(source, Checkpoint) else open_checkpoint(source)

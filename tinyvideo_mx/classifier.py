@@ -60,21 +60,21 @@ def zero_based(labels, path):
 
 
 def build_classifier(source, classes, ctx, frames=None, size=None, ndf=None, from_scratch=False):
-    """(classifier, d_config): D's features from the checkpoint ``source`` (or random, with
-    ``from_scratch``: the original's ``net:reset()`` baseline), and a new head."""
+    """(classifier, d_config): D's features from ``source`` (a Checkpoint, a run or checkpoint folder; or
+    random, with ``from_scratch``: the original's ``net:reset()`` baseline), and a new head."""
     if source:
-        ckpt = checkpoint.resolve(source)
-        config = TrainConfig.from_dict(checkpoint.read_meta(ckpt)["config"])
+        ckpt = checkpoint.opened(source)
+        config = ckpt.config
     else:
         config = TrainConfig(frames=frames or 32, size=size or 64, ndf=ndf or 64)
         from_scratch = True
     D = Discriminator(ndf=config.ndf, frames=config.frames, size=config.size, prefix="D_")
     D.initialize(mx.init.Zero(), ctx=ctx)
     if not from_scratch:
-        d_params = os.path.join(ckpt, "D.params")
+        d_params = os.path.join(ckpt.folder, "D.params")
         if not os.path.exists(d_params):
             raise checkpoint.CheckpointError(f"{ckpt}: has no discriminator (D.params) to fine-tune")
-        checkpoint.load_parameters(D, ckpt, "D", ctx=ctx)
+        ckpt.load_parameters(D, "D", ctx=ctx)
     net = ActionClassifier(D.features, classes, config.ndf * 8, config.frames, config.size, prefix="classifier_")
     net.dropout.initialize(ctx=ctx)
     net.head.initialize(ctx=ctx)
@@ -108,6 +108,7 @@ def finetune(train_list, out_dir, source=None, test_list=None, classes=None, ite
     if labels.max() >= classes:
         raise SettingError(f"{train_list}: class {int(labels.max()) + 1} but only {classes} classes")
     mx.random.seed(seed)
+    source = checkpoint.opened(source) if source else None
     net, config = build_classifier(source, classes, context, frames, size, ndf, from_scratch)
     frame_height = frame_height or config.frame_height     # the strips the checkpoint was trained on
     net.hybridize(**HYBRIDIZE_FLAGS)
@@ -141,7 +142,7 @@ def finetune(train_list, out_dir, source=None, test_list=None, classes=None, ite
         scalars.close()
         data.close()
     result = {"classes": classes, "iterations": iterations, "batch_size": batch_size, "from_scratch": from_scratch or not source,
-              "source": checkpoint.resolve(source) if source else None, "train_list": train_list,
+              "source": source.folder if source else None, "train_list": train_list,
               "seconds": time.time() - started, "bad_clips": len(data.bad)}
     result["train_accuracy"] = accuracy(predict(net, paths, config, batch_size, context, frame_height), labels)
     if test_list:

@@ -7,7 +7,7 @@ import warnings
 import click
 
 # MXNet-free: the CLI starts without it
-from .config import G_STEP_MODES, TEMPORAL_PADDINGS, UPSAMPLING, TrainConfig, make_config
+from .config import G_STEP_MODES, TEMPORAL_PADDINGS, UPSAMPLING, make_config
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)   # mxnet 1.9.1 on numpy 1.23 / Python 3.11
 
@@ -191,7 +191,8 @@ def train(**options):
         # claims it again (re-entrant) and releases it at the end. In a distributed job the rank is known
         # only once MXNet runs, so there rank 0 claims it inside the trainer.
         from . import checkpoint, run_folder
-        owned = os.path.dirname(os.path.abspath(checkpoint.resolve(resume)))
+        options["resume"] = checkpoint.open_checkpoint(resume)      # verified once, here
+        owned = os.path.dirname(os.path.abspath(options["resume"].folder))
         run_folder.take_ownership(owned, "--resume", steal=steal_lock)
     try:
         _train(**options)
@@ -289,19 +290,19 @@ def sample(checkpoint, out_dir, n, seed, interpolate, steps, fps, scale, normali
     from .context import single_context
     _setup_logging()
     device = single_context(ctx)
-    ckpt.resolve(checkpoint)          # a damaged checkpoint is named before anything else is read
+    opened = ckpt.open_checkpoint(checkpoint)     # a damaged checkpoint is named before anything else is read
     normalize = None if normalize == "none" else normalize
     if conditional or images:
         from .conditional import sample_conditional
         out_dir = out_dir or os.path.join(checkpoint, "future")
-        summary = sample_conditional(checkpoint, images, out_dir, fps=fps, scale=scale, normalize=normalize,
+        summary = sample_conditional(opened, images, out_dir, fps=fps, scale=scale, normalize=normalize,
                                      ctx=device)
     else:
         from .sampling import sample as run_sample
         out_dir = out_dir or os.path.join(checkpoint, f"samples-seed{seed}")
-        summary = run_sample(checkpoint, out_dir, n=n, seed=seed, interpolate=interpolate, steps=steps,
+        summary = run_sample(opened, out_dir, n=n, seed=seed, interpolate=interpolate, steps=steps,
                              fps=fps, scale=scale, normalize=normalize, ctx=device,
-                             reference=_training_clips(checkpoint) if n >= 4 else None)
+                             reference=_training_clips(opened.config) if n >= 4 else None)
     click.echo(f"wrote {summary['files']} files to {out_dir} "
                f"(mean mask {summary['mask_mean']:.3f}, "
                f"mask > 0.5 on {100 * summary['mask_fraction_above_half']:.1f}% of pixels)")
@@ -313,14 +314,13 @@ def sample(checkpoint, out_dir, n, seed, interpolate, steps, fps, scale, normali
             click.echo("  " + line)
 
 
-def _training_clips(checkpoint, n=256):
-    """Up to ``n`` clips of the data the checkpoint was trained on, or None (said in one line) when they
-    cannot be read: sampling does not depend on them."""
-    from . import checkpoint as ckpt
+def _training_clips(config, n=256):
+    """Up to ``n`` clips of the data a run of ``config`` was trained on, or None (said in one line) when
+    they cannot be read: sampling does not depend on them."""
     from .errors import TinyVideoError
     from .data.sources import training_clips
     try:
-        return training_clips(TrainConfig.from_dict(ckpt.read_meta(ckpt.resolve(checkpoint))["config"]), n)
+        return training_clips(config, n)
     except TinyVideoError as e:
         click.echo(f"no statistics against the training clips: {e}", err=True)
         return None
@@ -378,13 +378,13 @@ def evaluate(checkpoint, data_list, i3d_weights, i3d_input, c3d_weights, c3d_cla
     from .metrics import video_networks
     from .data.sources import resolve_data_list
     _setup_logging()
-    ckpt.resolve(checkpoint)          # a damaged checkpoint is named before any network is built
+    opened = ckpt.open_checkpoint(checkpoint)     # a damaged checkpoint is named before any network is built
     if data_list is None and (i3d_weights or c3d_weights or stats):
-        data_list = resolve_data_list(TrainConfig.from_dict(ckpt.read_meta(ckpt.resolve(checkpoint))["config"]))
+        data_list = resolve_data_list(opened.config)
     i3d = video_networks.i3d(i3d_weights, normalisation=i3d_input) if i3d_weights else None
     c3d = video_networks.c3d(c3d_weights, classes=c3d_classes, normalisation=c3d_input) if c3d_weights else None
     out = out or os.path.join(checkpoint, f"metrics-seed{seed}.json")
-    result = run_evaluation(checkpoint, data_list, i3d, c3d, n=n, seed=seed, splits=splits, out=out,
+    result = run_evaluation(opened, data_list, i3d, c3d, n=n, seed=seed, splits=splits, out=out,
                             real_cache=real_stats, stats_clips=stats_clips if stats else 0)
     if "statistics" in result:
         from .metrics.clip_statistics import format_rows

@@ -25,17 +25,19 @@ def conditional_overrides(preset, overrides):
     return out
 
 
-def sample_conditional(checkpoint_path, images, out_dir, fps=media.DEFAULT_FPS, scale=2, normalize=None, seed=0, ctx=None):
-    """Predict the future of each image; write one set of files per image and grids. Returns a summary."""
+def sample_conditional(source, images, out_dir, fps=media.DEFAULT_FPS, scale=2, normalize=None, seed=0, ctx=None):
+    """Predict the future of each image with the generator of ``source`` (a Checkpoint, a run or checkpoint
+    folder); write one set of files per image and grids. Returns a summary."""
     if not images:
         raise SettingError("sample --conditional needs at least one --image")
-    G, config = load_generator(checkpoint_path, ctx)
+    ckpt = checkpoint.opened(source)
+    G, config = load_generator(ckpt, ctx)
     if not config.is_conditional:
-        raise SettingError(f"{checkpoint_path} holds an unconditional generator: drop --conditional/--image")
+        raise SettingError(f"{ckpt} holds an unconditional generator: drop --conditional/--image")
     batch = np.stack([load_image(p, config.size) for p in images])
     outputs = run_generator(G, generator_inputs(config, seed, len(images), batch), ctx)
     files = write_outputs(out_dir, outputs, fps, scale, normalize=normalize)
-    summary = {"checkpoint": checkpoint.resolve(checkpoint_path), "images": list(images), **mask_statistics(outputs["mask"]),
+    summary = {"checkpoint": ckpt.folder, "images": list(images), **mask_statistics(outputs["mask"]),
                "clips": {f"{i:04d}": p for i, p in enumerate(images)}, "files": len(files)}
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)

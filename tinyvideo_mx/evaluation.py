@@ -81,15 +81,17 @@ def quality_statistics(G, config, list_path, n=256, seed=0, data_root=None, ctx=
     return compare(out["video"], real, out["mask"])
 
 
-def evaluate(checkpoint_path, data_list=None, i3d=None, c3d=None, n=2048, seed=0, splits=10, out=None,
+def evaluate(source, data_list=None, i3d=None, c3d=None, n=2048, seed=0, splits=10, out=None,
              real_cache=None, data_root=None, stats_clips=0):
     """FVD (with the I3D ``VideoNetwork`` ``i3d``), IS (with the C3D one ``c3d``) and, with
-    ``stats_clips``, the weight-free statistics of a checkpoint. Returns the result dict (also written
+    ``stats_clips``, the weight-free statistics of the generator of ``source`` (a Checkpoint, a run or
+    checkpoint folder). Returns the result dict (also written
     to ``out`` as JSON)."""
     if i3d is None and c3d is None and not stats_clips:
         raise SettingError("nothing to evaluate: give --stats, I3D weights (FVD) and/or C3D weights (IS)")
-    G, config = load_generator(checkpoint_path)
-    result = {"checkpoint": checkpoint.resolve(checkpoint_path), "seed": seed, "n": n}
+    ckpt = checkpoint.opened(source)
+    G, config = load_generator(ckpt)
+    result = {"checkpoint": ckpt.folder, "seed": seed, "n": n}
     if stats_clips:
         if not data_list:
             raise SettingError("--stats compares with real clips: give --data LIST")

@@ -16,7 +16,6 @@ import mxnet as mx
 import numpy as np
 
 from . import checkpoint
-from .config import TrainConfig
 from .factory import build_generator, inference_generator_name, prepare
 
 OUTPUTS = ("video", "foreground", "mask", "background")
@@ -51,14 +50,14 @@ def input_shapes(config, batch=1):
     return [(batch, config.nz)]
 
 
-def load_generator(path, ctx=None, hybridize=True):
-    """(G, config) from a run folder or checkpoint folder."""
-    ckpt = checkpoint.resolve(path)
-    config = TrainConfig.from_dict(checkpoint.read_meta(ckpt)["config"])
+def load_generator(source, ctx=None, hybridize=True):
+    """(G, config) from a Checkpoint, a run folder or a checkpoint folder."""
+    ckpt = checkpoint.opened(source)
+    config = ckpt.config
     ctx = ctx or mx.cpu()
     G = build_generator(config)
     prepare(G, [ctx], hybridize)
-    checkpoint.load_parameters(G, ckpt, inference_generator_name(config), ctx=ctx)
+    ckpt.load_parameters(G, inference_generator_name(config), ctx=ctx)
     return G, config
 
 

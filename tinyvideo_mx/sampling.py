@@ -62,18 +62,19 @@ def write_outputs(out_dir, outputs, fps=media.DEFAULT_FPS, scale=1, columns=6, n
     return written
 
 
-def sample(checkpoint_path, out_dir, n=16, seed=0, interpolate=None, steps=8, fps=media.DEFAULT_FPS,
+def sample(source, out_dir, n=16, seed=0, interpolate=None, steps=8, fps=media.DEFAULT_FPS,
            scale=1, normalize=None, ctx=None, reference=None):
-    """Write ``n`` samples of the unconditional generator at ``checkpoint_path`` into ``out_dir``; with
-    ``interpolate=(seed_a, seed_b)`` also a latent walk between the first clips of the two seeds; with
-    ``reference`` (real clips) the weight-free statistics of these samples against them.
+    """Write ``n`` samples of the unconditional generator of ``source`` (a Checkpoint, a run or checkpoint
+    folder) into ``out_dir``; with ``interpolate=(seed_a, seed_b)`` also a latent walk between the first
+    clips of the two seeds; with ``reference`` (real clips) the weight-free statistics of these samples against them.
     Returns a summary dict (also written as summary.json)."""
-    G, config = load_generator(checkpoint_path, ctx)
-    if config.model != "unconditional":
-        raise SettingError(f"{checkpoint_path} holds a {config.model} generator: use sample --conditional --image ...")
+    ckpt = checkpoint.opened(source)
+    G, config = load_generator(ckpt, ctx)
+    if config.is_conditional:
+        raise SettingError(f"{ckpt} holds a {config.model} generator: use sample --conditional --image ...")
     outputs = run_generator(G, generator_inputs(config, seed, n), ctx)
     files = write_outputs(out_dir, outputs, fps, scale, normalize=normalize)
-    summary = {"checkpoint": checkpoint.resolve(checkpoint_path), "seed": seed, "n": n, **mask_statistics(outputs["mask"])}
+    summary = {"checkpoint": ckpt.folder, "seed": seed, "n": n, **mask_statistics(outputs["mask"])}
     if reference is not None:
         rows = compare(outputs["video"], reference, outputs["mask"])
         summary["statistics"] = rows

@@ -353,16 +353,16 @@ class GanTraining:
         return meta
 
     @classmethod
-    def resume(cls, path, progress=True, iterations=None, steal_lock=False, **config_overrides):
-        """Continue from ``path`` (a run folder or a checkpoint folder). ``iterations`` may extend the run."""
-        ckpt = checkpoint.resolve(path)
-        meta = checkpoint.read_meta(ckpt)
-        values = dict(meta["config"], **config_overrides)
+    def resume(cls, source, progress=True, iterations=None, steal_lock=False, **config_overrides):
+        """Continue from ``source`` (a Checkpoint, a run folder or a checkpoint folder). ``iterations`` may
+        extend the run."""
+        ckpt = checkpoint.opened(source)
+        values = dict(ckpt.meta["config"], **config_overrides)
         if iterations is not None:
             values["iterations"] = iterations
-        run = cls(TrainConfig.from_dict(values), os.path.dirname(os.path.abspath(ckpt)), progress=progress,
+        run = cls(TrainConfig.from_dict(values), os.path.dirname(os.path.abspath(ckpt.folder)), progress=progress,
                   new_run=False, steal_lock=steal_lock)
-        run.restore(ckpt)
+        run.restore(ckpt.folder)
         log.info("resumed %s at iteration %d", ckpt, run.iteration)
         return run
 
