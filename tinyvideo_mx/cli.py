@@ -116,8 +116,8 @@ DISTRIBUTED_RANK_VARIABLES = ("DMLC_ROLE", "HOROVOD_RANK", "OMPI_COMM_WORLD_RANK
 @click.option("--out", "run_dir", type=click.Path(), default="runs/vgan", show_default=True,
               help="Run folder: checkpoints, logs, samples.")
 @click.option("--preset", type=click.Choice(["original", "demo", "tiny"]), default="original", show_default=True,
-              help="original = the paper's recipe; demo = 4-5 minutes of training on 2 CPU cores (smaller, plus the deviations in "
-                   "docs/deviations.md); tiny = seconds (smoke tests).")
+              help="original = the paper's recipe; demo = 4-5 minutes of training on 2 CPU cores (smaller, plus the "
+                   "deviations in docs/deviations.md); tiny = seconds (smoke tests).")
 @click.option("--conditional", is_flag=True, help="Train the image-to-video model (main_conditional.lua).")
 @click.option("--cond-noise", type=NON_NEGATIVE, default=None,
               help="Conditional only: join a z of this size to the code for stochastic futures (0, as the original).")
