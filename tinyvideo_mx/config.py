@@ -63,7 +63,7 @@ class TrainConfig:
     beta2: float = 0.999
     epsilon: float = 1e-8
     mask_penalty: float = 0.1      # 0.1 * mean(m) (L1Penalty(0.1, sizeAverage=true))
-    # regularisers of D, all off in the original (losses.py, training.py)
+    # regularisers of D, all off in the original (losses.py, training/step.py)
     instance_noise: float = 0.0    # std of Gaussian noise added to every clip D sees, falling linearly to 0
     instance_noise_until: int = None   # ... at this iteration; None: the run's length when it starts (then saved,
                                        # so a resumed run that is extended keeps the schedule it began with)

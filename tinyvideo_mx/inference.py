@@ -4,7 +4,7 @@ training: load one from a checkpoint, make its inputs, run it in padded batches.
 Every z is drawn by ``latents`` from a counter-based seed, so a clip never depends on what else was
 drawn; the streams are disjoint:
 
-* training: the z of iteration k is ``latents([seed, k], batch)`` (training.py);
+* training: the z of iteration k is ``latents([seed, k], batch)`` (training/step.py);
 * ``SAMPLE_GRID_ITERATION``: the fixed z of the sample grids written during training, drawn as the
   training z of that (never reached) iteration;
 * ``STATISTICS_ITERATION`` + k: batch k of the z the averaged G's BatchNorm statistics are estimated on
