@@ -31,7 +31,7 @@ from tinyvideo_mx.cli import main
 from tinyvideo_mx.data.listfile import ListFileError, read_labelled_list, read_list
 from tinyvideo_mx.data.strips import StripError, decode_strip, encode_strip
 from tinyvideo_mx.errors import FileProblem, SettingError, TinyVideoError
-from tinyvideo_mx.image_input import MAX_PIXELS
+from tinyvideo_mx.data.image_input import MAX_PIXELS
 from tinyvideo_mx.training import GanTraining
 
 TINY = ["--preset", "tiny", "--quiet", "--sample-every", "0"]
@@ -376,7 +376,7 @@ def test_strip_width_is_checked(width, no_decoding):
 
 
 def test_a_bomb_image_for_the_conditional_model_is_refused(no_decoding):
-    from tinyvideo_mx.image_input import ImageError, decode_image
+    from tinyvideo_mx.data.image_input import ImageError, decode_image
     for name, data in (("photo.png", png_claiming(30000, 30000)), ("photo.jpg", jpeg_claiming(12000, 12000))):
         with pytest.raises(ImageError) as e:
             decode_image(data, 64, name)
@@ -479,11 +479,11 @@ def test_stabilize_says_why_nothing_was_written(tmp_path, caplog):
 # -- 7. One error family ----------------------------------------------------------------------------
 def test_every_expected_error_is_a_tinyvideo_error():
     from stabilize.video import VideoError
-    from tinyvideo_mx.image_input import ImageError
+    from tinyvideo_mx.data.image_input import ImageError
     from tinyvideo_mx.data.iterator import TooManyBadClips
-    from tinyvideo_mx.image_input import ImageTooLarge
+    from tinyvideo_mx.data.image_input import ImageTooLarge
     from tinyvideo_mx.launch import LaunchError
-    from tinyvideo_mx.serving import RequestError
+    from tinyvideo_mx.serving.contract import RequestError
     for cls in (checkpoint.CheckpointError, run_folder.RunFolderError, ListFileError, StripError, TooManyBadClips,
                 FileProblem, ImageError, ImageTooLarge, VideoError, LaunchError, RequestError, SettingError):
         assert issubclass(cls, TinyVideoError), cls
@@ -601,7 +601,7 @@ def special_files(tmp_path):
 
 def test_special_and_huge_files_are_refused_before_they_are_read(tmp_path, special_files):
     from tinyvideo_mx.data.strips import load_strip
-    from tinyvideo_mx.image_input import ImageError, load_image
+    from tinyvideo_mx.data.image_input import ImageError, load_image
     for name, reason in special_files.items():
         with pytest.raises(StripError) as refused:
             load_strip(str(tmp_path / name))

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from tinyvideo_mx.batching import InferenceQueue
+from tinyvideo_mx.serving.batching import InferenceQueue
 from tinyvideo_mx.export import export_generator
 from tinyvideo_mx.inference import latents, load_generator, run_generator
-from tinyvideo_mx.server import make_server
+from tinyvideo_mx.serving.http import make_server
 from tinyvideo_mx.training import GanTraining
 
 
@@ -134,7 +134,7 @@ def test_the_page_is_served_whole(server):
 def test_concurrent_requests_are_batched_and_each_gets_its_own_rows(exported):
     """Eight requests wait while the inference thread is held; they are then served in two 4-row forwards,
     and every answer is what that seed gives alone."""
-    from tinyvideo_mx.serving import SamplingService
+    from tinyvideo_mx.serving.contract import SamplingService
     service = SamplingService(str(exported / "generator"), max_n=4)
     gate = threading.Event()
     real = service._run_batch
@@ -170,7 +170,7 @@ def test_the_inference_queue_is_bounded():
     first = queue.submit([np.zeros((1, 3))])
     time.sleep(0.3)                       # taken by the thread, which now waits at the gate
     second = queue.submit([np.ones((1, 3))])
-    from tinyvideo_mx.batching import Busy
+    from tinyvideo_mx.serving.batching import Busy
     with pytest.raises(Busy):
         queue.submit([np.ones((1, 3))])
     gate.set()
@@ -370,7 +370,7 @@ def test_a_request_that_trickles_in_is_cut_at_the_receive_deadline(start_server)
 
 
 def test_a_generation_past_its_deadline_is_a_503(exported):
-    from tinyvideo_mx.serving import SamplingService
+    from tinyvideo_mx.serving.contract import SamplingService
     service = SamplingService(str(exported / "generator"), max_n=4, generate_timeout=0.5)
     real = service.inference.run_batch
     service.inference.run_batch = lambda inputs: (time.sleep(2), real(inputs))[1]

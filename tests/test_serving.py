@@ -20,7 +20,7 @@ from tinyvideo_mx import media
 from tinyvideo_mx.export import export_generator, export_onnx
 from tinyvideo_mx.inference import OUTPUTS, latents, load_generator, run_generator
 from tinyvideo_mx.sampling import sample
-from tinyvideo_mx.server import make_server
+from tinyvideo_mx.serving.http import make_server
 from tinyvideo_mx.training import GanTraining
 
 
@@ -228,8 +228,8 @@ def test_mxnet_model_server_end_to_end(exported, tmp_path):
 
 def test_the_conditional_generator_is_servable_too(tmp_path):
     import cv2
-    from tinyvideo_mx.image_input import load_image
-    from tinyvideo_mx.serving import SamplingService
+    from tinyvideo_mx.data.image_input import load_image
+    from tinyvideo_mx.serving.contract import SamplingService
     cfg = tiny_config(model="conditional", ngf=4, ndf=4, iterations=1, sample_every=0, checkpoint_every=1)
     GanTraining(cfg, str(tmp_path / "run"), progress=False).run()
     export_generator(str(tmp_path / "run"), str(tmp_path / "cg"))
@@ -258,7 +258,7 @@ def test_the_conditional_generator_is_servable_too(tmp_path):
 def test_full_width_server_answers_any_batch_size(tmp_path):
     """n = 16, then 1, then 3 on the full-size generator (a plain SymbolBlock fails on the second size;
     smaller generators do not trigger the bug)."""
-    from tinyvideo_mx.serving import SamplingService
+    from tinyvideo_mx.serving.contract import SamplingService
     cfg = tiny_config(ngf=64, ndf=8, frames=32, size=64, batch_size=2)
     GanTraining(cfg, str(tmp_path / "run"), progress=False).save_checkpoint()
     export_generator(str(tmp_path / "run"), str(tmp_path / "g"))

@@ -502,7 +502,7 @@ def doctor():
 def serve(prefix, host, port, max_n, ctx, threads, connections, timeout, receive_timeout, generate_timeout):
     """Serve an exported generator over HTTP: GET / (a page to try it), POST /predictions, GET /ping."""
     from .context import single_context
-    from .server import make_server
+    from .serving.http import make_server
     _setup_logging()
     server = make_server(prefix, host, port, max_n, ctx=single_context(ctx), threads=threads,
                          connections=connections, timeout=timeout, receive_timeout=receive_timeout,

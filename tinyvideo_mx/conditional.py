@@ -1,6 +1,6 @@
 """Using the conditional model (main_conditional.lua, docs/original.md §4): the training options of
 ``train --conditional`` and ``sample --conditional`` (the future of each still image). The networks are
-in ``conditional_networks.py``, image reading in ``image_input.py``.
+in ``conditional_networks.py``, image reading in ``data/image_input.py``.
 """
 import json
 import os
@@ -10,7 +10,7 @@ import numpy as np
 from . import checkpoint, media
 from .config import PRESETS
 from .errors import SettingError
-from .image_input import load_image
+from .data.image_input import load_image
 from .inference import generator_inputs, load_generator, run_generator
 from .sampling import mask_statistics, write_outputs
 

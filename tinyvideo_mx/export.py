@@ -80,11 +80,11 @@ def _tidy_onnx(symbol_path, onnx_path):
 
 def export_mar(prefix, export_dir, name="vgan"):
     """A model archive for multi-model-server (``model-archiver`` 1.0.x): the exported generator plus
-    ``mms_handler.py``. Returns the path of ``<name>.mar``."""
+    ``serving/mms_handler.py``. Returns the path of ``<name>.mar``."""
     import shutil
     import subprocess
     import tempfile
-    from . import mms_handler
+    from .serving import mms_handler
     with tempfile.TemporaryDirectory() as staging:
         for suffix in ("-symbol.json", "-0000.params", "-meta.json"):
             shutil.copy(prefix + suffix, os.path.join(staging, "generator" + suffix))

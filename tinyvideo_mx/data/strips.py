@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import FileProblem
 from ..fsutil import read_regular_file, write_bytes_atomic
-from ..image_input import MAX_IMAGE_BYTES, ImageTooLarge, check_pixels, decode
+from .image_input import MAX_IMAGE_BYTES, ImageTooLarge, check_pixels, decode
 
 JPEG_QUALITY = 95  # cv2.imwrite's default, which the original stabiliser used
 # Frames are square in the original format; each is squashed to size x size, so a frame more than twice

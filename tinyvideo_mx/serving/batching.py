@@ -17,7 +17,7 @@ from concurrent.futures import Future
 
 import numpy as np
 
-from .errors import TinyVideoError
+from ..errors import TinyVideoError
 
 
 class Busy(TinyVideoError):

@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .errors import FileProblem
-from .fsutil import read_regular_file
+from ..errors import FileProblem
+from ..fsutil import read_regular_file
 
 log = logging.getLogger(__name__)
 LIBJPEG_MESSAGES = ("Corrupt JPEG data", "Premature end of JPEG file", "Invalid SOS parameters",

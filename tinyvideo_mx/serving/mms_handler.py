@@ -1,4 +1,4 @@
-"""MXNet Model Server (multi-model-server 1.1.x) handler: the contract of serving.py, unchanged.
+"""MXNet Model Server (multi-model-server 1.1.x) handler: the contract of contract.py, unchanged.
 
 ``tinyvideo-mx export --mar`` packs this file with the exported generator; MMS calls
 ``handle(data, context)`` with a batch of requests whose body is the JSON request.
@@ -21,7 +21,7 @@ def _body(row):
 def handle(data, context):
     global _service
     if _service is None:
-        from tinyvideo_mx.serving import SamplingService
+        from tinyvideo_mx.serving.contract import SamplingService
         model_dir = context.system_properties.get("model_dir")
         max_n = int(os.environ.get("TINYVIDEO_MX_MAX_N", "16"))
         _service = SamplingService(os.path.join(model_dir, "generator"), max_n=max_n)

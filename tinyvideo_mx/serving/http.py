@@ -1,8 +1,8 @@
-"""``tinyvideo-mx serve``: the request contract of serving.py over HTTP, on waitress.
+"""``tinyvideo-mx serve``: the request contract of contract.py over HTTP, on waitress.
 
     GET  /              -> a page to try the model in a browser (page.py)
     GET  /ping          -> {"status": "Healthy"}
-    POST /predictions   -> the contract of serving.py (JSON request; npz / json / gif / mp4 response)
+    POST /predictions   -> the contract of contract.py (JSON request; npz / json / gif / mp4 response)
 
 Why waitress: HTTP parsing (chunked bodies, bad Content-Length, oversized headers and bodies), a fixed
 pool of request threads, a connection limit and idle timeouts come from a well-kept, pure-Python
@@ -34,7 +34,7 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher
 
 from .page import page_html
-from .serving import SamplingService
+from .contract import SamplingService
 
 log = logging.getLogger(__name__)
 MAX_BODY = 16 << 20            # bytes of one request body
