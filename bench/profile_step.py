@@ -101,8 +101,8 @@ def mxnet_layers(batch, repeats, amp=False):
     import tinyvideo_mx  # noqa: F401
     import mxnet as mx
     from mxnet import autograd
-    from tinyvideo_mx.factory import prepare
-    from tinyvideo_mx.networks import Discriminator, Generator
+    from tinyvideo_mx.models.factory import prepare
+    from tinyvideo_mx.models.networks import Discriminator, Generator
     from tinyvideo_mx.precision import discriminator_form, generator_form
     dtype = "bfloat16" if amp else None
     G = prepare(Generator(prefix="G_", form=generator_form("auto", dtype)), [mx.cpu()], hybridize=False)

@@ -127,8 +127,8 @@ def run_in_subprocess(batch, iterations, hybridize=True, amp=False, ctx="cpu"):
 
 def model_flops(batch):
     import mxnet as mx
-    from tinyvideo_mx.factory import prepare
-    from tinyvideo_mx.networks import Discriminator, Generator
+    from tinyvideo_mx.models.factory import prepare
+    from tinyvideo_mx.models.networks import Discriminator, Generator
     G = prepare(Generator(), [mx.cpu()], hybridize=False)
     D = prepare(Discriminator(), [mx.cpu()], hybridize=False)
     f_g = forward_macs(G, mx.nd.zeros((batch, 100))) * 2

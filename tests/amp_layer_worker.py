@@ -11,7 +11,7 @@ from mxnet.contrib import amp  # noqa: E402
 
 import reference_conv       # noqa: E402
 from test_onednn_workarounds import conv2d_transpose_reference, gradient_errors  # noqa: E402
-from tinyvideo_mx.layers import PhaseTransposedConvolution  # noqa: E402
+from tinyvideo_mx.models.layers import PhaseTransposedConvolution  # noqa: E402
 
 
 def main():

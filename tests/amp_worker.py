@@ -11,8 +11,8 @@ import mxnet as mx          # noqa: E402
 import numpy as np          # noqa: E402
 
 from conftest import tiny_config                 # noqa: E402
-from tinyvideo_mx.factory import prepare         # noqa: E402
-from tinyvideo_mx.networks import Discriminator  # noqa: E402
+from tinyvideo_mx.models.factory import prepare         # noqa: E402
+from tinyvideo_mx.models.networks import Discriminator  # noqa: E402
 from tinyvideo_mx.training import GanTraining    # noqa: E402
 
 

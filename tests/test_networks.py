@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from mxnet import autograd, nd
 
-from tinyvideo_mx.factory import prepare
-from tinyvideo_mx.layers import BatchNorm3D, count_trainable
-from tinyvideo_mx.networks import Discriminator, Generator, compose, first_kernel
+from tinyvideo_mx.models.factory import prepare
+from tinyvideo_mx.models.layers import BatchNorm3D, count_trainable
+from tinyvideo_mx.models.networks import Discriminator, Generator, compose, first_kernel
 
 
 def built(block):
@@ -150,7 +150,7 @@ def test_minibatch_std_channel_is_the_mean_batch_spread():
     """--minibatch-std: the classifier sees one more channel, everywhere the mean over (C, T, H, W) of the
     features' standard deviation across the batch (float64 reference); a batch of identical clips gets ~0
     there and the other channels are the features unchanged. Off (the original), D is unchanged."""
-    from tinyvideo_mx.networks import with_batch_spread
+    from tinyvideo_mx.models.networks import with_batch_spread
     features = np.random.default_rng(3).standard_normal((3, 4, 2, 2, 2))
     out = with_batch_spread(nd, nd.array(features)).asnumpy()
     expected = np.sqrt(features.var(axis=0) + 1e-8).mean()

@@ -7,10 +7,10 @@ import pytest
 from mxnet import autograd, gluon, nd
 
 import reference_conv
-from tinyvideo_mx.factory import prepare
-from tinyvideo_mx.layers import (DenseTransposedConvolution, PhaseTransposedConvolution, ResizeConvolution, conv3d,
+from tinyvideo_mx.models.factory import prepare
+from tinyvideo_mx.models.layers import (DenseTransposedConvolution, PhaseTransposedConvolution, ResizeConvolution, conv3d,
                                  conv3d_transpose, phase_conv3d, phase_conv3d_transpose, space_to_depth)
-from tinyvideo_mx.networks import Discriminator, Generator
+from tinyvideo_mx.models.networks import Discriminator, Generator
 
 
 # Relative error of float32 arithmetic against the float64 reference: up to 1.5e-5 was seen on the

@@ -83,8 +83,8 @@ def test_full_width_inference_at_changing_batch_sizes(tmp_path):
     """oneDNN fails when full-width transposed-conv weights meet a second inference batch size; the
     library pads every inference to one size, so any number of clips works and rows stay independent."""
     import mxnet as mx
-    from tinyvideo_mx.factory import prepare
-    from tinyvideo_mx.networks import Generator
+    from tinyvideo_mx.models.factory import prepare
+    from tinyvideo_mx.models.networks import Generator
     G = prepare(Generator(), [mx.cpu()], hybridize=True)    # full size: smaller ones do not trigger the bug
     z = latents(0, 17, 100)
     many = run_generator(G, z)                       # a chunk of 16, then 1 padded to 16

@@ -56,7 +56,7 @@ def test_imported_discriminator_matches_the_torch_network(tmp_path, released):
     folder, _, D_t7 = released
     ckpt = torch_import.import_t7(str(folder / "iter65000_net.t7"), str(tmp_path / "run"))
     from tinyvideo_mx.config import TrainConfig
-    from tinyvideo_mx.factory import build_networks, prepare
+    from tinyvideo_mx.models.factory import build_networks, prepare
     _, D = build_networks(TrainConfig.from_dict(checkpoint.read_meta(ckpt)["config"]))
     prepare(D, [mx.cpu()])
     D.load_parameters(os.path.join(ckpt, "D.params"))

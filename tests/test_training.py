@@ -316,7 +316,7 @@ def test_generator_average_follows_its_formula():
     """Two updates by hand: decay_t = min(decay, (1 + t) / (10 + t)); weights averaged, BN running
     statistics copied."""
     from tinyvideo_mx.averaging import GeneratorAverage, effective_decay
-    from tinyvideo_mx.factory import build_generator, prepare
+    from tinyvideo_mx.models.factory import build_generator, prepare
     config = tiny_config()
     def build():
         return prepare(build_generator(config), [mx.cpu()], hybridize=False)

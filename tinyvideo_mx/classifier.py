@@ -26,11 +26,11 @@ from .config import TrainConfig
 from .data.iterator import StripIter, every_clip
 from .data.listfile import read_labelled_list
 from .context import parse_contexts
-from .factory import HYBRIDIZE_FLAGS
+from .models.factory import HYBRIDIZE_FLAGS
 from .inference import padded_batches
 from .fsutil import atomic_path, write_text_atomic
-from .layers import conv_kwargs
-from .networks import Discriminator, first_kernel
+from .models.layers import conv_kwargs
+from .models.networks import Discriminator, first_kernel
 from .errors import SettingError
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Using the conditional model (main_conditional.lua, docs/original.md §4): the training options of
 ``train --conditional`` and ``sample --conditional`` (the future of each still image). The networks are
-in ``conditional_networks.py``, image reading in ``data/image_input.py``.
+in ``models/conditional_networks.py``, image reading in ``data/image_input.py``.
 """
 import json
 import os

@@ -16,7 +16,7 @@ import mxnet as mx
 import numpy as np
 
 from . import checkpoint
-from .factory import build_generator, inference_generator_name, prepare
+from .models.factory import build_generator, inference_generator_name, prepare
 
 OUTPUTS = ("video", "foreground", "mask", "background")
 # each output's values: tanh for the video, its foreground and background, sigmoid for the mask

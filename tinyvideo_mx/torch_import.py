@@ -27,7 +27,7 @@ import numpy as np
 from . import checkpoint
 from .config import TrainConfig
 from .errors import FileProblem
-from .factory import build_networks, prepare
+from .models.factory import build_networks, prepare
 
 log = logging.getLogger(__name__)
 

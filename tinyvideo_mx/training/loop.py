@@ -15,7 +15,7 @@ from ..config import TrainConfig
 from ..context import parse_contexts
 from ..data.sources import make_iterator
 from ..averaging import GeneratorAverage
-from ..factory import build_generator, build_networks, prepare
+from ..models.factory import build_generator, build_networks, prepare
 from ..inference import SAMPLE_GRID_ITERATION, STATISTICS_ITERATION, generator_inputs
 from ..fsutil import write_text_atomic
 from ..precision import Precision

@@ -10,8 +10,8 @@ from mxnet.gluon import nn
 from .layers import (D_BN_EPS, G_BN_EPS, BatchNorm3D, DenseTransposedConvolution, PhaseTransposedConvolution,
                      ResizeConvolution, batchnorm2d, conv3d, conv3d_transpose, conv_kwargs, phase_conv3d,
                      phase_conv3d_transpose, resize_conv3d)
-from .config import check_temporal_padding, check_upsampling
-from .errors import SettingError
+from ..config import check_temporal_padding, check_upsampling
+from ..errors import SettingError
 
 N_STAGES = 4  # stride-2 stages in every stream
 

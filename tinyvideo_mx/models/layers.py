@@ -26,7 +26,7 @@ from mxnet import init as mx_init
 from mxnet import nd as mx_nd
 from mxnet.gluon import nn
 
-from .config import check_temporal_padding
+from ..config import check_temporal_padding
 
 # Torch's BatchNormalization momentum 0.1 updates running = 0.9 * running + 0.1 * batch; Gluon's
 # ``momentum`` is the weight of the *old* value, so the same rule is momentum=0.9.
