@@ -2,7 +2,7 @@
 
 Python 3.11 and 3.12. Every pin below is one that works together on both (see docs/platform.md):
 mxnet 1.9.1 is the last MXNet release; it requires numpy < 2 and uses numpy aliases that numpy 1.24
-removed (``np.bool``...), which tinyvideo_mx/compat.py restores before MXNet loads. So numpy is
+removed (``np.bool``...), which tinyvideo_mx/runtime/compat.py restores before MXNet loads. So numpy is
 1.23.5 on 3.11 (no shim needed) and 1.26.4 on 3.12 (the first numpy with 3.12 wheels), and 3.12 gets
 setuptools, which provides the ``distutils`` MXNet imports. Python 3.13 has no numpy 1.x, so MXNet
 1.9.1 cannot be installed there. OpenCV >= 4.11 / 5.x pulls numpy 2, so OpenCV stays below 4.11.
@@ -12,7 +12,7 @@ headless copy beside it).
 from setuptools import find_packages, setup
 
 # onnx 1.15.0 (the last with onnx.mapping, which MXNet's exporter reads) has no 3.12 wheels; 1.16.2 does,
-# and tinyvideo_mx/compat.py rebuilds onnx.mapping for it
+# and tinyvideo_mx/runtime/compat.py rebuilds onnx.mapping for it
 SERVE = ["onnx==1.15.0; python_version < '3.12'", "onnx==1.16.2; python_version >= '3.12'",
          "onnxruntime==1.32.0", "multi-model-server==1.1.11", "model-archiver==1.0.3"]
 

@@ -5,7 +5,7 @@ import os
 def describe():
     import tinyvideo_mx  # noqa: F401  (first: it sets MXNet's thread count, as the CLI does, before mxnet loads)
     import mxnet as mx
-    from tinyvideo_mx import cpu
+    from tinyvideo_mx.runtime import cpu
     model, flags = cpu.read_cpuinfo()
     return (f"device: CPU {model} ({os.cpu_count()} cores), MXNet {mx.__version__} (oneDNN on), bfloat16 "
             f"kernels: {cpu.bfloat16_path(flags) or 'none'} ({cpu.amx_decision}), "

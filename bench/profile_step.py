@@ -248,7 +248,7 @@ def main():
     parser.add_argument("--skip-layers", action="store_true")
     args = parser.parse_args()
     import tinyvideo_mx  # noqa: F401
-    from tinyvideo_mx.threads import usable_cores
+    from tinyvideo_mx.runtime.threads import usable_cores
     threads = args.threads or usable_cores()
     os.environ["OMP_NUM_THREADS"] = str(threads)
     from machine import describe

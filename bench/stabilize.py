@@ -96,7 +96,7 @@ def shared(a, b):
 def main():
     import argparse
     import cv2
-    from tinyvideo_mx.cpu import read_cpuinfo
+    from tinyvideo_mx.runtime.cpu import read_cpuinfo
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("videos", nargs="*")
     parser.add_argument("--generated", choices=["tuning", "held-out"], help="generated shaky videos instead")

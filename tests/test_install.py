@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tinyvideo_mx import gpu_support, precision
+from tinyvideo_mx import precision
+from tinyvideo_mx.runtime import gpu_support
 from tinyvideo_mx.cli import main
 from tinyvideo_mx.errors import SettingError
 
@@ -107,7 +108,7 @@ def test_doctor_reports_this_machine_and_the_stand_in_gpus(stand_in_gpus):
 
 def test_doctor_with_a_supported_gpu_and_a_cuda_build():
     gpus = gpu_support.query_gpus() or [gpu_support.Gpu(0, "A100", (8, 0), "80 GB")]
-    from tinyvideo_mx.doctor import report
+    from tinyvideo_mx.runtime.doctor import report
     lines, healthy = report(gpus=gpus[:1], distributions=[("mxnet-cu112", "1.9.1")])
     assert healthy
     assert lines[-1].startswith("GPU 0      A100 (80 GB): usable: compute capability 8.0")
@@ -120,7 +121,7 @@ def test_doctor_with_a_supported_gpu_and_a_cuda_build():
     ("avx2", "           float32: G in deconvolution form, D in phases form at the original's widths (g_form, d_form "
              "auto: strided backward passes on GEMM without AVX-512; docs/performance.md)")])
 def test_doctor_says_which_forms_float32_training_takes_on_this_cpu(tmp_path, flags, line):
-    from tinyvideo_mx.doctor import report
+    from tinyvideo_mx.runtime.doctor import report
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"model name\t: Test CPU\nflags\t\t: fpu sse2 {flags}\n")
     lines, _ = report(gpus=[], distributions=[("mxnet", "1.9.1")], cpuinfo=str(cpuinfo))
@@ -161,7 +162,7 @@ def test_a_supported_gpu_on_a_cpu_build_says_how_to_get_the_cuda_build(stand_in_
 # -- the Pythons we support (compat.py) ---------------------------------------------------------------
 def test_removed_numpy_aliases_are_put_back_as_the_builtins(monkeypatch):
     import numpy as np
-    from tinyvideo_mx import compat
+    from tinyvideo_mx.runtime import compat
     for name in compat.REMOVED_ALIASES:
         monkeypatch.delitem(np.__dict__, name, raising=False)      # as numpy >= 1.24 (Python 3.12) has them
     assert compat.restore_aliases() == list(compat.REMOVED_ALIASES)
@@ -173,7 +174,7 @@ def test_onnx_mapping_is_rebuilt_where_onnx_dropped_it(monkeypatch):
     """onnx >= 1.16 (the one Python 3.12 gets) has no onnx.mapping; the rebuilt tables agree with onnx
     1.15's on every dtype MXNet's exporter converts."""
     onnx = pytest.importorskip("onnx")
-    from tinyvideo_mx import compat
+    from tinyvideo_mx.runtime import compat
     if not hasattr(onnx, "mapping"):
         pytest.skip("this onnx has no onnx.mapping to compare with")
     real = onnx.mapping

@@ -51,7 +51,7 @@ def test_raw_onednn_transposed_conv_reading_two_frames_has_a_wrong_weight_gradie
     """Documents the bug the workaround exists for (if a future build fixes it, this test says so). It is
     in oneDNN's AVX-512 kernels: on a CPU without AVX-512 (AMD EPYC, avx2, 2026-12-01) oneDNN picks
     another kernel and the raw layer is exact, which this test then checks instead."""
-    from tinyvideo_mx.cpu import read_cpuinfo
+    from tinyvideo_mx.runtime.cpu import read_cpuinfo
     x = np.random.default_rng(1).standard_normal((2, 32, 2, 4, 4))
     raw = gluon.nn.Conv3DTranspose(16, 4, 2, 1, in_channels=32, use_bias=False)
     forward, weight_grad, input_grad = gradient_errors([raw], reference_conv.conv3d_transpose, x, 2, 1)

@@ -129,7 +129,7 @@ def test_forms_auto_are_the_measured_faster_ones():
 
 
 def test_cpuinfo_is_read_once_per_call_and_amx_is_decided_from_it(tmp_path, monkeypatch):
-    from tinyvideo_mx import cpu
+    from tinyvideo_mx.runtime import cpu
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16\n\n"
                     "processor\t: 1\nmodel name\t: Other\nflags\t\t: fpu\n")

@@ -1,12 +1,14 @@
 """tinyvideo-mx: Generating Videos with Scene Dynamics (VGAN, Vondrick et al., NIPS 2016) in MXNet Gluon.
 
-Rooms: ``networks`` (G and D), ``conditional`` (image -> video), ``losses``, ``training`` (the loop),
-``checkpoint``, ``sampling``, ``export``, ``data`` (strips, lists, DataIter, synthetic set), ``media``
-(GIF/MP4/PNG), ``cli`` (the ``tinyvideo-mx`` command).
+Rooms, in the order a clip travels: ``data`` (strips, lists, the DataIter, the built-in set, input
+images), ``models`` (layers, G and D, the image-to-video model, building them), ``training`` (the D and
+G steps, the loop, a run's state, what it watches), ``checkpoint``, ``inference``, ``sampling``,
+``export``, ``serving`` (the request contract, HTTP, MMS), ``metrics``; ``runtime`` (the machine:
+compatibility, CPU, threads, GPUs, doctor) and ``cli`` (the ``tinyvideo-mx`` command).
 """
 import sys
 
-from . import compat, cpu, gpu_support, threads
+from .runtime import compat, cpu, gpu_support, threads
 
 __version__ = "0.1.0"
 compat.restore_aliases()   # before anything imports mxnet (see compat.py)

@@ -25,7 +25,7 @@ from . import checkpoint
 from .config import TrainConfig
 from .data.iterator import StripIter, every_clip
 from .data.listfile import read_labelled_list
-from .context import parse_contexts
+from .runtime.context import parse_contexts
 from .models.factory import HYBRIDIZE_FLAGS
 from .inference import padded_batches
 from .fsutil import atomic_path, write_text_atomic

@@ -76,7 +76,7 @@ def multiple_of_16(ctx, param, value):
 def gpu_contexts_usable(ctx, param, value):
     """--ctx: a GPU this install cannot use fails here, in one line, before MXNet or a network is loaded."""
     if value is not None:
-        from .gpu_support import check_gpu_contexts
+        from .runtime.gpu_support import check_gpu_contexts
         from .errors import SettingError
         try:
             check_gpu_contexts(value)
@@ -287,7 +287,7 @@ def launch(workers, servers, hosts, port, timeout, command):
 def sample(checkpoint, out_dir, n, seed, interpolate, steps, fps, scale, normalize, conditional, images, ctx):
     """Write sample videos (GIF + MP4), foregrounds, masks and backgrounds (PNG) from a checkpoint."""
     from . import checkpoint as ckpt
-    from .context import single_context
+    from .runtime.context import single_context
     _setup_logging()
     device = single_context(ctx)
     opened = ckpt.open_checkpoint(checkpoint)     # a damaged checkpoint is named before anything else is read
@@ -474,7 +474,7 @@ def report(run_dir, out):
 def doctor():
     """What this machine can run: Python, the MXNet install and its build, CPU features (--amp), threads,
     and each GPU with its compute capability and whether MXNet 1.9.1 can use it."""
-    from .doctor import report
+    from .runtime.doctor import report
     lines, healthy = report()
     for line in lines:
         click.echo(line)
@@ -501,7 +501,7 @@ def doctor():
               help="Seconds a request may wait for its generation (else 503).")
 def serve(prefix, host, port, max_n, ctx, threads, connections, timeout, receive_timeout, generate_timeout):
     """Serve an exported generator over HTTP: GET / (a page to try it), POST /predictions, GET /ping."""
-    from .context import single_context
+    from .runtime.context import single_context
     from .serving.http import make_server
     _setup_logging()
     server = make_server(prefix, host, port, max_n, ctx=single_context(ctx), threads=threads,

@@ -19,7 +19,7 @@ bfloat16 has float32's range and needs none (scale 1).
 """
 import logging
 
-from . import cpu
+from .runtime import cpu
 from .errors import SettingError
 
 log = logging.getLogger(__name__)

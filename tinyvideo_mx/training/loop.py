@@ -12,7 +12,7 @@ from mxnet import gluon
 
 from .. import run_folder
 from ..config import TrainConfig
-from ..context import parse_contexts
+from ..runtime.context import parse_contexts
 from ..data.sources import make_iterator
 from ..averaging import GeneratorAverage
 from ..models.factory import build_generator, build_networks, prepare

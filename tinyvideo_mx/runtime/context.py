@@ -2,7 +2,7 @@
 import re
 
 import mxnet as mx
-from .errors import SettingError
+from ..errors import SettingError
 
 _ITEM = re.compile(r"^(cpu|gpu)(\d*)$")
 

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from .errors import SettingError
+from ..errors import SettingError
 
 CPU_DISTRIBUTION = "mxnet"
 GPU_DISTRIBUTION = "mxnet-cu112"        # the `gpu` extra

@@ -3,7 +3,8 @@ import os
 import platform
 import sys
 
-from . import cpu, gpu_support, precision
+from .. import precision
+from . import cpu, gpu_support
 from .threads import usable_cores
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
