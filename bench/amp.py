@@ -38,7 +38,7 @@ def converge(amp, iterations, run_dir):
     import numpy as np
     from tinyvideo_mx.data import read_list
     from tinyvideo_mx.data.iterator import StripIter
-    from tinyvideo_mx.inference import latents, load_generator, run_generator
+    from tinyvideo_mx.generation.inference import latents, load_generator, run_generator
     from tinyvideo_mx.data.sources import resolve_data_list
     rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
     last = [r for r in rows if r["iteration"] > iterations - 100]

@@ -38,7 +38,7 @@ def main():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from tinyvideo_mx.report import read_metrics
+    from tinyvideo_mx.metrics.report import read_metrics
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+")
     parser.add_argument("--out", default="docs/learning", help="folder for the PNGs")

@@ -30,7 +30,7 @@ sys.path[:0] = [HERE, os.path.dirname(HERE)]
 def exported_generator(folder):
     from train_step import RandomClips
     from tinyvideo_mx.config import make_config
-    from tinyvideo_mx.export import export_generator
+    from tinyvideo_mx.generation.export import export_generator
     from tinyvideo_mx.training import GanTraining
     run = GanTraining(make_config("original", iterations=1), os.path.join(folder, "run"), progress=False,
                       iterator=RandomClips(1))

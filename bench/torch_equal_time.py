@@ -84,7 +84,7 @@ def generate(training, n, batch=16):
 
 def grid_still(videos):
     """Frames 1, middle and last of up to 16 clips: one row per frame, uint8 RGB."""
-    from tinyvideo_mx.media import to_frames
+    from tinyvideo_mx.generation.media import to_frames
     clips = [to_frames(video) for video in videos[:16]]       # each (T, H, W, 3) uint8
     last = clips[0].shape[0] - 1
     rows = [np.concatenate([clip[t] for clip in clips], axis=1) for t in (0, last // 2, last)]
@@ -114,7 +114,7 @@ def main():
     training, iterations = train_for(args.seconds, real, config, args.threads, args.seed)
     print(f"trained {iterations} iterations on {len(real)} real clips ({iterations / args.seconds:.2f} it/s)")
     videos, masks = generate(training, args.clips)
-    from tinyvideo_mx.media import write_png
+    from tinyvideo_mx.generation.media import write_png
     from tinyvideo_mx.metrics.clip_statistics import compare, format_rows
     rows = compare(videos, real, masks)
     print("\n".join(format_rows(rows)))

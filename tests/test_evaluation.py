@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from tinyvideo_mx import evaluation
+from tinyvideo_mx.metrics import evaluation
 from tinyvideo_mx.errors import FileProblem
 from tinyvideo_mx.metrics import feature_statistics, frechet_distance, inception_score
 from tinyvideo_mx.metrics import video_networks

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from tinyvideo_mx import media
-from tinyvideo_mx.export import export_generator
+from tinyvideo_mx.generation import media
+from tinyvideo_mx.generation.export import export_generator
 from tinyvideo_mx.serving.contract import import_generator
-from tinyvideo_mx.inference import OUTPUTS, latents, load_generator, run_generator
-from tinyvideo_mx.sampling import sample, slerp
+from tinyvideo_mx.generation.inference import OUTPUTS, latents, load_generator, run_generator
+from tinyvideo_mx.generation.sampling import sample, slerp
 from tinyvideo_mx.training import GanTraining
 
 

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from tinyvideo_mx import media
-from tinyvideo_mx.export import export_generator, export_onnx
-from tinyvideo_mx.inference import OUTPUTS, latents, load_generator, run_generator
-from tinyvideo_mx.sampling import sample
+from tinyvideo_mx.generation import media
+from tinyvideo_mx.generation.export import export_generator, export_onnx
+from tinyvideo_mx.generation.inference import OUTPUTS, latents, load_generator, run_generator
+from tinyvideo_mx.generation.sampling import sample
 from tinyvideo_mx.serving.http import make_server
 from tinyvideo_mx.training import GanTraining
 
@@ -182,7 +182,7 @@ def processes_mentioning(text):
 @pytest.mark.skipif(shutil.which("java") is None or shutil.which("multi-model-server") is None,
                     reason="needs Java and the 'serve' extra")
 def test_mxnet_model_server_end_to_end(exported, tmp_path):
-    from tinyvideo_mx.export import export_mar
+    from tinyvideo_mx.generation.export import export_mar
     mar = export_mar(str(exported / "export" / "generator"), str(tmp_path / "store"))
     inference = free_port()
     management = free_port(inference + 1)

@@ -8,10 +8,11 @@ import pytest
 from click.testing import CliRunner
 
 import torch7
-from tinyvideo_mx import checkpoint, torch_import
+from tinyvideo_mx import checkpoint
+from tinyvideo_mx.generation import torch_import
 from tinyvideo_mx.cli import main
 from tinyvideo_mx.errors import FileProblem
-from tinyvideo_mx.inference import load_generator, run_generator
+from tinyvideo_mx.generation.inference import load_generator, run_generator
 
 SIZES = dict(nz=10, ngf=4, frames=16, size=16)
 

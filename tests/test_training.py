@@ -10,7 +10,7 @@ from mxnet import autograd, gluon, nd
 
 from conftest import tiny_config
 from tinyvideo_mx import checkpoint, losses
-from tinyvideo_mx.inference import latents
+from tinyvideo_mx.generation.inference import latents
 from tinyvideo_mx.training import GanTraining
 
 
@@ -254,7 +254,7 @@ def test_exact_resume_gives_identical_parameters(tmp_path):
 def test_exact_resume_with_the_demo_deviations_keeps_the_average(tmp_path):
     """Resize-convolutions with replicated end frames, G's weight average and D's regularisers (noise drawn
     per iteration): resume is still bit-exact, the average included, and sampling reads the average."""
-    from tinyvideo_mx.inference import load_generator
+    from tinyvideo_mx.generation.inference import load_generator
     cfg = dict(checkpoint_every=2, sample_every=0, upsampling="resize", g_ema=0.9, temporal_padding="replicate",
                instance_noise=0.3, instance_noise_until=4, label_smoothing=0.1, d_lr=1e-4, mode_seeking=0.5)
     straight = GanTraining(tiny_config(iterations=4, **cfg), str(tmp_path / "straight"), progress=False).run()

@@ -27,7 +27,7 @@ from .data.iterator import StripIter, every_clip
 from .data.listfile import read_labelled_list
 from .runtime.context import parse_contexts
 from .models.factory import HYBRIDIZE_FLAGS
-from .inference import padded_batches
+from .generation.inference import padded_batches
 from .fsutil import atomic_path, write_text_atomic
 from .models.layers import conv_kwargs
 from .models.networks import Discriminator, first_kernel

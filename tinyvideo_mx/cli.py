@@ -298,7 +298,7 @@ def sample(checkpoint, out_dir, n, seed, interpolate, steps, fps, scale, normali
         summary = sample_conditional(opened, images, out_dir, fps=fps, scale=scale, normalize=normalize,
                                      ctx=device)
     else:
-        from .sampling import sample as run_sample
+        from .generation.sampling import sample as run_sample
         out_dir = out_dir or os.path.join(checkpoint, f"samples-seed{seed}")
         summary = run_sample(opened, out_dir, n=n, seed=seed, interpolate=interpolate, steps=steps,
                              fps=fps, scale=scale, normalize=normalize, ctx=device,
@@ -335,7 +335,7 @@ def _training_clips(config, n=256):
 @click.option("--mar", is_flag=True, help="Also build PREFIX-dir/vgan.mar for multi-model-server (needs the 'serve' extra).")
 def export(checkpoint, prefix, onnx_batch, mar):
     """Export the generator as symbol JSON + params for MXNet serving (outputs: video, foreground, mask, background)."""
-    from .export import export_generator, export_mar, export_onnx
+    from .generation.export import export_generator, export_mar, export_onnx
     prefix = prefix or os.path.join(checkpoint, "export", "generator")
     for path in export_generator(checkpoint, prefix):
         click.echo(path)
@@ -374,7 +374,7 @@ def evaluate(checkpoint, data_list, i3d_weights, i3d_input, c3d_weights, c3d_cla
     Weights are read from files, never downloaded; see the README (Evaluation) for which weights give
     numbers comparable with the literature and for the protocol."""
     from . import checkpoint as ckpt
-    from .evaluation import evaluate as run_evaluation
+    from .metrics.evaluation import evaluate as run_evaluation
     from .metrics import video_networks
     from .data.sources import resolve_data_list
     _setup_logging()
@@ -453,7 +453,7 @@ def convert_c3d(npz, out):
 def import_t7(generator, discriminator, run_dir):
     """Convert the original's released Torch7 checkpoint (e.g. models/golf/iter65000_net.t7) to a checkpoint
     that sample, export, evaluate, finetune-classifier and train --resume accept."""
-    from .torch_import import import_t7 as convert
+    from .generation.torch_import import import_t7 as convert
     _setup_logging()
     path = convert(generator, run_dir, discriminator)
     has_d = os.path.exists(os.path.join(path, "D.params"))
@@ -466,7 +466,7 @@ def import_t7(generator, discriminator, run_dir):
 def report(run_dir, out):
     """One self-contained HTML page about a run: loss and statistics curves, the sample grids over time
     (GIFs), the configuration. Open it in a browser."""
-    from .report import write_report
+    from .metrics.report import write_report
     click.echo(write_report(run_dir, out))
 
 

@@ -7,12 +7,13 @@ import os
 
 import numpy as np
 
-from . import checkpoint, media
+from . import checkpoint
+from .generation import media
 from .config import PRESETS
 from .errors import SettingError
 from .data.image_input import load_image
-from .inference import generator_inputs, load_generator, run_generator
-from .sampling import mask_statistics, write_outputs
+from .generation.inference import generator_inputs, load_generator, run_generator
+from .generation.sampling import mask_statistics, write_outputs
 
 
 def conditional_overrides(preset, overrides):

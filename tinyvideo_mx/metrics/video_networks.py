@@ -25,7 +25,7 @@ import mxnet as mx
 import numpy as np
 
 from ..errors import FileProblem
-from ..inference import padded_batches
+from ..generation.inference import padded_batches
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)

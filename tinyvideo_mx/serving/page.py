@@ -5,7 +5,7 @@ JSON contract as any client (POST /predictions)."""
 import html
 import json
 
-from ..inference import OUTPUTS
+from ..generation.inference import OUTPUTS
 
 _TEMPLATE = """<!doctype html>
 <html lang="en">

@@ -16,7 +16,7 @@ from ..runtime.context import parse_contexts
 from ..data.sources import make_iterator
 from ..averaging import GeneratorAverage
 from ..models.factory import build_generator, build_networks, prepare
-from ..inference import SAMPLE_GRID_ITERATION, STATISTICS_ITERATION, generator_inputs
+from ..generation.inference import SAMPLE_GRID_ITERATION, STATISTICS_ITERATION, generator_inputs
 from ..fsutil import write_text_atomic
 from ..precision import Precision
 from ..replicas import Replicas

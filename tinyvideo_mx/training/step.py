@@ -33,7 +33,7 @@ from mxnet import autograd
 
 from .. import losses
 from ..runtime.context import split_sizes, split_to_contexts
-from ..inference import generator_inputs
+from ..generation.inference import generator_inputs
 
 NOISE_STREAM = 1     # instance noise of iteration k: default_rng([seed, k, NOISE_STREAM]); z uses [seed, k]
 

@@ -15,8 +15,8 @@ drawn; the streams are disjoint:
 import mxnet as mx
 import numpy as np
 
-from . import checkpoint
-from .models.factory import build_generator, inference_generator_name, prepare
+from .. import checkpoint
+from ..models.factory import build_generator, inference_generator_name, prepare
 
 OUTPUTS = ("video", "foreground", "mask", "background")
 # each output's values: tanh for the video, its foreground and background, sigmoid for the mask

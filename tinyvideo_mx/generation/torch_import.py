@@ -24,10 +24,10 @@ import re
 
 import numpy as np
 
-from . import checkpoint
-from .config import TrainConfig
-from .errors import FileProblem
-from .models.factory import build_networks, prepare
+from .. import checkpoint
+from ..config import TrainConfig
+from ..errors import FileProblem
+from ..models.factory import build_networks, prepare
 
 log = logging.getLogger(__name__)
 

@@ -11,14 +11,14 @@ import os
 
 import numpy as np
 
-from . import checkpoint
-from .data.sources import CHUNK, real_chunks, real_clips
-from .fsutil import atomic_path, write_text_atomic
-from .metrics import feature_statistics, frechet_distance, inception_score
-from .metrics.video_networks import softmax
-from .inference import EVALUATION_SEED_OFFSET, generator_inputs, load_generator, run_generator
-from .errors import SettingError
-from .metrics.clip_statistics import compare
+from .. import checkpoint
+from ..data.sources import CHUNK, real_chunks, real_clips
+from ..fsutil import atomic_path, write_text_atomic
+from . import feature_statistics, frechet_distance, inception_score
+from .video_networks import softmax
+from ..generation.inference import EVALUATION_SEED_OFFSET, generator_inputs, load_generator, run_generator
+from ..errors import SettingError
+from .clip_statistics import compare
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import imageio.v2 as imageio
 import imageio_ffmpeg
 import numpy as np
 
-from .fsutil import atomic_path
+from ..fsutil import atomic_path
 
 DEFAULT_FPS = 25   # 32 frames ~ "a little over a second", as the paper describes its clips
 

@@ -11,8 +11,8 @@ import io
 import json
 import os
 
-from .errors import FileProblem, SettingError
-from .fsutil import read_regular_file, write_text_atomic
+from ..errors import FileProblem, SettingError
+from ..fsutil import read_regular_file, write_text_atomic
 
 CURVES = [
     ("Losses", ["loss_d", "loss_g_adv"], None),
