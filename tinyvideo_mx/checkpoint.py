@@ -114,10 +114,13 @@ def resolve(path, verify=True):
 
     A checkpoint folder given directly must be intact (CheckpointError naming the damaged file). In a
     run folder, damaged checkpoints are skipped with a warning naming the file, newest first."""
+    return _resolve(path, verify)[0]
+
+
+def _resolve(path, verify):
+    """``resolve``, also returning the metadata ``verify_files`` read (None when not verifying)."""
     if is_checkpoint(path):
-        if verify:
-            verify_files(path)
-        return path
+        return path, verify_files(path) if verify else None
     found = list_checkpoints(path)
     if not found:
         raise CheckpointError(f"{path}: no checkpoint found (expected a run folder with ckpt-* folders, "
@@ -128,13 +131,12 @@ def resolve(path, verify=True):
     for name in order:
         candidate = os.path.join(path, name)
         try:
-            if verify:
-                verify_files(candidate)
+            meta = verify_files(candidate) if verify else None
         except CheckpointError as e:
             problems.append(str(e))
             log.warning("skipping damaged checkpoint %s (%s)", candidate, e)
             continue
-        return candidate
+        return candidate, meta
     raise CheckpointError(f"{path}: no intact checkpoint ({len(problems)} damaged; newest: {problems[0]})")
 
 
@@ -238,8 +240,7 @@ class Checkpoint:
 
 def open_checkpoint(path):
     """A run folder (its newest intact checkpoint, ``resolve``) or a checkpoint folder, verified."""
-    folder = resolve(path)
-    return Checkpoint(folder, read_meta(folder))
+    return Checkpoint(*_resolve(path, verify=True))     # the metadata its verification read
 
 
 def opened(source):
