@@ -97,3 +97,16 @@ def test_every_train_option_but_the_commands_own_is_a_run_setting():
     options = {p.name for p in main.commands["train"].params}
     assert own < options
     assert options - own <= {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def test_checkpoints_and_logs_cannot_be_switched_off():
+    """A run always writes its final checkpoint: 0 is refused for checkpoint_every (and log_every) in one
+    line, where sample_every and fvd_every take 0 for never."""
+    import pytest
+    from tinyvideo_mx.config import make_config
+    from tinyvideo_mx.errors import SettingError
+    with pytest.raises(SettingError, match=r"^checkpoint_every must be a whole number >= 1, got 0$"):
+        make_config("tiny", checkpoint_every=0)
+    with pytest.raises(SettingError, match=r"^log_every must be a whole number >= 1, got 0$"):
+        make_config("tiny", log_every=0)
+    assert make_config("tiny", sample_every=0).sample_every == 0

@@ -121,6 +121,9 @@ class TrainConfig:
             raise SettingError(f"mode_seeking must be >= 0, got {self.mode_seeking}")
         if not self.mask_penalty >= 0:
             raise SettingError(f"mask_penalty must be >= 0, got {self.mask_penalty}")
+        for name in ("checkpoint_every", "log_every"):    # sample_every and fvd_every take 0 for never
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
+                raise SettingError(f"{name} must be a whole number >= 1, got {getattr(self, name)!r}")
         if self.is_conditional and (self.minibatch_std or self.mode_seeking or self.temporal_padding != "zeros"):
             raise SettingError("minibatch_std, mode_seeking and temporal_padding are options of the unconditional model")
 

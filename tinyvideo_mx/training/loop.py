@@ -162,7 +162,8 @@ class GanTraining(GanStep, RunState):
             raise run_folder.RunFolderError(f"{path}: cannot write ({e.strerror or e})") from None
 
     def _due(self, every):
-        """Whether a task run every ``every`` iterations (0: never) is due now; the last iteration always is."""
+        """Whether a task run every ``every`` iterations is due now: the last iteration always is, unless
+        ``every`` is 0 (never; sample grids and FVD only - checkpoints and logs take >= 1, TrainConfig)."""
         return bool(every) and (self.iteration % every == 0 or self.iteration == self.total)
 
     def _after_step(self, values, scalars, bar, fixed):
