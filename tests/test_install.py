@@ -118,7 +118,7 @@ def test_doctor_with_a_supported_gpu_and_a_cuda_build():
     ("avx2 avx512f avx512_bf16", "           float32: G in deconvolution form, D in strided form at the original's "
                                  "widths (g_form, d_form auto: strided backward passes on direct kernels; "
                                  "docs/performance.md)"),
-    ("avx2", "           float32: G in deconvolution form, D in phases form at the original's widths (g_form, d_form "
+    ("avx2", "           float32: G in phases form, D in phases form at the original's widths (g_form, d_form "
              "auto: strided backward passes on GEMM without AVX-512; docs/performance.md)")])
 def test_doctor_says_which_forms_float32_training_takes_on_this_cpu(tmp_path, flags, line):
     from tinyvideo_mx.runtime.doctor import report

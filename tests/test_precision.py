@@ -100,8 +100,25 @@ def test_amp_needs_bfloat16_hardware_on_cpu(tmp_path, monkeypatch):
 AVX512, AVX2 = {"avx2", "avx512f", "avx512_bf16"}, {"avx2"}
 
 
+@pytest.mark.parametrize("flags,width,forms", [(AVX2, 64, ("phases", "phases")), (AVX2, 16, ("deconvolution", "strided")),
+                                                (AVX512, 64, ("deconvolution", "strided"))])
+def test_training_networks_take_the_forms_auto_means_on_this_cpu(monkeypatch, flags, width, forms):
+    from tinyvideo_mx.models.factory import build_generator, build_networks
+    from tinyvideo_mx.runtime import cpu
+    monkeypatch.setattr(cpu, "read_cpuinfo", lambda *args: ("Test CPU", flags))
+    config = TrainConfig(ngf=width, ndf=width)
+    G, D = build_networks(config, None, "cpu")
+    assert (G.form, D.form) == forms
+    assert build_networks(config, None, "gpu")[0].form == "deconvolution"
+    assert build_generator(config).form == "deconvolution"           # sampling, export and serving
+
+
 def test_forms_auto_are_the_measured_faster_ones():
-    assert precision.generator_form("auto") == "deconvolution"               # float32, whatever the CPU
+    assert precision.generator_form("auto") == "deconvolution"               # no device: sampling, export
+    assert precision.generator_form("auto", None, AVX512, "cpu", 64) == "deconvolution"
+    assert precision.generator_form("auto", None, AVX2, "cpu", 64) == "phases"
+    assert precision.generator_form("auto", None, AVX2, "cpu", 16) == "deconvolution"     # the demo's width
+    assert precision.generator_form("auto", None, AVX2, "gpu", 64) == "deconvolution"
     assert precision.generator_form("auto", "bfloat16") == "phases"
     assert precision.generator_form("auto", "float16") == "deconvolution"
     assert precision.discriminator_form("auto", None, AVX512) == "strided"

@@ -43,21 +43,27 @@ def amp_dtype(contexts):
     raise SettingError("--amp needs all contexts of one kind (all cpu or all gpu)")
 
 
-def generator_form(requested, dtype=None):
-    """How G computes its transposed convolutions (``TrainConfig.g_form``; networks.TRANSPOSED_FORMS) when
-    its arithmetic is ``dtype`` (None: float32). "auto" takes the form measured faster (full size, batch 8,
-    one run each, docs/performance.md): under bfloat16 the phase form, whose convolutions run in bfloat16
-    and hybridized (AMD EPYC with avx512_bf16: 1.88 s against 2.13 s per step for the float32, imperative
-    Deconvolutions); in float32 Deconvolution, with AVX-512 (2.50 s against 2.77 s) and without (AMD EPYC,
-    AVX2 only, D in phase form: 4.14 s against 4.94 s); float16 (GPU) keeps Deconvolution."""
-    if requested != "auto":
-        return requested
-    return "phases" if dtype == "bfloat16" else "deconvolution"
-
-
-# D's phase form pays at the original's widths and not at the demo's: full size (ndf 64) about 10 % per
+# The phase forms pay at the original's widths and not at the demo's: full size (ndf 64, D) about 10 % per
 # step, the demo preset (ndf 16 on 32x32 frames) 3.87 against 3.90 iterations/s (docs/performance.md)
 PHASE_FORM_MIN_WIDTH = 64
+
+
+def generator_form(requested, dtype=None, flags=None, device=None, ngf=0):
+    """How G computes its transposed convolutions (``TrainConfig.g_form``; networks.TRANSPOSED_FORMS) when
+    its arithmetic is ``dtype`` (None: float32). "auto" takes the form measured faster (full size, one run
+    each, docs/performance.md): under bfloat16 the phase form, whose convolutions run in bfloat16 and
+    hybridized (AMD EPYC with avx512_bf16: 1.88 s against 2.13 s per step for the float32, imperative
+    Deconvolutions); in float32 for training on a CPU without AVX-512 (``device`` "cpu", ``flags`` its
+    /proc/cpuinfo flags) and a G at least PHASE_FORM_MIN_WIDTH wide, the phase form too, whose passes run on
+    direct AVX2 kernels where Deconvolution's forward runs on GEMM (AMD EPYC, AVX2 only, D in phase form,
+    three rounds: batch 16 12.05-12.36 s against 13.35-13.58 s per step, batch 8 6.14-6.60 s against
+    6.49-6.76 s); Deconvolution elsewhere: with AVX-512 (2.50 s against 2.77 s),
+    for float16 (GPU), and where no device is named (sampling, export, serving)."""
+    if requested != "auto":
+        return requested
+    if dtype == "bfloat16":
+        return "phases"
+    return "phases" if _float32_phases_pay(dtype, flags, device, ngf) else "deconvolution"
 
 
 def discriminator_form(requested, dtype=None, flags=None, device="cpu", ndf=64):
@@ -67,10 +73,16 @@ def discriminator_form(requested, dtype=None, flags=None, device="cpu", ndf=64):
     Convolution elsewhere. ``flags``: the CPU's (None: this machine's /proc/cpuinfo)."""
     if requested != "auto":
         return requested
-    flags = cpu.read_cpuinfo()[1] if flags is None else flags
-    phases = (device == "cpu" and dtype is None and ndf >= PHASE_FORM_MIN_WIDTH
-              and not cpu.direct_strided_backward(flags))
-    return "phases" if phases else "strided"
+    return "phases" if _float32_phases_pay(dtype, flags, device, ndf) else "strided"
+
+
+def _float32_phases_pay(dtype, flags, device, width):
+    """Whether a network ``width`` channels wide trains faster in phase form: in float32 on a CPU whose
+    strided backward passes (and Deconvolution's forward, the same primitive) run on GEMM, at least
+    PHASE_FORM_MIN_WIDTH wide. ``flags``: the CPU's (None: this machine's /proc/cpuinfo)."""
+    if device != "cpu" or dtype is not None or width < PHASE_FORM_MIN_WIDTH:
+        return False
+    return not cpu.direct_strided_backward(cpu.read_cpuinfo()[1] if flags is None else flags)
 
 
 class Precision:

@@ -31,7 +31,7 @@ def build_networks(config, dtype=None, device="cpu"):
     if config.is_conditional:
         return build_generator(config), ConditionalDiscriminator(ndf=config.ndf, frames=config.frames,
                                                                  size=config.size, form=d_form, prefix="D_")
-    return (build_generator(config, generator_form(config.g_form, dtype)),
+    return (build_generator(config, generator_form(config.g_form, dtype, device=device, ngf=config.ngf)),
             Discriminator(ndf=config.ndf, frames=config.frames, size=config.size,
                           minibatch_std=config.minibatch_std, form=d_form, prefix="D_"))
 

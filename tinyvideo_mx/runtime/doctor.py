@@ -7,6 +7,8 @@ from .. import precision
 from . import cpu, gpu_support
 from .threads import usable_cores
 
+ORIGINAL_WIDTH = 64      # ngf = ndf = 64 in the original (docs/original.md, §1 and §2)
+
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 
 
@@ -56,8 +58,9 @@ def report(gpus=None, distributions=None, cpuinfo="/proc/cpuinfo"):
                   None: "not available (needs avx512_bf16 or amx_bf16)"}[path]
     lines.append(f"           --amp on CPU (bfloat16): {bf16_state}")
     direct = cpu.direct_strided_backward(cpu_flags)
-    lines.append(f"           float32: G in {precision.generator_form('auto')} form, D in "
-                 f"{precision.discriminator_form('auto', None, cpu_flags)} form at the original's widths (g_form, "
+    g_form = precision.generator_form("auto", None, cpu_flags, "cpu", ORIGINAL_WIDTH)
+    d_form = precision.discriminator_form("auto", None, cpu_flags, "cpu", ORIGINAL_WIDTH)
+    lines.append(f"           float32: G in {g_form} form, D in {d_form} form at the original's widths (g_form, "
                  f"d_form auto: strided backward passes {'on direct kernels' if direct else 'on GEMM without AVX-512'}; "
                  "docs/performance.md)")
     if path:
