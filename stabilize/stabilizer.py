@@ -87,9 +87,9 @@ def _clips(stream, tracker, kernel, config, homographies):
             yield "drop", f"too short ({len(output)} < {config.min_frames} frames)"
         else:
             clip = np.clip(np.stack(output) + 0.5, 0, 255).astype(np.uint8)[..., ::-1]
-            residual = dominant_motion(clip) if config.max_residual else 0.0
-            if residual > config.max_residual:
-                yield "drop", f"residual motion ({residual:.2f} output px per frame > {config.max_residual})"
+            shaky = still_moving(clip, config)
+            if shaky:
+                yield "drop", shaky
             else:
                 if homographies is not None:
                     homographies[start] = np.stack(chains)
@@ -97,6 +97,15 @@ def _clips(stream, tracker, kernel, config, homographies):
         # The next clip starts at the cut frame (or the unmatched one), or at the next unread frame (None:
         # end of stream).
         pending = next_first if next_first is not None else next(stream, None)
+
+
+def still_moving(clip, config):
+    """Why a stabilised clip (uint8 RGB (T, S, S, 3)) is not kept - its dominant motion above
+    ``config.max_residual`` output px per frame - or None (also when the gate is off, 0)."""
+    residual = dominant_motion(clip) if config.max_residual else 0.0
+    if residual > config.max_residual:
+        return f"residual motion ({residual:.2f} output px per frame > {config.max_residual})"
+    return None
 
 
 def ahead(items, work, skip=0, depth=4):

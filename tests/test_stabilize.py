@@ -470,6 +470,23 @@ def test_a_clip_that_still_moves_is_dropped_with_its_residual(tmp_path):
     assert re.fullmatch(r"residual motion \(0\.\d\d output px per frame > 1e-06\)", strict[0][1]), strict[0][1]
 
 
+def test_the_residual_gate_keeps_clips_to_the_originals_standard():
+    # 95 % of the clips the original keeps on the bench's tuning videos move less than 0.5 output px per
+    # frame (dominant motion); a clip panning at 0.7 px per frame is beyond that, one at 0.3 within it
+    from stabilize.stabilizer import still_moving
+    scene = texture(2, 400)
+
+    def panning(px):
+        return np.stack([cv2.warpAffine(scene, np.float32([[1, 0, -px * t], [0, 1, 0]]), (128, 128))[..., ::-1]
+                         for t in range(16)])
+    reason = still_moving(panning(0.7), StabilizeConfig())
+    measured = re.fullmatch(r"residual motion \((\d\.\d\d) output px per frame > 0\.5\)", reason)
+    assert measured and float(measured.group(1)) == pytest.approx(0.7, abs=0.03), reason
+    assert still_moving(panning(0.3), StabilizeConfig()) is None
+    assert still_moving(panning(0.7), StabilizeConfig(max_residual=1.0)) is None
+    assert still_moving(panning(0.7), StabilizeConfig.faithful()) is None         # the original has no gate
+
+
 @pytest.mark.parametrize("depth", [0, 1, 4])
 def test_frames_are_described_ahead_in_order_and_errors_arrive_where_they_happened(depth):
     import threading
