@@ -33,8 +33,8 @@ class StabilizeConfig:
     max_scale_change: float = 0.15   # per frame: |scale - 1| of the similarity part
     max_shear: float = 0.15          # per frame: |anisotropy| of the affine part
     max_perspective: float = 0.25    # per frame: relative scale spread over the frame (|h31| W + |h32| H)
-    max_residual: float = 0.5        # a written clip whose dominant motion exceeds this (output px per frame) is dropped (0: off);
-                                     # 0.5: 95 % of the original's kept clips on bench/stabilize.py's tuning videos are steadier
+    max_residual: float = 0.5        # a written clip moving more than this (dominant motion, output px per frame) is dropped
+                                     # (0: off); 0.5: 95 % of the original's kept clips on the bench's tuning videos move less
     scene_cuts: bool = True          # end a clip at a cut instead of straddling it
     cut_threshold: float = 0.2       # a cut: Bhattacharyya distance between consecutive HSV histograms above this
     cut_change: float = 25.0         # ... and mean |difference| of 32x24 grey thumbnails (0-255) above this (cuts.py)
