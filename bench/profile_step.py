@@ -103,7 +103,7 @@ def mxnet_layers(batch, repeats, amp=False):
     from mxnet import autograd
     from tinyvideo_mx.models.factory import prepare
     from tinyvideo_mx.models.networks import Discriminator, Generator
-    from tinyvideo_mx.precision import discriminator_form, generator_form
+    from tinyvideo_mx.runtime.precision import discriminator_form, generator_form
     dtype = "bfloat16" if amp else None
     G = prepare(Generator(prefix="G_", form=generator_form("auto", dtype)), [mx.cpu()], hybridize=False)
     D = prepare(Discriminator(prefix="D_", form=discriminator_form("auto", dtype)), [mx.cpu()], hybridize=False)

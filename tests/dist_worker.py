@@ -1,4 +1,4 @@
-"""A worker of the distributed-training tests (started by tinyvideo_mx.launch with DMLC_ROLE=worker):
+"""A worker of the distributed-training tests (started by tinyvideo_mx.training.launch with DMLC_ROLE=worker):
 trains the tiny model with the kvstore given on the command line and saves its own replica's weights."""
 import sys
 import warnings

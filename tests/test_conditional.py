@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from mxnet import nd
 
 from conftest import tiny_config
-from tinyvideo_mx import losses
+from tinyvideo_mx.training import losses
 from tinyvideo_mx.generation import media
 from tinyvideo_mx.cli import main
 from tinyvideo_mx.conditional import sample_conditional

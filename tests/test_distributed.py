@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import tiny_config
-from tinyvideo_mx import checkpoint, launch
+from tinyvideo_mx import checkpoint
+from tinyvideo_mx.training import launch
 from tinyvideo_mx.cli import main
 from tinyvideo_mx.data import read_list, synthetic
 from tinyvideo_mx.data.iterator import StripIter

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tinyvideo_mx import precision
+from tinyvideo_mx.runtime import precision
 from tinyvideo_mx.runtime import gpu_support
 from tinyvideo_mx.cli import main
 from tinyvideo_mx.errors import SettingError

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import tiny_config
 from test_training import use_sgd
-from tinyvideo_mx import precision
+from tinyvideo_mx.runtime import precision
 from tinyvideo_mx.config import TrainConfig
 from tinyvideo_mx.errors import SettingError
 from tinyvideo_mx.data import synthetic

@@ -482,7 +482,7 @@ def test_every_expected_error_is_a_tinyvideo_error():
     from tinyvideo_mx.data.image_input import ImageError
     from tinyvideo_mx.data.iterator import TooManyBadClips
     from tinyvideo_mx.data.image_input import ImageTooLarge
-    from tinyvideo_mx.launch import LaunchError
+    from tinyvideo_mx.training.launch import LaunchError
     from tinyvideo_mx.serving.contract import RequestError
     for cls in (checkpoint.CheckpointError, run_folder.RunFolderError, ListFileError, StripError, TooManyBadClips,
                 FileProblem, ImageError, ImageTooLarge, VideoError, LaunchError, RequestError, SettingError):

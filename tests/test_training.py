@@ -9,7 +9,8 @@ import pytest
 from mxnet import autograd, gluon, nd
 
 from conftest import tiny_config
-from tinyvideo_mx import checkpoint, losses
+from tinyvideo_mx import checkpoint
+from tinyvideo_mx.training import losses
 from tinyvideo_mx.generation.inference import latents
 from tinyvideo_mx.training import GanTraining
 
@@ -281,7 +282,7 @@ def test_batchnorm_statistics_are_estimated_from_the_networks_own_activations():
     """estimate_batchnorm_statistics: 40 batches in training mode move a BatchNorm's running mean from 0
     to (1 - 0.9**40) of its input's mean and the running variance from 1 to 0.9**40 + (1 - 0.9**40) of the
     input's (biased) variance (MXNet's momentum 0.9), and leave the weights alone."""
-    from tinyvideo_mx.averaging import STATISTICS_BATCHES, estimate_batchnorm_statistics
+    from tinyvideo_mx.training.averaging import STATISTICS_BATCHES, estimate_batchnorm_statistics
     net = gluon.nn.HybridSequential()
     net.add(gluon.nn.Dense(3, in_units=2), gluon.nn.BatchNorm(in_channels=3))
     net.initialize(mx.init.Normal(1.0))
@@ -315,7 +316,7 @@ def test_the_averaged_generator_estimates_its_statistics_on_every_context(tmp_pa
 def test_generator_average_follows_its_formula():
     """Two updates by hand: decay_t = min(decay, (1 + t) / (10 + t)); weights averaged, BN running
     statistics copied."""
-    from tinyvideo_mx.averaging import GeneratorAverage, effective_decay
+    from tinyvideo_mx.training.averaging import GeneratorAverage, effective_decay
     from tinyvideo_mx.models.factory import build_generator, prepare
     config = tiny_config()
     def build():

@@ -2,10 +2,11 @@
 
 Rooms, in the order a clip travels: ``data`` (strips, lists, the DataIter, the built-in set, input
 images), ``models`` (layers, G and D, the image-to-video model, building them), ``training`` (the D and
-G steps, the loop, a run's state, what it watches), ``checkpoint``, ``generation`` (inference, sampling,
+G steps and their losses, the loop, a run's state, what it watches, the weight average, replicas and the
+launcher, the scalar log), ``checkpoint``, ``generation`` (inference, sampling,
 media files, export, Torch7 import), ``metrics`` (statistics, FVD/IS, evaluation, the report),
 ``serving`` (the request contract, HTTP, MMS); ``runtime`` (the machine: compatibility, CPU, threads,
-GPUs, doctor) and ``cli`` (the ``tinyvideo-mx`` command).
+GPUs, mixed precision and the networks' fastest forms, doctor) and ``cli`` (the ``tinyvideo-mx`` command).
 """
 import sys
 

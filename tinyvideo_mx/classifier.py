@@ -94,33 +94,15 @@ def accuracy(scores, labels):
     return float((np.argmax(scores, axis=1) == np.asarray(labels)).mean())
 
 
-def finetune(train_list, out_dir, source=None, test_list=None, classes=None, iterations=1000, batch_size=32,
-             lr=2e-4, beta1=0.5, from_scratch=False, seed=0, frame_height=None, ctx="cpu", data_root=None,
-             log_every=10, progress=True, frames=None, size=None, ndf=None, max_bad=50):
-    """Fine-tune; returns the result dict (also in ``out_dir``/result.json, with classifier.params).
-    ``frame_height`` (rows per frame in the strips) defaults to the checkpoint's, else 128."""
+def _fit(net, trainer, data, context, iterations, out_dir, log_every, progress):
+    """``iterations`` steps of softmax cross-entropy on batches of ``data``; every ``log_every`` the loss
+    and the training accuracy since the last line go to ``out_dir``'s scalar log and the progress bar."""
     from tqdm import tqdm
-    from .tblog import ScalarLog
-    context = parse_contexts(ctx)[0]
-    paths, raw = read_labelled_list(train_list, data_root)
-    labels = zero_based(raw, train_list)
-    classes = classes or int(labels.max()) + 1
-    if labels.max() >= classes:
-        raise SettingError(f"{train_list}: class {int(labels.max()) + 1} but only {classes} classes")
-    mx.random.seed(seed)
-    source = checkpoint.opened(source) if source else None
-    net, config = build_classifier(source, classes, context, frames, size, ndf, from_scratch)
-    frame_height = frame_height or config.frame_height     # the strips the checkpoint was trained on
-    net.hybridize(**HYBRIDIZE_FLAGS)
-    trainer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": lr, "beta1": beta1})
+    from .training.tensorboard_log import ScalarLog
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-    data = StripIter(paths, batch_size, frames=config.frames, size=config.size, frame_height=frame_height,
-                     seed=seed, labels=labels, max_bad=max_bad)
-    os.makedirs(out_dir, exist_ok=True)
     scalars = ScalarLog(out_dir)
     bar = tqdm(total=iterations, disable=not progress, unit="it", desc="finetune")
     correct = seen = 0
-    started = time.time()
     try:
         for it in range(1, iterations + 1):
             batch = data.next_any_epoch()
@@ -140,6 +122,32 @@ def finetune(train_list, out_dir, source=None, test_list=None, classes=None, ite
     finally:
         bar.close()
         scalars.close()
+
+
+def finetune(train_list, out_dir, source=None, test_list=None, classes=None, iterations=1000, batch_size=32,
+             lr=2e-4, beta1=0.5, from_scratch=False, seed=0, frame_height=None, ctx="cpu", data_root=None,
+             log_every=10, progress=True, frames=None, size=None, ndf=None, max_bad=50):
+    """Fine-tune; returns the result dict (also in ``out_dir``/result.json, with classifier.params).
+    ``frame_height`` (rows per frame in the strips) defaults to the checkpoint's, else 128."""
+    context = parse_contexts(ctx)[0]
+    paths, raw = read_labelled_list(train_list, data_root)
+    labels = zero_based(raw, train_list)
+    classes = classes or int(labels.max()) + 1
+    if labels.max() >= classes:
+        raise SettingError(f"{train_list}: class {int(labels.max()) + 1} but only {classes} classes")
+    mx.random.seed(seed)
+    source = checkpoint.opened(source) if source else None
+    net, config = build_classifier(source, classes, context, frames, size, ndf, from_scratch)
+    frame_height = frame_height or config.frame_height     # the strips the checkpoint was trained on
+    net.hybridize(**HYBRIDIZE_FLAGS)
+    trainer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": lr, "beta1": beta1})
+    data = StripIter(paths, batch_size, frames=config.frames, size=config.size, frame_height=frame_height,
+                     seed=seed, labels=labels, max_bad=max_bad)
+    os.makedirs(out_dir, exist_ok=True)
+    started = time.time()
+    try:
+        _fit(net, trainer, data, context, iterations, out_dir, log_every, progress)
+    finally:
         data.close()
     result = {"classes": classes, "iterations": iterations, "batch_size": batch_size, "from_scratch": from_scratch or not source,
               "source": source.folder if source else None, "train_list": train_list,

@@ -251,7 +251,7 @@ def launch(workers, servers, hosts, port, timeout, command):
     Cluster (prints one ssh command per process; the first host runs the scheduler):
       tinyvideo-mx launch -n 4 -s 2 --hosts hosts.txt -- tinyvideo-mx train --kvstore dist_sync ...
     """
-    from . import launch as launcher
+    from .training import launch as launcher
     if hosts:
         with open(hosts) as f:
             names = [line.strip() for line in f if line.strip() and not line.startswith("#")]

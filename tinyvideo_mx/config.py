@@ -50,7 +50,7 @@ class TrainConfig:
     upsampling: str = "transposed" # generator: the original's stride-2 transposed convolutions, or "resize"
     cond_noise: int = 0            # conditional only: z size joined to the code (0 = none, faithful)
     g_form: str = "auto"           # G's transposed convolutions as Deconvolution or as phase Convolutions: the
-                                   # same function and parameters; "auto" takes the faster (precision.py)
+                                   # same function and parameters; "auto" takes the faster (runtime/precision.py)
     d_form: str = "auto"           # D's stride-2 convolutions as strided Convolutions or as stride-1 ones on the
                                    # input's phases: the same function and parameters; "auto" as g_form
     temporal_padding: str = "zeros"  # resize upsampling only: "replicate" extends G's frames by copies of
@@ -63,7 +63,7 @@ class TrainConfig:
     beta2: float = 0.999
     epsilon: float = 1e-8
     mask_penalty: float = 0.1      # 0.1 * mean(m) (L1Penalty(0.1, sizeAverage=true))
-    # regularisers of D, all off in the original (losses.py, training/step.py)
+    # regularisers of D, all off in the original (training/losses.py, training/step.py)
     instance_noise: float = 0.0    # std of Gaussian noise added to every clip D sees, falling linearly to 0
     instance_noise_until: int = None   # ... at this iteration; None: the run's length when it starts (then saved,
                                        # so a resumed run that is extended keeps the schedule it began with)
@@ -72,7 +72,7 @@ class TrainConfig:
     # a regulariser of G, off in the original (losses.mode_seeking)
     mode_seeking: float = 0.0      # weight of 1 / (|G(z1) - G(z2)| / |z1 - z2|) over pairs of the batch
     l1_weight: float = 10.0        # conditional only: 10 * mean|G(x0)[:, :, 0] - x0|
-    g_ema: float = 0.0             # >0: sample from a moving average of G's weights with this decay (averaging.py)
+    g_ema: float = 0.0             # >0: sample from a moving average of G's weights with this decay (training/averaging.py)
     g_step: str = "reuse"          # "reuse": the original's G step; "recompute": a fresh D(G(z)) after D's update
     iterations: int = None         # None: 100 epochs of floor(#clips / batch) iterations, as niter = 100
     seed: int = 0
@@ -80,7 +80,7 @@ class TrainConfig:
     ctx: str = "cpu"
     kvstore: str = "device"
     hybridize: bool = True
-    amp: bool = False              # MXNet AMP: bfloat16 on CPU, float16 on GPU (precision.py)
+    amp: bool = False              # MXNet AMP: bfloat16 on CPU, float16 on GPU (runtime/precision.py)
     checkpoint_every: int = 1000
     sample_every: int = 100
     log_every: int = 10

@@ -38,21 +38,27 @@ class TooManyBadClips(TinyVideoError):
     pass
 
 
+def worker_share(paths, labels, batch_size, sampling, part_index=0, num_parts=1):
+    """(paths, labels as float32 or None) of worker ``part_index`` of ``num_parts`` (distributed training),
+    after checking that they can make batches. Labels are the optional integer class per clip (labelled
+    lists, finetune-classifier); a replaced bad clip brings its own label."""
+    if sampling not in SAMPLING_MODES:
+        raise SettingError(f"sampling must be one of {SAMPLING_MODES}, got {sampling!r}")
+    share = list(paths)[part_index::num_parts]
+    share_labels = None if labels is None else np.asarray(list(labels)[part_index::num_parts], np.float32)
+    if share_labels is not None and len(share_labels) != len(share):
+        raise SettingError(f"{len(labels)} labels for {len(paths)} clips")
+    if len(share) < batch_size and sampling != "replacement":
+        raise SettingError(f"{len(share)} clips cannot fill one batch of {batch_size} without replacement")
+    return share, share_labels
+
+
 class StripIter(mx.io.DataIter):
     def __init__(self, paths, batch_size, frames=32, size=64, frame_height=128, sampling="replacement",
                  seed=0, decode_threads=2, prefetch=2, max_bad=50, part_index=0, num_parts=1,
                  data_name="data", loader=None, labels=None, cache_mb=0):
         super().__init__(batch_size)
-        if sampling not in SAMPLING_MODES:
-            raise SettingError(f"sampling must be one of {SAMPLING_MODES}, got {sampling!r}")
-        self.paths = list(paths)[part_index::num_parts]   # a worker's shard in distributed training
-        # Optional integer class per clip (labelled lists, finetune-classifier); a replaced bad clip
-        # brings its own label.
-        self.labels = None if labels is None else np.asarray(list(labels)[part_index::num_parts], np.float32)
-        if self.labels is not None and len(self.labels) != len(self.paths):
-            raise SettingError(f"{len(labels)} labels for {len(paths)} clips")
-        if len(self.paths) < batch_size and sampling != "replacement":
-            raise SettingError(f"{len(self.paths)} clips cannot fill one batch of {batch_size} without replacement")
+        self.paths, self.labels = worker_share(paths, labels, batch_size, sampling, part_index, num_parts)
         self.frames, self.size, self.frame_height = frames, size, frame_height
         self.sampling, self.seed, self.max_bad = sampling, seed, max_bad
         self.prefetch = max(1, prefetch)

@@ -8,7 +8,7 @@ drawn; the streams are disjoint:
 * ``SAMPLE_GRID_ITERATION``: the fixed z of the sample grids written during training, drawn as the
   training z of that (never reached) iteration;
 * ``STATISTICS_ITERATION`` + k: batch k of the z the averaged G's BatchNorm statistics are estimated on
-  (averaging.py), likewise never reached;
+  (training/averaging.py), likewise never reached;
 * ``EVALUATION_SEED_OFFSET``: evaluation's z, ``latents([seed + EVALUATION_SEED_OFFSET, first clip])``;
 * sampling and serving: ``latents(seed, n)``; clip i is row i whatever n.
 """

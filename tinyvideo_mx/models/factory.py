@@ -3,7 +3,7 @@ import mxnet as mx
 
 from .conditional_networks import ConditionalDiscriminator, ConditionalGenerator
 from .networks import Discriminator, Generator
-from ..precision import discriminator_form, generator_form
+from ..runtime.precision import discriminator_form, generator_form
 
 # static_alloc only. static_shape=True gives silently wrong training in MXNet 1.9.1 when a block runs
 # twice before one backward (D on the fake batch, then on the real batch): D learns to call fakes real

@@ -3,7 +3,7 @@ import os
 import platform
 import sys
 
-from .. import precision
+from . import precision
 from . import cpu, gpu_support
 from .threads import usable_cores
 
@@ -28,6 +28,31 @@ def mxnet_features():
         return None, f"import mxnet failed: {type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
 
 
+def cpu_lines(cpuinfo="/proc/cpuinfo"):
+    """The doctor's lines on the CPU: its flags, the bfloat16 path ``--amp`` takes, and the forms float32
+    and bfloat16 training take for the networks (precision.py)."""
+    lines = []
+    model, flags = cpu_description(cpuinfo)
+    lines.append(f"CPU        {model}; " + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in flags.items()))
+    cpu_flags = {k for k, v in flags.items() if v}
+    path = cpu.bfloat16_path(cpu_flags)
+    bf16_state = {"AMX": "available, on AMX (oneDNN avx512_core_amx_bf16 kernels)",
+                  "AVX512-BF16": "available, on AVX512-BF16 (oneDNN avx512_core_bf16 kernels; no AMX here"
+                                 + (f": {cpu.amx_decision}" if flags.get("amx_bf16") else "") + ")",
+                  None: "not available (needs avx512_bf16 or amx_bf16)"}[path]
+    lines.append(f"           --amp on CPU (bfloat16): {bf16_state}")
+    direct = cpu.direct_strided_backward(cpu_flags)
+    g_form = precision.generator_form("auto", None, cpu_flags, "cpu", ORIGINAL_WIDTH)
+    d_form = precision.discriminator_form("auto", None, cpu_flags, "cpu", ORIGINAL_WIDTH)
+    lines.append(f"           float32: G in {g_form} form, D in {d_form} form at the original's widths (g_form, "
+                 f"d_form auto: strided backward passes {'on direct kernels' if direct else 'on GEMM without AVX-512'}; "
+                 "docs/performance.md)")
+    if path:
+        lines.append(f"           G under --amp: {precision.generator_form('auto', 'bfloat16')} form (g_form auto; "
+                     "docs/performance.md)")
+    return lines
+
+
 def report(gpus=None, distributions=None, cpuinfo="/proc/cpuinfo"):
     """The doctor's lines, and whether everything asked for can run (False if the install is broken)."""
     distributions = gpu_support.installed_mxnet() if distributions is None else distributions
@@ -48,24 +73,7 @@ def report(gpus=None, distributions=None, cpuinfo="/proc/cpuinfo"):
     else:
         shown = ", ".join(f"{('oneDNN' if k == 'MKLDNN' else k)} {'yes' if v else 'no'}" for k, v in features.items())
         lines.append(f"           imports as {version}: {shown}")
-    model, flags = cpu_description(cpuinfo)
-    lines.append(f"CPU        {model}; " + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in flags.items()))
-    cpu_flags = {k for k, v in flags.items() if v}
-    path = cpu.bfloat16_path(cpu_flags)
-    bf16_state = {"AMX": "available, on AMX (oneDNN avx512_core_amx_bf16 kernels)",
-                  "AVX512-BF16": "available, on AVX512-BF16 (oneDNN avx512_core_bf16 kernels; no AMX here"
-                                 + (f": {cpu.amx_decision}" if flags.get("amx_bf16") else "") + ")",
-                  None: "not available (needs avx512_bf16 or amx_bf16)"}[path]
-    lines.append(f"           --amp on CPU (bfloat16): {bf16_state}")
-    direct = cpu.direct_strided_backward(cpu_flags)
-    g_form = precision.generator_form("auto", None, cpu_flags, "cpu", ORIGINAL_WIDTH)
-    d_form = precision.discriminator_form("auto", None, cpu_flags, "cpu", ORIGINAL_WIDTH)
-    lines.append(f"           float32: G in {g_form} form, D in {d_form} form at the original's widths (g_form, "
-                 f"d_form auto: strided backward passes {'on direct kernels' if direct else 'on GEMM without AVX-512'}; "
-                 "docs/performance.md)")
-    if path:
-        lines.append(f"           G under --amp: {precision.generator_form('auto', 'bfloat16')} form (g_form auto; "
-                     "docs/performance.md)")
+    lines += cpu_lines(cpuinfo)
     lines.append(f"Threads    {usable_cores()} usable cores; OMP_NUM_THREADS="
                  f"{os.environ.get('OMP_NUM_THREADS', 'unset')} (tinyvideo-mx sets it to the cores unless you do)")
     cuda_build = bool(features.get("CUDA")) or any(gpu_support.is_cuda_distribution(n) for n, _ in distributions)

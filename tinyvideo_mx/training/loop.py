@@ -14,12 +14,12 @@ from .. import run_folder
 from ..config import TrainConfig
 from ..runtime.context import parse_contexts
 from ..data.sources import make_iterator
-from ..averaging import GeneratorAverage
+from .averaging import GeneratorAverage
 from ..models.factory import build_generator, build_networks, prepare
 from ..generation.inference import SAMPLE_GRID_ITERATION, STATISTICS_ITERATION, generator_inputs
 from ..fsutil import write_text_atomic
-from ..precision import Precision
-from ..replicas import Replicas
+from ..runtime.precision import Precision
+from .replicas import Replicas
 from ..errors import SettingError
 from .monitor import Monitor
 from .state import RunState
@@ -100,7 +100,7 @@ class GanTraining(GanStep, RunState):
 
     def statistics_inputs(self):
         """Batch k of the generator inputs the averaged G's BatchNorm statistics are estimated on: z drawn
-        from (seed, STATISTICS_ITERATION + k), a training batch's size (averaging.py). None for the
+        from (seed, STATISTICS_ITERATION + k), a training batch's size (training/averaging.py). None for the
         conditional model, whose inputs are real first frames: it keeps the copied statistics."""
         if self.config.is_conditional:
             return None
@@ -121,7 +121,7 @@ class GanTraining(GanStep, RunState):
         """Train to ``self.total`` iterations. In distributed training only rank 0 writes files (logs,
         samples, checkpoints); every worker runs the same loop."""
         from tqdm import tqdm
-        from ..tblog import ScalarLog
+        from .tensorboard_log import ScalarLog
         chief = self.replicas.is_chief
         if chief:
             self._write_config()

@@ -31,7 +31,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd
 
-from .. import losses
+from . import losses
 from ..runtime.context import split_sizes, split_to_contexts
 from ..generation.inference import generator_inputs
 

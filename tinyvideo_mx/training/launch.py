@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from .errors import TinyVideoError
+from ..errors import TinyVideoError
 
 ROLE_PROGRAM = [sys.executable, "-c", "import tinyvideo_mx, mxnet"]
 
