@@ -88,7 +88,7 @@ def test_collapsed_and_too_few_clips_are_named_not_scored():
                                       "note": "needs 150 generated and 300 real clips (has 20 and 36): "
                                               "evaluate --stats --stats-clips 300"}
     assert rows["colour_std"]["ratio"] == 0.0 and rows["colour_spread"]["ratio"] == 0.0
-    assert rows["diversity"]["generated"] == 0.0 and rows["diversity"]["note"] == "20 clips each"
+    assert rows["diversity"]["generated"] == 0.0 and rows["diversity"]["note"].startswith("20 clips each; 20 real clips score ")
     assert rows["diversity"]["real"] > 0
     table = cs.format_rows(list(rows.values()))
     assert table[-1 - 0].startswith("frechet_pixels") and "(needs 150 generated and 300 real clips" in table[-1]
@@ -148,3 +148,21 @@ def test_sample_prints_the_statistics_and_evaluate_stats_writes_them(trained_run
     rows = json.load(open(out))["statistics"]["rows"]
     assert {r["statistic"] for r in rows} >= {"checkerboard", "flicker", "motion", "frechet_pixels"}
     assert os.path.exists(trained_run / "tensorboard")
+
+
+def test_few_generated_clips_are_shown_beside_what_as_few_real_clips_score_by_chance():
+    """40 real clips, each one flat colour: 20 of colour a, 20 of colour b. Two clips drawn from them are
+    either alike (colour spread 0) or one of each (spread |a - b| / 2 per colour, the whole set's too):
+    about half the draws each, so the 5-95 % band of the spread ratio is 0-1x. Flat clips have no
+    checkerboard in any draw (0 / 0 reads 1x)."""
+    a, b = np.array([0.2, 0.5, 0.9]), np.array([0.8, 0.1, 0.3])
+    colours = np.concatenate([np.tile(a, (20, 1)), np.tile(b, (20, 1))])
+    real = clips_from_unit(colours[:, :, None, None, None] * np.ones((40, 3, 4, 8, 8)))
+    rows = {r["statistic"]: r for r in cs.compare(real[[0, 20]], real)}
+    assert rows["colour_spread"]["ratio"] == pytest.approx(1.0)
+    assert rows["colour_spread"]["note"] == "2 real clips score 0.00-1.00x (5-95 % of 200 draws)"
+    assert rows["checkerboard"]["note"] == "2 real clips score 1.00-1.00x (5-95 % of 200 draws)"
+    assert "channel_mean_r" not in cs.BANDED and rows["channel_mean_r"]["note"] is None
+    # as many generated clips as real ones: nothing to draw, no band
+    assert cs.compare(real, real)[0]["note"] is None
+    assert any("(2 real clips score 0.00-1.00x" in line for line in cs.format_rows(list(rows.values())))

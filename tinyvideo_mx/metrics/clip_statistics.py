@@ -40,6 +40,12 @@ STATISTICS = ("checkerboard", "flicker", "motion", "channel_mean_r", "channel_me
 EMBEDDING_SIZE = 150
 FRECHET_MIN_CLIPS = EMBEDDING_SIZE      # per fitted Gaussian
 ROW_FIELDS = ("statistic", "generated", "real", "ratio", "note")
+# A set of few clips is itself a draw: beside these rows, ``compare`` says what as many real clips score
+# against the whole real set (5-95 % of BAND_DRAWS random subsets), so a ratio outside that band means
+# something and one inside it may be luck. 16 of the demo's training clips score a colour spread of
+# 0.79-1.10x of 256 of them.
+BANDED = ("checkerboard", "flicker", "colour_spread", "colour_std", "end_contrast", "diversity")
+BAND_DRAWS = 200
 
 
 def _unit(clips):
@@ -147,10 +153,12 @@ def compare(generated, real, mask=None):
     of ``real``, so its ratio says how far generated clips are, in units of real-vs-real sampling noise;
     with too few clips for its Gaussians the row has no values and a note saying what it needs."""
     gen, ref = clip_statistics(generated, mask), clip_statistics(real)
-    rows = [(name, gen[name], ref[name], _ratio(gen[name], ref[name]), None) for name in STATISTICS]
     n = min(len(generated), len(real))
     diverse, real_diverse = nearest_neighbour_distance(generated[:n]), nearest_neighbour_distance(real[:n])
-    rows.append(("diversity", diverse, real_diverse, _ratio(diverse, real_diverse), f"{n} clips each"))
+    bands = real_bands(real, len(generated), dict(ref, diversity=real_diverse)) if len(generated) < len(real) else {}
+    rows = [(name, gen[name], ref[name], _ratio(gen[name], ref[name]), bands.get(name)) for name in STATISTICS]
+    rows.append(("diversity", diverse, real_diverse, _ratio(diverse, real_diverse),
+                 "; ".join(filter(None, [f"{n} clips each", bands.get("diversity")]))))
     half = len(real) // 2
     if len(generated) < FRECHET_MIN_CLIPS or half < FRECHET_MIN_CLIPS:
         rows.append(("frechet_pixels", None, None, None,
@@ -164,6 +172,22 @@ def compare(generated, real, mask=None):
         if name in gen:
             rows.append((name, gen[name], None, None, None))
     return [dict(zip(ROW_FIELDS, row)) for row in rows]
+
+
+def real_bands(real, n, reference, draws=BAND_DRAWS):
+    """{statistic: note} for the BANDED statistics: the 5-95 % range of the ratio that ``n`` real clips,
+    drawn ``draws`` times without replacement (a fixed seed), score against ``reference`` (the real set's
+    values) - how far a set of ``n`` clips moves by chance."""
+    rng = np.random.default_rng(0)
+    ratios = {name: [] for name in BANDED}
+    for _ in range(draws):
+        subset = real[np.sort(rng.choice(len(real), n, replace=False))]
+        values = clip_statistics(subset)
+        values["diversity"] = nearest_neighbour_distance(subset)
+        for name in BANDED:
+            ratios[name].append(_ratio(values[name], reference[name]))
+    return {name: f"{n} real clips score {low:.2f}-{high:.2f}x (5-95 % of {draws} draws)"
+            for name, (low, high) in ((k, np.percentile(v, [5, 95])) for k, v in ratios.items())}
 
 
 def format_rows(rows):
