@@ -42,8 +42,8 @@ FRECHET_MIN_CLIPS = EMBEDDING_SIZE      # per fitted Gaussian
 ROW_FIELDS = ("statistic", "generated", "real", "ratio", "note")
 # A set of few clips is itself a draw: beside these rows, ``compare`` says what as many real clips score
 # against the whole real set (5-95 % of BAND_DRAWS random subsets), so a ratio outside that band means
-# something and one inside it may be luck. 16 of the demo's training clips score a colour spread of
-# 0.79-1.10x of 256 of them.
+# something and one inside it may be luck. 16 of the demo's 256 reference clips score a colour spread
+# of 0.83-1.12x of all 256.
 BANDED = ("checkerboard", "flicker", "colour_spread", "colour_std", "end_contrast", "diversity")
 BAND_DRAWS = 200
 
