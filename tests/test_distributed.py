@@ -173,3 +173,22 @@ def test_cli_launch_reports_a_failing_worker(tmp_path):
     result = CliRunner().invoke(main, ["launch", "-n", "2", "--", sys.executable, "-c", "import sys; sys.exit(5)"])
     assert result.exit_code == 1
     assert "a worker failed with exit status 5; all processes were stopped" in result.output
+
+
+def test_launch_hosts_file_prints_one_ssh_command_per_process_and_refuses_what_it_cannot_read(tmp_path):
+    hosts = tmp_path / "hosts.txt"
+    hosts.write_text("# the cluster\nnode-a\n\n  node-b  \n")
+    result = CliRunner().invoke(main, ["launch", "-n", "2", "-s", "1", "--hosts", str(hosts), "--", "train"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert [line.rsplit("# ", 1)[-1] for line in lines[:-1]] == ["scheduler", "server", "worker", "worker"]
+    assert [line.split()[1] for line in lines[:-1]] == ["node-a", "node-a", "node-a", "node-b"]
+    assert lines[-1] == "wait" and "DMLC_PS_ROOT_URI=node-a" in lines[0] and "DMLC_PS_ROOT_PORT=9091" in lines[0]
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nobody yet\n\n")
+    fifo = tmp_path / "hosts.fifo"
+    os.mkfifo(fifo)               # no writer: opened the plain way, reading it would wait forever
+    for path, reason in ((empty, "no hosts listed"), (fifo, "is a FIFO (named pipe), not a regular hosts file")):
+        result = CliRunner().invoke(main, ["launch", "--hosts", str(path), "--", "train"])
+        assert result.exit_code == 1
+        assert result.output == f"Error: {path}: {reason}\n"

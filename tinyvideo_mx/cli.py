@@ -253,11 +253,7 @@ def launch(workers, servers, hosts, port, timeout, command):
     """
     from .training import launch as launcher
     if hosts:
-        with open(hosts) as f:
-            names = [line.strip() for line in f if line.strip() and not line.startswith("#")]
-        if not names:
-            raise click.ClickException(f"{hosts}: no hosts listed")
-        for line in launcher.cluster_commands(command, names, workers, servers, port or 9091):
+        for line in launcher.cluster_commands(command, launcher.read_hosts(hosts), workers, servers, port or 9091):
             click.echo(line)
         return
     try:

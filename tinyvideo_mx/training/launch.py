@@ -21,8 +21,10 @@ import subprocess
 import sys
 import time
 
-from ..errors import TinyVideoError
+from ..errors import FileProblem, TinyVideoError
+from ..fsutil import read_regular_file
 
+MAX_HOSTS_BYTES = 2 ** 20          # a hosts file lists machines: tens of thousands of names fit
 ROLE_PROGRAM = [sys.executable, "-c", "import tinyvideo_mx, mxnet"]
 
 
@@ -56,6 +58,21 @@ def plan(command, workers, servers, scheduler_host, port, node_hosts=None):
     roles += [("worker", hosts[i % len(hosts)]) for i in range(workers)]
     return [(role, host, role_environment(role, scheduler_host, port, workers, servers, host),
              list(command) if role == "worker" else list(ROLE_PROGRAM)) for role, host in roles]
+
+
+def read_hosts(path):
+    """The hosts ``path`` lists, one per line (blank lines and lines starting with # skipped); a
+    FileProblem naming the file if it is not a regular file (a FIFO would block the reader), too large,
+    not text, or lists no host."""
+    raw = read_regular_file(path, MAX_HOSTS_BYTES, "hosts file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FileProblem(path, "is not a UTF-8 text file of host names") from None
+    names = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    if not names:
+        raise FileProblem(path, "no hosts listed")
+    return names
 
 
 def cluster_commands(command, hosts, workers, servers, port=9091):
