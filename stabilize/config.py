@@ -52,6 +52,16 @@ class StabilizeConfig:
         values.update(overrides)
         return cls(**values)
 
+    @classmethod
+    def from_options(cls, faithful=False, settings=(), scene_cuts=True, quality_gate=True, **named):
+        """The configuration the ``stabilize`` command's options describe: ``named`` fields (None: not
+        given), the two switches that turn defaults off, then ``--set KEY=VALUE`` items, on top of the
+        original's setup (``faithful``) or the default."""
+        overrides = {k: v for k, v in named.items() if v is not None}
+        overrides.update({k: False for k, on in (("scene_cuts", scene_cuts), ("quality_gate", quality_gate)) if not on})
+        overrides.update(cls.parse_settings(settings))
+        return cls.faithful(**overrides) if faithful else cls(**overrides)
+
     def to_dict(self):
         return dataclasses.asdict(self)
 

@@ -165,6 +165,28 @@ def stabilize_many(inputs, out_dir, config=None, processes=1, progress=False):
     return report
 
 
+def summary(report, out_dir):
+    """The one line that sums up ``stabilize_many``'s report."""
+    return (f"{report['videos']} videos, {report['clips_written']} clips written "
+            f"({report['clips_listed']} listed in {os.path.join(out_dir, LIST_NAME)}), "
+            f"{sum(report['clips_dropped'].values())} dropped, {report['frames_per_second']:.1f} frames/s")
+
+
+def failure(report, out_dir):
+    """Why the run did not do all it was asked (a video unreadable or held by another live worker, or no
+    clip written at all), in one line; None when it did."""
+    failed, locked, n = len(report["videos_failed"]), len(report["videos_locked"]), report["videos"]
+    if failed or locked:
+        parts = ([f"{failed} of {n} videos could not be read (named above)"] * bool(failed)
+                 + [f"{locked} of {n} videos are held by another worker (named above; rerun when it is done)"]
+                 * bool(locked))
+        return ("no clips written: " if not report["clips_listed"] else "") + "; ".join(parts)
+    if report["clips_listed"] == 0:
+        return (f"no clips written: no video gave a stable shot of at least {report['config']['min_frames']} "
+                f"frames (drops by reason in {os.path.join(out_dir, REPORT_NAME)})")
+    return None
+
+
 def _collect(results, total, progress):
     """The records, each problem logged once, as its video finishes."""
     if progress:

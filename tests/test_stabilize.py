@@ -513,3 +513,11 @@ def test_frames_are_described_ahead_in_order_and_errors_arrive_where_they_happen
     assert next(stream) == 0
     stream.close()
     assert threading.active_count() == before and len(closed) == 3
+
+
+def test_the_commands_options_become_one_configuration():
+    config = StabilizeConfig.from_options(True, ["ratio=0.8"], scene_cuts=False, min_frames=20, fps=None)
+    assert config == StabilizeConfig.faithful(ratio=0.8, min_frames=20, scene_cuts=False)
+    config = StabilizeConfig.from_options(quality_gate=False, flow_size=300, settings=["max_residual=0"])
+    assert config == StabilizeConfig(quality_gate=False, flow_size=300, max_residual=0.0)
+    assert StabilizeConfig.from_options() == StabilizeConfig()

@@ -546,31 +546,17 @@ def stabilize(inputs, out_dir, faithful, motion, features, work_size, fps, min_f
     another live worker holds it (each named above; the clips of the others are written and listed), or
     when no clip at all was written. A rerun does only what is left."""
     from stabilize import StabilizeConfig, stabilize_many
+    from stabilize.runner import failure, summary
     _setup_logging()
-    overrides = {k: v for k, v in dict(motion=motion, features=features, flow_size=work_size, fps=fps, min_frames=min_frames,
-                                        max_frames=max_frames, max_clips=max_clips, min_matches=min_matches).items()
-                 if v is not None}
-    if no_scene_cuts:
-        overrides["scene_cuts"] = False
-    if no_quality_gate:
-        overrides["quality_gate"] = False
-    overrides.update(StabilizeConfig.parse_settings(settings))
-    config = StabilizeConfig.faithful(**overrides) if faithful else StabilizeConfig(**overrides)
+    config = StabilizeConfig.from_options(
+        faithful, settings, scene_cuts=not no_scene_cuts, quality_gate=not no_quality_gate, motion=motion,
+        features=features, flow_size=work_size, fps=fps, min_frames=min_frames, max_frames=max_frames,
+        max_clips=max_clips, min_matches=min_matches)
     report = stabilize_many(list(inputs), out_dir, config, processes=processes, progress=not quiet)
-    click.echo(f"{report['videos']} videos, {report['clips_written']} clips written "
-               f"({report['clips_listed']} listed in {os.path.join(out_dir, 'list.txt')}), "
-               f"{sum(report['clips_dropped'].values())} dropped, {report['frames_per_second']:.1f} frames/s")
-    failed, locked = len(report["videos_failed"]), len(report["videos_locked"])
-    if failed or locked:
-        n = report["videos"]
-        parts = ([f"{failed} of {n} videos could not be read (named above)"] * bool(failed)
-                 + [f"{locked} of {n} videos are held by another worker (named above; rerun when it is done)"]
-                 * bool(locked))
-        raise click.ClickException(("no clips written: " if not report["clips_listed"] else "") + "; ".join(parts))
-    if report["clips_listed"] == 0:
-        raise click.ClickException(f"no clips written: no video gave a stable shot of at least "
-                                   f"{config.min_frames} frames (drops by reason in "
-                                   f"{os.path.join(out_dir, 'report.json')})")
+    click.echo(summary(report, out_dir))
+    problem = failure(report, out_dir)
+    if problem:
+        raise click.ClickException(problem)
 
 
 if __name__ == "__main__":
