@@ -92,3 +92,14 @@ def test_full_width_inference_at_changing_batch_sizes(tmp_path):
     few = run_generator(G, z[3:6])
     np.testing.assert_allclose(one["video"][0], many["video"][16], atol=1e-5)
     np.testing.assert_allclose(few["video"], many["video"][3:6], atol=1e-5)
+
+
+def test_samples_are_compared_with_the_training_clips_only_when_they_can_be_read(tmp_path):
+    from tinyvideo_mx.config import TrainConfig
+    from tinyvideo_mx.data.sources import readable_training_clips
+    gone = str(tmp_path / "gone.txt")
+    assert readable_training_clips(TrainConfig(data_list=gone)) == (None, f"{gone}: list file not found")
+    listed = tmp_path / "empty.txt"
+    listed.write_text("# no clips yet\n")
+    clips, problem = readable_training_clips(TrainConfig(data_list=str(listed)))
+    assert clips is None and problem.startswith(f"{listed}: ")

@@ -294,11 +294,14 @@ def sample(checkpoint, out_dir, n, seed, interpolate, steps, fps, scale, normali
         summary = sample_conditional(opened, images, out_dir, fps=fps, scale=scale, normalize=normalize,
                                      ctx=device)
     else:
+        from .data.sources import readable_training_clips
         from .generation.sampling import sample as run_sample
         out_dir = out_dir or os.path.join(checkpoint, f"samples-seed{seed}")
+        reference, problem = readable_training_clips(opened.config) if n >= 4 else (None, None)
+        if problem:
+            click.echo(f"no statistics against the training clips: {problem}", err=True)
         summary = run_sample(opened, out_dir, n=n, seed=seed, interpolate=interpolate, steps=steps,
-                             fps=fps, scale=scale, normalize=normalize, ctx=device,
-                             reference=_training_clips(opened.config) if n >= 4 else None)
+                             fps=fps, scale=scale, normalize=normalize, ctx=device, reference=reference)
     click.echo(f"wrote {summary['files']} files to {out_dir} "
                f"(mean mask {summary['mask_mean']:.3f}, "
                f"mask > 0.5 on {100 * summary['mask_fraction_above_half']:.1f}% of pixels)")
@@ -308,18 +311,6 @@ def sample(checkpoint, out_dir, n, seed, interpolate, steps, fps, scale, normali
                    f"(tinyvideo-mx evaluate --stats for more clips):")
         for line in format_rows(summary["statistics"]):
             click.echo("  " + line)
-
-
-def _training_clips(config, n=256):
-    """Up to ``n`` clips of the data a run of ``config`` was trained on, or None (said in one line) when
-    they cannot be read: sampling does not depend on them."""
-    from .errors import TinyVideoError
-    from .data.sources import training_clips
-    try:
-        return training_clips(config, n)
-    except TinyVideoError as e:
-        click.echo(f"no statistics against the training clips: {e}", err=True)
-        return None
 
 
 @main.command()
@@ -372,11 +363,8 @@ def evaluate(checkpoint, data_list, i3d_weights, i3d_input, c3d_weights, c3d_cla
     from . import checkpoint as ckpt
     from .metrics.evaluation import evaluate as run_evaluation
     from .metrics import video_networks
-    from .data.sources import resolve_data_list
     _setup_logging()
     opened = ckpt.open_checkpoint(checkpoint)     # a damaged checkpoint is named before any network is built
-    if data_list is None and (i3d_weights or c3d_weights or stats):
-        data_list = resolve_data_list(opened.config)
     i3d = video_networks.i3d(i3d_weights, normalisation=i3d_input) if i3d_weights else None
     c3d = video_networks.c3d(c3d_weights, classes=c3d_classes, normalisation=c3d_input) if c3d_weights else None
     out = out or os.path.join(checkpoint, f"metrics-seed{seed}.json")

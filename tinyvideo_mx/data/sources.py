@@ -7,6 +7,7 @@ import numpy as np
 from . import synthetic
 from .iterator import StripIter, every_clip
 from .listfile import read_list
+from ..errors import TinyVideoError
 
 log = logging.getLogger(__name__)
 CHUNK = 64   # clips per array when streaming a list (2048 full-size clips would be 3.2 GB at once)
@@ -24,6 +25,15 @@ def resolve_data_list(config):
 def training_clips(config, n=256):
     """The first ``n`` clips of the data ``config`` trains on, as one array (for statistics)."""
     return real_clips(resolve_data_list(config), n, config, config.data_root)
+
+
+def readable_training_clips(config, n=256):
+    """(the first ``n`` clips of the data ``config`` trains on, None), or (None, why they cannot be read):
+    what samples are compared with, where nothing else depends on them."""
+    try:
+        return training_clips(config, n), None
+    except TinyVideoError as e:
+        return None, str(e)
 
 
 def make_iterator(config, part_index=0, num_parts=1):

@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from .. import checkpoint
-from ..data.sources import CHUNK, real_chunks, real_clips
+from ..data.sources import CHUNK, real_chunks, real_clips, resolve_data_list
 from ..fsutil import atomic_path, write_text_atomic
 from . import feature_statistics, frechet_distance, inception_score
 from .video_networks import softmax
@@ -85,22 +85,19 @@ def evaluate(source, data_list=None, i3d=None, c3d=None, n=2048, seed=0, splits=
              real_cache=None, data_root=None, stats_clips=0):
     """FVD (with the I3D ``VideoNetwork`` ``i3d``), IS (with the C3D one ``c3d``) and, with
     ``stats_clips``, the weight-free statistics of the generator of ``source`` (a Checkpoint, a run or
-    checkpoint folder). Returns the result dict (also written
-    to ``out`` as JSON)."""
+    checkpoint folder) against the real clips of ``data_list`` (default: the data the run trained on).
+    Returns the result dict (also written to ``out`` as JSON)."""
     if i3d is None and c3d is None and not stats_clips:
         raise SettingError("nothing to evaluate: give --stats, I3D weights (FVD) and/or C3D weights (IS)")
     ckpt = checkpoint.opened(source)
     G, config = load_generator(ckpt)
+    data_list = data_list or resolve_data_list(ckpt.config)     # by default, the data the run trained on
     result = {"checkpoint": ckpt.folder, "seed": seed, "n": n}
     if stats_clips:
-        if not data_list:
-            raise SettingError("--stats compares with real clips: give --data LIST")
         rows = quality_statistics(G, config, data_list, stats_clips, seed, data_root)
         result["statistics"] = {"clips": stats_clips, "data": data_list,
                                 "rows": rows}
     if i3d is not None:
-        if not data_list:
-            raise SettingError("FVD needs the real clips: give --data LIST")
         fvd, n_real, n_fake = frechet_video_distance(i3d, G, config, data_list, n, seed, real_cache, data_root)
         result["fvd"] = {"value": fvd, "real_clips": n_real, "generated_clips": n_fake, "data": data_list,
                          "protocol": i3d.protocol.to_dict(), "features": "I3D logits"}
