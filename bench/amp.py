@@ -18,8 +18,8 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from train_step import run_in_subprocess  # noqa: E402
 from machine import describe  # noqa: E402  (bench/ is the script's folder)
+from train_step import run_in_subprocess  # noqa: E402
 
 
 def clip_statistics(videos):
@@ -36,10 +36,11 @@ def converge(amp, iterations, run_dir):
             "progress=False).run()")
     subprocess.run([sys.executable, "-c", code], check=True)
     import numpy as np
+
     from tinyvideo_mx.data import read_list
     from tinyvideo_mx.data.iterator import StripIter
-    from tinyvideo_mx.generation.inference import latents, load_generator, run_generator
     from tinyvideo_mx.data.sources import resolve_data_list
+    from tinyvideo_mx.generation.inference import latents, load_generator, run_generator
     rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
     last = [r for r in rows if r["iteration"] > iterations - 100]
     losses = {k: float(np.mean([r[k] for r in last])) for k in ("loss_d", "loss_g_adv", "mask_mean")}

@@ -18,6 +18,7 @@ def main():
     parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args()
     import numpy as np
+
     from tinyvideo_mx.metrics import feature_statistics, frechet_distance, video_networks
     print(describe())
     clips = np.random.default_rng(0).uniform(-1, 1, (args.clips, 3, 32, 64, 64)).astype(np.float32)

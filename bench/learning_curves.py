@@ -35,9 +35,11 @@ def wall_times(series, batch_sizes):
 
 def main():
     import json
+
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from tinyvideo_mx.metrics.report import read_metrics
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+")

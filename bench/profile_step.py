@@ -68,10 +68,12 @@ def print_kinds(title, by_kind, wall_ms):
 
 # -- MXNet ------------------------------------------------------------------------------------------
 def mxnet_iteration(batch, amp):
-    import tinyvideo_mx  # noqa: F401  (sets the thread count before mxnet loads)
-    import mxnet as mx
     import tempfile
+
+    import mxnet as mx
     from train_step import RandomClips
+
+    import tinyvideo_mx  # noqa: F401  (sets the thread count before mxnet loads)
     from tinyvideo_mx.config import make_config
     from tinyvideo_mx.training import GanTraining
     cfg = make_config("original", batch_size=batch, iterations=10, amp=amp)
@@ -98,9 +100,10 @@ def mxnet_layers(batch, repeats, amp=False):
     takes on this CPU (``precision.generator_form``, ``discriminator_form``). ``amp``: under bfloat16 AMP
     (on in this process since ``mxnet_iteration``), G in the phase form, so its layers are the
     Convolutions that run in bfloat16."""
-    import tinyvideo_mx  # noqa: F401
     import mxnet as mx
     from mxnet import autograd
+
+    import tinyvideo_mx  # noqa: F401
     from tinyvideo_mx.models.factory import prepare
     from tinyvideo_mx.models.networks import Discriminator, Generator
     from tinyvideo_mx.runtime.precision import discriminator_form, generator_form
@@ -185,6 +188,7 @@ def torch_iteration(batch, bf16, threads):
 
 def torch_layers(batch, repeats, threads, bf16=False):
     import contextlib
+
     import torch
     from torch_vgan import Discriminator, Generator
     torch.set_num_threads(threads)

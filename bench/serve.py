@@ -29,6 +29,7 @@ sys.path[:0] = [HERE, os.path.dirname(HERE)]
 
 def exported_generator(folder):
     from train_step import RandomClips
+
     from tinyvideo_mx.config import make_config
     from tinyvideo_mx.generation.export import export_generator
     from tinyvideo_mx.training import GanTraining
@@ -125,8 +126,9 @@ def main():
     parser.add_argument("--soak", type=int, default=2000, help="requests of the memory soak")
     parser.add_argument("--before", metavar="CHECKOUT", help="also measure the server of an older checkout")
     args = parser.parse_args()
-    import tinyvideo_mx  # noqa: F401
     from machine import describe
+
+    import tinyvideo_mx  # noqa: F401
     print(describe())
     print("full-size generator (z 100 -> 3x32x64x64), npz responses, server --max-n 16, clients on 127.0.0.1")
     servers = [("now", os.path.dirname(HERE))] + ([("before", os.path.abspath(args.before))] if args.before else [])

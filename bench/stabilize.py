@@ -34,8 +34,9 @@ DEFAULT = [os.path.join(OPENCV_DATA, n) for n in ("Megamind.avi", "Megamind_bugy
 
 
 def raw_clips(video, config):
-    from stabilize.video import frames, resize_and_crop
     import numpy as np
+
+    from stabilize.video import frames, resize_and_crop
     out = [resize_and_crop(f, config.video_size)[..., ::-1] for f in frames(video)][config.skip_frames:]
     step = config.max_frames
     return [(config.skip_frames + i, np.stack(out[i:i + step])) for i in range(0, len(out), step)
@@ -46,6 +47,7 @@ def measure(video, mode, cameras=None):
     """One mode on one video: speed, clips, residual motion; with ``cameras`` (a generated video's ground
     truth, synthetic.shaky_video) also the residual against the true camera path."""
     import numpy as np
+
     from stabilize import StabilizeConfig
     from stabilize.stabilizer import clips
     config = StabilizeConfig.faithful() if mode == "faithful" else StabilizeConfig()
@@ -95,7 +97,9 @@ def shared(a, b):
 
 def main():
     import argparse
+
     import cv2
+
     from tinyvideo_mx.runtime.cpu import read_cpuinfo
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("videos", nargs="*")

@@ -18,8 +18,9 @@ import time
 
 # the checkout to measure: this one, or another one's (bench/versus_pytorch.py --before)
 sys.path.insert(0, os.environ.get("TINYVIDEO_MX_ROOT", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-import tinyvideo_mx  # noqa: E402, F401  (before MXNet loads: numpy aliases, thread count, AMX)
 from machine import describe  # noqa: E402  (bench/ is the script's folder)
+
+import tinyvideo_mx  # noqa: E402, F401  (before MXNet loads: numpy aliases, thread count, AMX)
 
 
 def conv_macs(block, x_shape, y_shape):
@@ -92,10 +93,12 @@ def run_one(batch, hybridize, iterations, amp=False, ctx="cpu", g_step="reuse", 
     """Seconds per training step after one warm-up step, and peak RSS. ``preset="original"``: full size on
     random clips (the step, not the loader, is measured); ``preset="demo"``: the README's first run on
     its real data iterator (``batch`` is the preset's)."""
+    import tempfile
+
     import mxnet as mx
+
     from tinyvideo_mx.config import make_config
     from tinyvideo_mx.training import GanTraining
-    import tempfile
     if preset == "demo":
         run = GanTraining(make_config("demo", sample_every=0), tempfile.mkdtemp(prefix="bench-"), progress=False)
         next_batch = run.next_batch
@@ -127,6 +130,7 @@ def run_in_subprocess(batch, iterations, hybridize=True, amp=False, ctx="cpu"):
 
 def model_flops(batch):
     import mxnet as mx
+
     from tinyvideo_mx.models.factory import prepare
     from tinyvideo_mx.models.networks import Discriminator, Generator
     G = prepare(Generator(), [mx.cpu()], hybridize=False)

@@ -111,6 +111,7 @@ def main():
         return 0
     import torch
     from machine import describe
+
     from tinyvideo_mx.runtime.precision import cpu_supports_bfloat16
     print(describe())
     if "bf16" in args.precision and not cpu_supports_bfloat16():

@@ -1,5 +1,6 @@
 """Every constant of the original stabiliser is an option; ``faithful()`` gives the original's setup."""
 import dataclasses
+
 from tinyvideo_mx.errors import SettingError
 
 

@@ -1,6 +1,7 @@
 """Frame-to-frame motion: optical flow or feature matching, a RANSAC homography and the quality gate."""
 import cv2
 import numpy as np
+
 from tinyvideo_mx.errors import SettingError
 
 from .video import reduced_grey, to_frame_coordinates

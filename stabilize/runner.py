@@ -16,12 +16,12 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 
+from tinyvideo_mx import locks
 from tinyvideo_mx.data.listfile import write_list
-from tinyvideo_mx.errors import SettingError
 from tinyvideo_mx.data.strips import write_strip
+from tinyvideo_mx.errors import SettingError
 from tinyvideo_mx.fsutil import write_text_atomic
 
-from tinyvideo_mx import locks
 from .config import StabilizeConfig
 from .homography import make_tracker
 from .stabilizer import clips

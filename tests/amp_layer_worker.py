@@ -5,12 +5,16 @@ import warnings
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
+# tinyvideo_mx before MXNet and OpenCV (it configures them as they load): not sorted
+# isort: off
 import tinyvideo_mx         # noqa: E402, F401  (first: numpy aliases, threads, AMX before MXNet loads)
 import numpy as np          # noqa: E402
 from mxnet.contrib import amp  # noqa: E402
+# isort: on
 
-import reference_conv       # noqa: E402
+import reference_conv  # noqa: E402
 from test_onednn_workarounds import conv2d_transpose_reference, gradient_errors  # noqa: E402
+
 from tinyvideo_mx.models.layers import PhaseTransposedConvolution  # noqa: E402
 
 

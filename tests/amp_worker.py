@@ -6,14 +6,17 @@ import warnings
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
+# tinyvideo_mx before MXNet and OpenCV (it configures them as they load): not sorted
+# isort: off
 import tinyvideo_mx         # noqa: E402, F401  (first: numpy aliases, threads, AMX before MXNet loads)
 import mxnet as mx          # noqa: E402
-import numpy as np          # noqa: E402
+# isort: on
+import numpy as np  # noqa: E402
+from conftest import tiny_config  # noqa: E402
 
-from conftest import tiny_config                 # noqa: E402
-from tinyvideo_mx.models.factory import prepare         # noqa: E402
+from tinyvideo_mx.models.factory import prepare  # noqa: E402
 from tinyvideo_mx.models.networks import Discriminator  # noqa: E402
-from tinyvideo_mx.training import GanTraining    # noqa: E402
+from tinyvideo_mx.training import GanTraining  # noqa: E402
 
 
 def discriminator_logits(params_file, x):

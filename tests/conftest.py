@@ -1,7 +1,10 @@
 import os
 
+# tinyvideo_mx before MXNet and OpenCV (it configures them as they load): not sorted
+# isort: off
 import tinyvideo_mx  # noqa: F401  (first: sets MXNet's thread count, as the CLI does, before mxnet loads)
 import cv2
+# isort: on
 import numpy as np
 import pytest
 

@@ -5,8 +5,9 @@ import warnings
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
-from conftest import tiny_config            # noqa: E402  (tests/ is on sys.path: the script's folder)
-from tinyvideo_mx.training import GanTraining   # noqa: E402
+from conftest import tiny_config  # noqa: E402  (tests/ is on sys.path: the script's folder)
+
+from tinyvideo_mx.training import GanTraining  # noqa: E402
 
 
 def main(run_dir, out_dir, kvstore, iterations, data_list):

@@ -6,8 +6,8 @@ import mxnet as mx
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import tiny_config
+
 from tinyvideo_mx import classifier
 from tinyvideo_mx.cli import main
 from tinyvideo_mx.data import synthetic

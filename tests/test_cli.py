@@ -80,6 +80,7 @@ def test_regulariser_weights_reach_the_run_configuration(tmp_path):
     assert result.exit_code == 2 and "Invalid value for '--mask-penalty'" in result.output
     assert not (tmp_path / "s").exists()
     import pytest
+
     from tinyvideo_mx.config import make_config
     from tinyvideo_mx.errors import SettingError
     with pytest.raises(SettingError, match=r"^mask_penalty must be >= 0, got -0.5$"):
@@ -91,6 +92,7 @@ def test_every_train_option_but_the_commands_own_is_a_run_setting():
     command itself uses (where to write, resuming, output)."""
     import dataclasses
     import inspect
+
     from tinyvideo_mx import cli
     from tinyvideo_mx.config import TrainConfig
     own = set(inspect.signature(cli._train).parameters) - {"settings"}
@@ -103,6 +105,7 @@ def test_checkpoints_and_logs_cannot_be_switched_off():
     """A run always writes its final checkpoint: 0 is refused for checkpoint_every (and log_every) in one
     line, where sample_every and fvd_every take 0 for never."""
     import pytest
+
     from tinyvideo_mx.config import make_config
     from tinyvideo_mx.errors import SettingError
     with pytest.raises(SettingError, match=r"^checkpoint_every must be a whole number >= 1, got 0$"):

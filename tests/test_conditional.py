@@ -5,21 +5,20 @@ import mxnet as mx
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import tiny_config
 from mxnet import nd
 
-from conftest import tiny_config
-from tinyvideo_mx.training import losses
-from tinyvideo_mx.generation import media
 from tinyvideo_mx.cli import main
 from tinyvideo_mx.conditional import sample_conditional
-from tinyvideo_mx.models.conditional_networks import ConditionalDiscriminator, ConditionalGenerator
 from tinyvideo_mx.data.image_input import ImageError, load_image
+from tinyvideo_mx.generation import media
 from tinyvideo_mx.generation.export import export_generator
-from tinyvideo_mx.serving.contract import import_generator
+from tinyvideo_mx.generation.inference import OUTPUTS, load_generator, run_generator
+from tinyvideo_mx.models.conditional_networks import ConditionalDiscriminator, ConditionalGenerator
 from tinyvideo_mx.models.factory import prepare
 from tinyvideo_mx.models.layers import count_trainable
-from tinyvideo_mx.generation.inference import OUTPUTS, load_generator, run_generator
-from tinyvideo_mx.training import GanTraining
+from tinyvideo_mx.serving.contract import import_generator
+from tinyvideo_mx.training import GanTraining, losses
 
 
 def test_full_size_parameter_counts_match_main_conditional():

@@ -9,14 +9,13 @@ import mxnet as mx
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import tiny_config
+
 from tinyvideo_mx import checkpoint
-from tinyvideo_mx.training import launch
 from tinyvideo_mx.cli import main
 from tinyvideo_mx.data import read_list, synthetic
 from tinyvideo_mx.data.iterator import StripIter
-from tinyvideo_mx.training import GanTraining
+from tinyvideo_mx.training import GanTraining, launch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = [sys.executable, os.path.join(HERE, "dist_worker.py")]

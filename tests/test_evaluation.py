@@ -4,12 +4,10 @@ import json
 import mxnet as mx
 import numpy as np
 import pytest
-
 from conftest import tiny_config
-from tinyvideo_mx.metrics import evaluation
+
 from tinyvideo_mx.errors import FileProblem
-from tinyvideo_mx.metrics import feature_statistics, frechet_distance, inception_score
-from tinyvideo_mx.metrics import video_networks
+from tinyvideo_mx.metrics import evaluation, feature_statistics, frechet_distance, inception_score, video_networks
 from tinyvideo_mx.training import GanTraining
 
 
@@ -126,6 +124,7 @@ def test_evaluate_a_checkpoint_end_to_end(tmp_path, small_i3d):
 
 def test_evaluate_command_reads_weights_from_files(tmp_path):
     from click.testing import CliRunner
+
     from tinyvideo_mx.cli import main
     runner = CliRunner()
     run = str(tmp_path / "run")
@@ -165,6 +164,7 @@ def test_fvd_during_training_is_logged_with_the_other_scalars(tmp_path, small_i3
 
 def test_chainer_c3d_converts_to_gluoncv(tmp_path):
     from click.testing import CliRunner
+
     from tinyvideo_mx.cli import main
     from tinyvideo_mx.metrics import convert
     reference = video_networks.c3d(classes=6)

@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tinyvideo_mx.runtime import precision
-from tinyvideo_mx.runtime import gpu_support
 from tinyvideo_mx.cli import main
 from tinyvideo_mx.errors import SettingError
+from tinyvideo_mx.runtime import gpu_support, precision
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 A100 = "0, NVIDIA A100-SXM4-80GB, 8.0, 81920 MiB"
@@ -162,6 +161,7 @@ def test_a_supported_gpu_on_a_cpu_build_says_how_to_get_the_cuda_build(stand_in_
 # -- the Pythons we support (compat.py) ---------------------------------------------------------------
 def test_removed_numpy_aliases_are_put_back_as_the_builtins(monkeypatch):
     import numpy as np
+
     from tinyvideo_mx.runtime import compat
     for name in compat.REMOVED_ALIASES:
         monkeypatch.delitem(np.__dict__, name, raising=False)      # as numpy >= 1.24 (Python 3.12) has them

@@ -126,6 +126,7 @@ def test_the_demo_preset_changes_sizes_and_its_named_deviations_only():
     """--preset original is the paper's recipe; the demo differs in sizes and lengths, and in exactly the
     deviations docs/deviations.md names (each with its measured effect)."""
     import os
+
     from tinyvideo_mx.config import DEMO_DEVIATIONS, TrainConfig, make_config
     assert make_config("original") == TrainConfig()
     original, demo = make_config("original").to_dict(), make_config("demo").to_dict()

@@ -4,14 +4,21 @@ forward pass exactly, and every convolution weight gradient against a float64 fi
 import mxnet as mx
 import numpy as np
 import pytest
+import reference_conv
 from mxnet import autograd, gluon, nd
 
-import reference_conv
 from tinyvideo_mx.models.factory import prepare
-from tinyvideo_mx.models.layers import (DenseTransposedConvolution, PhaseTransposedConvolution, ResizeConvolution, conv3d,
-                                 conv3d_transpose, phase_conv3d, phase_conv3d_transpose, space_to_depth)
+from tinyvideo_mx.models.layers import (
+    DenseTransposedConvolution,
+    PhaseTransposedConvolution,
+    ResizeConvolution,
+    conv3d,
+    conv3d_transpose,
+    phase_conv3d,
+    phase_conv3d_transpose,
+    space_to_depth,
+)
 from tinyvideo_mx.models.networks import Discriminator, Generator
-
 
 # Relative error of float32 arithmetic against the float64 reference: up to 1.5e-5 was seen on the
 # gradients (projections along random directions sum many terms), on an avx2 CPU whose oneDNN kernels

@@ -6,13 +6,13 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import tiny_config
 from test_training import use_sgd
-from tinyvideo_mx.runtime import precision
+
 from tinyvideo_mx.config import TrainConfig
-from tinyvideo_mx.errors import SettingError
 from tinyvideo_mx.data import synthetic
+from tinyvideo_mx.errors import SettingError
+from tinyvideo_mx.runtime import precision
 from tinyvideo_mx.training import GanTraining
 
 HERE = os.path.dirname(os.path.abspath(__file__))

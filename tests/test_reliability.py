@@ -23,15 +23,15 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import random_frames
 from mxnet.base import MXNetError
 
-from conftest import random_frames
 from tinyvideo_mx import checkpoint, run_folder
 from tinyvideo_mx.cli import main
+from tinyvideo_mx.data.image_input import MAX_PIXELS
 from tinyvideo_mx.data.listfile import ListFileError, read_labelled_list, read_list
 from tinyvideo_mx.data.strips import StripError, decode_strip, encode_strip
 from tinyvideo_mx.errors import FileProblem, SettingError, TinyVideoError
-from tinyvideo_mx.data.image_input import MAX_PIXELS
 from tinyvideo_mx.training import GanTraining
 
 TINY = ["--preset", "tiny", "--quiet", "--sample-every", "0"]
@@ -479,11 +479,10 @@ def test_stabilize_says_why_nothing_was_written(tmp_path, caplog):
 # -- 7. One error family ----------------------------------------------------------------------------
 def test_every_expected_error_is_a_tinyvideo_error():
     from stabilize.video import VideoError
-    from tinyvideo_mx.data.image_input import ImageError
+    from tinyvideo_mx.data.image_input import ImageError, ImageTooLarge
     from tinyvideo_mx.data.iterator import TooManyBadClips
-    from tinyvideo_mx.data.image_input import ImageTooLarge
-    from tinyvideo_mx.training.launch import LaunchError
     from tinyvideo_mx.serving.contract import RequestError
+    from tinyvideo_mx.training.launch import LaunchError
     for cls in (checkpoint.CheckpointError, run_folder.RunFolderError, ListFileError, StripError, TooManyBadClips,
                 FileProblem, ImageError, ImageTooLarge, VideoError, LaunchError, RequestError, SettingError):
         assert issubclass(cls, TinyVideoError), cls
@@ -600,8 +599,8 @@ def special_files(tmp_path):
 
 
 def test_special_and_huge_files_are_refused_before_they_are_read(tmp_path, special_files):
-    from tinyvideo_mx.data.strips import load_strip
     from tinyvideo_mx.data.image_input import ImageError, load_image
+    from tinyvideo_mx.data.strips import load_strip
     for name, reason in special_files.items():
         with pytest.raises(StripError) as refused:
             load_strip(str(tmp_path / name))

@@ -4,13 +4,13 @@ import os
 import mxnet as mx
 import numpy as np
 import pytest
-
 from conftest import tiny_config
+
 from tinyvideo_mx.generation import media
 from tinyvideo_mx.generation.export import export_generator
-from tinyvideo_mx.serving.contract import import_generator
 from tinyvideo_mx.generation.inference import OUTPUTS, latents, load_generator, run_generator
 from tinyvideo_mx.generation.sampling import sample, slerp
+from tinyvideo_mx.serving.contract import import_generator
 from tinyvideo_mx.training import GanTraining
 
 
@@ -83,6 +83,7 @@ def test_full_width_inference_at_changing_batch_sizes(tmp_path):
     """oneDNN fails when full-width transposed-conv weights meet a second inference batch size; the
     library pads every inference to one size, so any number of clips works and rows stay independent."""
     import mxnet as mx
+
     from tinyvideo_mx.models.factory import prepare
     from tinyvideo_mx.models.networks import Generator
     G = prepare(Generator(), [mx.cpu()], hybridize=True)    # full size: smaller ones do not trigger the bug

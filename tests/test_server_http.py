@@ -14,11 +14,11 @@ import urllib.request
 
 import numpy as np
 import pytest
-
 from conftest import tiny_config
-from tinyvideo_mx.serving.batching import InferenceQueue
+
 from tinyvideo_mx.generation.export import export_generator
 from tinyvideo_mx.generation.inference import latents, load_generator, run_generator
+from tinyvideo_mx.serving.batching import InferenceQueue
 from tinyvideo_mx.serving.http import make_server
 from tinyvideo_mx.training import GanTraining
 

@@ -14,8 +14,8 @@ import urllib.request
 
 import numpy as np
 import pytest
-
 from conftest import tiny_config
+
 from tinyvideo_mx.generation import media
 from tinyvideo_mx.generation.export import export_generator, export_onnx
 from tinyvideo_mx.generation.inference import OUTPUTS, latents, load_generator, run_generator
@@ -228,6 +228,7 @@ def test_mxnet_model_server_end_to_end(exported, tmp_path):
 
 def test_the_conditional_generator_is_servable_too(tmp_path):
     import cv2
+
     from tinyvideo_mx.data.image_input import load_image
     from tinyvideo_mx.serving.contract import SamplingService
     cfg = tiny_config(model="conditional", ngf=4, ndf=4, iterations=1, sample_every=0, checkpoint_every=1)

@@ -9,17 +9,17 @@ import time
 
 import cv2
 import numpy as np
+import original_stabilizer
 import pytest
 from click.testing import CliRunner
 
-import original_stabilizer
 from stabilize import StabilizeConfig, stabilize_many
-from tinyvideo_mx import locks
 from stabilize.cuts import is_cut, signature
 from stabilize.metrics import residual_motion
 from stabilize.stabilizer import clips
 from stabilize.synthetic import MOTIONS, camera, texture
 from stabilize.video import VideoError, frames, write_video
+from tinyvideo_mx import locks
 from tinyvideo_mx.data import load_strip, read_list
 from tinyvideo_mx.data.iterator import StripIter
 
@@ -490,6 +490,7 @@ def test_the_residual_gate_keeps_clips_to_the_originals_standard():
 @pytest.mark.parametrize("depth", [0, 1, 4])
 def test_frames_are_described_ahead_in_order_and_errors_arrive_where_they_happened(depth):
     import threading
+
     from stabilize.stabilizer import ahead
     closed = []
 

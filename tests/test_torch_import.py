@@ -5,13 +5,13 @@ import os
 import mxnet as mx
 import numpy as np
 import pytest
+import torch7
 from click.testing import CliRunner
 
-import torch7
 from tinyvideo_mx import checkpoint
-from tinyvideo_mx.generation import torch_import
 from tinyvideo_mx.cli import main
 from tinyvideo_mx.errors import FileProblem
+from tinyvideo_mx.generation import torch_import
 from tinyvideo_mx.generation.inference import load_generator, run_generator
 
 SIZES = dict(nz=10, ngf=4, frames=16, size=16)

@@ -6,13 +6,12 @@ import struct
 import mxnet as mx
 import numpy as np
 import pytest
+from conftest import tiny_config
 from mxnet import autograd, gluon, nd
 
-from conftest import tiny_config
 from tinyvideo_mx import checkpoint
-from tinyvideo_mx.training import losses
 from tinyvideo_mx.generation.inference import latents
-from tinyvideo_mx.training import GanTraining
+from tinyvideo_mx.training import GanTraining, losses
 
 
 def params_of(block):
@@ -316,8 +315,8 @@ def test_the_averaged_generator_estimates_its_statistics_on_every_context(tmp_pa
 def test_generator_average_follows_its_formula():
     """Two updates by hand: decay_t = min(decay, (1 + t) / (10 + t)); weights averaged, BN running
     statistics copied."""
-    from tinyvideo_mx.training.averaging import GeneratorAverage, effective_decay
     from tinyvideo_mx.models.factory import build_generator, prepare
+    from tinyvideo_mx.training.averaging import GeneratorAverage, effective_decay
     config = tiny_config()
     def build():
         return prepare(build_generator(config), [mx.cpu()], hybridize=False)

@@ -25,13 +25,13 @@ from . import checkpoint
 from .config import TrainConfig
 from .data.iterator import StripIter, every_clip
 from .data.listfile import read_labelled_list
-from .runtime.context import parse_contexts
-from .models.factory import HYBRIDIZE_FLAGS
-from .generation.inference import padded_batches
+from .errors import SettingError
 from .fsutil import atomic_path, write_text_atomic
+from .generation.inference import padded_batches
+from .models.factory import HYBRIDIZE_FLAGS
 from .models.layers import conv_kwargs
 from .models.networks import Discriminator, first_kernel
-from .errors import SettingError
+from .runtime.context import parse_contexts
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ def _fit(net, trainer, data, context, iterations, out_dir, log_every, progress):
     """``iterations`` steps of softmax cross-entropy on batches of ``data``; every ``log_every`` the loss
     and the training accuracy since the last line go to ``out_dir``'s scalar log and the progress bar."""
     from tqdm import tqdm
+
     from .training.tensorboard_log import ScalarLog
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     scalars = ScalarLog(out_dir)

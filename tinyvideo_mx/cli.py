@@ -76,8 +76,8 @@ def multiple_of_16(ctx, param, value):
 def gpu_contexts_usable(ctx, param, value):
     """--ctx: a GPU this install cannot use fails here, in one line, before MXNet or a network is loaded."""
     if value is not None:
-        from .runtime.gpu_support import check_gpu_contexts
         from .errors import SettingError
+        from .runtime.gpu_support import check_gpu_contexts
         try:
             check_gpu_contexts(value)
         except SettingError as e:
@@ -361,8 +361,8 @@ def evaluate(checkpoint, data_list, i3d_weights, i3d_input, c3d_weights, c3d_cla
     Weights are read from files, never downloaded; see the README (Evaluation) for which weights give
     numbers comparable with the literature and for the protocol."""
     from . import checkpoint as ckpt
-    from .metrics.evaluation import evaluate as run_evaluation
     from .metrics import video_networks
+    from .metrics.evaluation import evaluate as run_evaluation
     _setup_logging()
     opened = ckpt.open_checkpoint(checkpoint)     # a damaged checkpoint is named before any network is built
     i3d = video_networks.i3d(i3d_weights, normalisation=i3d_input) if i3d_weights else None

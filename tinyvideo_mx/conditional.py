@@ -8,10 +8,10 @@ import os
 import numpy as np
 
 from . import checkpoint
-from .generation import media
 from .config import PRESETS
-from .errors import SettingError
 from .data.image_input import load_image
+from .errors import SettingError
+from .generation import media
 from .generation.inference import generator_inputs, load_generator, run_generator
 from .generation.sampling import mask_statistics, write_outputs
 

@@ -1,6 +1,7 @@
 """Training configuration. Defaults are the original's (main.lua); presets shrink the model for CPU."""
 import dataclasses
 import json
+
 from .errors import SettingError
 
 G_STEP_MODES = ("reuse", "recompute")

@@ -25,8 +25,8 @@ import threading
 import mxnet as mx
 import numpy as np
 
-from .strips import StripError, load_strip
 from ..errors import SettingError, TinyVideoError
+from .strips import StripError, load_strip
 
 log = logging.getLogger(__name__)
 

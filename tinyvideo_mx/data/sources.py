@@ -4,10 +4,10 @@ import logging
 
 import numpy as np
 
+from ..errors import TinyVideoError
 from . import synthetic
 from .iterator import StripIter, every_clip
 from .listfile import read_list
-from ..errors import TinyVideoError
 
 log = logging.getLogger(__name__)
 CHUNK = 64   # clips per array when streaming a list (2048 full-size clips would be 3.2 GB at once)

@@ -38,6 +38,7 @@ def export_onnx(prefix, onnx_path, batch=1):
     compat.onnx_mapping where onnx >= 1.16 lacks it). The batch size is fixed at export time (MXNet's
     exporter takes static shapes)."""
     import numpy as np
+
     from ..runtime.compat import onnx_mapping
     onnx_mapping()
     with open(prefix + "-meta.json") as f:
@@ -84,6 +85,7 @@ def export_mar(prefix, export_dir, name="vgan"):
     import shutil
     import subprocess
     import tempfile
+
     from ..serving import mms_handler
     with tempfile.TemporaryDirectory() as staging:
         for suffix in ("-symbol.json", "-0000.params", "-meta.json"):

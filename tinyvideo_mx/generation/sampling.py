@@ -10,10 +10,10 @@ import os
 import numpy as np
 
 from .. import checkpoint
+from ..errors import SettingError
+from ..metrics.clip_statistics import compare
 from . import media
 from .inference import OUTPUT_RANGES, OUTPUTS, generator_inputs, latents, load_generator, run_generator
-from ..metrics.clip_statistics import compare
-from ..errors import SettingError
 
 
 def slerp(a, b, steps):

@@ -13,12 +13,12 @@ import numpy as np
 
 from .. import checkpoint
 from ..data.sources import CHUNK, real_chunks, real_clips, resolve_data_list
-from ..fsutil import atomic_path, write_text_atomic
-from . import feature_statistics, frechet_distance, inception_score
-from .video_networks import softmax
-from ..generation.inference import EVALUATION_SEED_OFFSET, generator_inputs, load_generator, run_generator
 from ..errors import SettingError
+from ..fsutil import atomic_path, write_text_atomic
+from ..generation.inference import EVALUATION_SEED_OFFSET, generator_inputs, load_generator, run_generator
+from . import feature_statistics, frechet_distance, inception_score
 from .clip_statistics import compare
+from .video_networks import softmax
 
 log = logging.getLogger(__name__)
 

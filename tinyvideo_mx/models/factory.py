@@ -1,9 +1,9 @@
 """Build, initialise and hybridize the networks a configuration describes."""
 import mxnet as mx
 
+from ..runtime.precision import discriminator_form, generator_form
 from .conditional_networks import ConditionalDiscriminator, ConditionalGenerator
 from .networks import Discriminator, Generator
-from ..runtime.precision import discriminator_form, generator_form
 
 # static_alloc only. static_shape=True gives silently wrong training in MXNet 1.9.1 when a block runs
 # twice before one backward (D on the fake batch, then on the real batch): D learns to call fakes real

@@ -7,11 +7,23 @@ because both networks keep the original's four stride-2 stages and only the firs
 """
 from mxnet.gluon import nn
 
-from .layers import (D_BN_EPS, G_BN_EPS, BatchNorm3D, DenseTransposedConvolution, PhaseTransposedConvolution,
-                     ResizeConvolution, batchnorm2d, conv3d, conv3d_transpose, conv_kwargs, phase_conv3d,
-                     phase_conv3d_transpose, resize_conv3d)
 from ..config import check_temporal_padding, check_upsampling
 from ..errors import SettingError
+from .layers import (
+    D_BN_EPS,
+    G_BN_EPS,
+    BatchNorm3D,
+    DenseTransposedConvolution,
+    PhaseTransposedConvolution,
+    ResizeConvolution,
+    batchnorm2d,
+    conv3d,
+    conv3d_transpose,
+    conv_kwargs,
+    phase_conv3d,
+    phase_conv3d_transpose,
+    resize_conv3d,
+)
 
 N_STAGES = 4  # stride-2 stages in every stream
 

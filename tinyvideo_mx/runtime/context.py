@@ -2,6 +2,7 @@
 import re
 
 import mxnet as mx
+
 from ..errors import SettingError
 
 _ITEM = re.compile(r"^(cpu|gpu)(\d*)$")

@@ -3,8 +3,7 @@ import os
 import platform
 import sys
 
-from . import precision
-from . import cpu, gpu_support
+from . import cpu, gpu_support, precision
 from .threads import usable_cores
 
 ORIGINAL_WIDTH = 64      # ngf = ndf = 64 in the original (docs/original.md, §1 and §2)

@@ -19,8 +19,8 @@ bfloat16 has float32's range and needs none (scale 1).
 """
 import logging
 
-from . import cpu
 from ..errors import SettingError
+from . import cpu
 
 log = logging.getLogger(__name__)
 

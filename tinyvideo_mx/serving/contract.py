@@ -28,12 +28,12 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import mxnet as mx
 import numpy as np
 
-from ..generation import media
-from .batching import Busy, InferenceQueue
-from ..errors import FileProblem, TinyVideoError
-from ..data.image_input import ImageError, ImageTooLarge, check_pixels, decode_image
 from ..config import TrainConfig
+from ..data.image_input import ImageError, ImageTooLarge, check_pixels, decode_image
+from ..errors import FileProblem, TinyVideoError
+from ..generation import media
 from ..generation.inference import OUTPUT_RANGES, OUTPUTS, generator_inputs, run_generator
+from .batching import Busy, InferenceQueue
 
 FORMATS = {"npz": "application/octet-stream", "json": "application/json", "gif": "image/gif", "mp4": "video/mp4"}
 FIELDS = {"seed": int, "n": int, "outputs": list, "format": str, "fps": (int, float), "scale": int, "images": list}

@@ -33,8 +33,8 @@ from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher
 
-from .page import page_html
 from .contract import SamplingService
+from .page import page_html
 
 log = logging.getLogger(__name__)
 MAX_BODY = 16 << 20            # bytes of one request body

@@ -12,16 +12,16 @@ from mxnet import gluon
 
 from .. import run_folder
 from ..config import TrainConfig
-from ..runtime.context import parse_contexts
 from ..data.sources import make_iterator
-from .averaging import GeneratorAverage
-from ..models.factory import build_generator, build_networks, prepare
-from ..generation.inference import SAMPLE_GRID_ITERATION, STATISTICS_ITERATION, generator_inputs
-from ..fsutil import write_text_atomic
-from ..runtime.precision import Precision
-from .replicas import Replicas
 from ..errors import SettingError
+from ..fsutil import write_text_atomic
+from ..generation.inference import SAMPLE_GRID_ITERATION, STATISTICS_ITERATION, generator_inputs
+from ..models.factory import build_generator, build_networks, prepare
+from ..runtime.context import parse_contexts
+from ..runtime.precision import Precision
+from .averaging import GeneratorAverage
 from .monitor import Monitor
+from .replicas import Replicas
 from .state import RunState
 from .step import GanStep
 
@@ -121,6 +121,7 @@ class GanTraining(GanStep, RunState):
         """Train to ``self.total`` iterations. In distributed training only rank 0 writes files (logs,
         samples, checkpoints); every worker runs the same loop."""
         from tqdm import tqdm
+
         from .tensorboard_log import ScalarLog
         chief = self.replicas.is_chief
         if chief:

@@ -4,11 +4,10 @@ averaged G when the run keeps one) and writes into the run folder; none changes 
 import logging
 import os
 
-from ..generation import media
-from ..metrics import evaluation
 from ..data.sources import resolve_data_list, training_clips
+from ..generation import media
 from ..generation.inference import OUTPUT_RANGES, run_generator
-from ..metrics import video_networks
+from ..metrics import evaluation, video_networks
 from ..metrics.clip_statistics import clip_statistics, nearest_neighbour_distance
 
 log = logging.getLogger(__name__)

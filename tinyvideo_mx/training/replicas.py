@@ -21,6 +21,7 @@ terms), so Adam's state is local and goes into checkpoints for an exact resume (
 state cannot be saved in MXNet 1.9.1).
 """
 import mxnet as mx
+
 from ..errors import SettingError
 
 DISTRIBUTED_KINDS = ("dist_sync", "dist_device_sync")

@@ -31,9 +31,9 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd
 
-from . import losses
-from ..runtime.context import split_sizes, split_to_contexts
 from ..generation.inference import generator_inputs
+from ..runtime.context import split_sizes, split_to_contexts
+from . import losses
 
 NOISE_STREAM = 1     # instance noise of iteration k: default_rng([seed, k, NOISE_STREAM]); z uses [seed, k]
 
