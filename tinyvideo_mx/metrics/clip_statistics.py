@@ -76,7 +76,11 @@ def motion(clips, threshold=MOTION_THRESHOLD):
 
 def colour_spread(clips):
     """Standard deviation over clips of each clip's mean colour, root mean over the colours (0 for one clip)."""
-    means = _unit(clips).mean(axis=(2, 3, 4))                   # (N, 3)
+    return _spread(_unit(clips).mean(axis=(2, 3, 4)))
+
+
+def _spread(means):
+    """colour_spread from each clip's mean colour, (N, 3)."""
     return float(np.sqrt(means.var(axis=0).mean()))
 
 
@@ -88,17 +92,28 @@ def colour_std(clips):
 def end_contrast(clips):
     """Brightness contrast of the first and last frames over that of the frames between them (1.0 for
     clips of fewer than 3 frames, or with no contrast in the middle)."""
-    brightness = _unit(clips).mean(axis=1)                      # (N, T, H, W)
-    if brightness.shape[1] < 3:
+    return _ends_over_middle(_frame_contrast(clips).mean(axis=0))
+
+
+def _frame_contrast(clips):
+    """Each clip's brightness contrast per frame, (N, T)."""
+    return _unit(clips).mean(axis=1).std(axis=(2, 3))
+
+
+def _ends_over_middle(contrast):
+    """end_contrast from the contrast per frame averaged over clips, (T,)."""
+    if len(contrast) < 3:
         return 1.0
-    contrast = brightness.std(axis=(2, 3)).mean(axis=0)         # per frame, averaged over clips
     middle = contrast[1:-1].mean()
     return float((contrast[0] + contrast[-1]) / 2 / middle) if middle > 0 else 1.0
 
 
 def nearest_neighbour_distance(clips):
     """Mean Euclidean distance from each clip's embedding to its nearest other clip's (0 for one clip)."""
-    e = embedding(clips)
+    return _nearest_neighbour_distance(embedding(clips))
+
+
+def _nearest_neighbour_distance(e):
     if len(e) < 2:
         return 0.0
     squared = (e * e).sum(axis=1)
@@ -177,13 +192,21 @@ def compare(generated, real, mask=None):
 def real_bands(real, n, reference, draws=BAND_DRAWS):
     """{statistic: note} for the BANDED statistics: the 5-95 % range of the ratio that ``n`` real clips,
     drawn ``draws`` times without replacement (a fixed seed), score against ``reference`` (the real set's
-    values) - how far a set of ``n`` clips moves by chance."""
+    values) - how far a set of ``n`` clips moves by chance. What each statistic needs of a clip is
+    computed once per clip; a draw only averages those (clips are all one size, so the mean of per-clip
+    means is the set's mean)."""
+    x = _unit(real)
+    per_clip = {"checkerboard": np.array([checkerboard(real[i:i + 1]) for i in range(len(real))]),
+                "flicker": np.array([flicker(real[i:i + 1]) for i in range(len(real))]),
+                "colour_std": x.std(axis=(2, 3, 4)).mean(axis=1)}
+    means, contrast, features = x.mean(axis=(2, 3, 4)), _frame_contrast(real), embedding(real)
     rng = np.random.default_rng(0)
     ratios = {name: [] for name in BANDED}
     for _ in range(draws):
-        subset = real[np.sort(rng.choice(len(real), n, replace=False))]
-        values = clip_statistics(subset)
-        values["diversity"] = nearest_neighbour_distance(subset)
+        idx = np.sort(rng.choice(len(real), n, replace=False))
+        values = {name: float(part[idx].mean()) for name, part in per_clip.items()}
+        values.update(colour_spread=_spread(means[idx]), end_contrast=_ends_over_middle(contrast[idx].mean(axis=0)),
+                      diversity=_nearest_neighbour_distance(features[idx]))
         for name in BANDED:
             ratios[name].append(_ratio(values[name], reference[name]))
     return {name: f"{n} real clips score {low:.2f}-{high:.2f}x (5-95 % of {draws} draws)"
