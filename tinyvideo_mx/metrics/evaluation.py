@@ -91,7 +91,9 @@ def evaluate(source, data_list=None, i3d=None, c3d=None, n=2048, seed=0, splits=
         raise SettingError("nothing to evaluate: give --stats, I3D weights (FVD) and/or C3D weights (IS)")
     ckpt = checkpoint.opened(source)
     G, config = load_generator(ckpt)
-    data_list = data_list or resolve_data_list(ckpt.config)     # by default, the data the run trained on
+    # real clips, by default the data the run trained on: for the statistics, FVD, and a conditional IS
+    if not data_list and (stats_clips or i3d is not None or (c3d is not None and config.is_conditional)):
+        data_list = resolve_data_list(ckpt.config)
     result = {"checkpoint": ckpt.folder, "seed": seed, "n": n}
     if stats_clips:
         rows = quality_statistics(G, config, data_list, stats_clips, seed, data_root)
