@@ -63,8 +63,8 @@ def test_unconditional_options_are_refused_for_the_conditional_model(tmp_path):
     result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--conditional", "--mode-seeking", "1",
                                        "--out", str(tmp_path / "r"), "--quiet"])
     assert result.exit_code == 1
-    assert result.output == ("Error: minibatch_std, mode_seeking and temporal_padding are options of the "
-                             "unconditional model\n")
+    assert result.output == ("Error: minibatch_std, mode_seeking, temporal_padding and mask_bias are options of "
+                             "the unconditional model\n")
     assert not (tmp_path / "r").exists()
 
 
@@ -72,10 +72,13 @@ def test_regulariser_weights_reach_the_run_configuration(tmp_path):
     import json
     run = tmp_path / "r"
     result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--iterations", "1", "--mask-penalty", "0.3",
-                                       "--mode-seeking", "2", "--out", str(run), "--quiet"])
+                                       "--mode-seeking", "2", "--mask-bias", "-2", "--out", str(run), "--quiet"])
     assert result.exit_code == 0, result.output
     saved = json.loads((run / "config.json").read_text())
-    assert (saved["mask_penalty"], saved["mode_seeking"]) == (0.3, 2.0)
+    assert (saved["mask_penalty"], saved["mode_seeking"], saved["mask_bias"]) == (0.3, 2.0, -2.0)
+    result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--mask-bias", "nan", "--out", str(tmp_path / "n")])
+    assert result.exit_code == 1 and result.output == "Error: mask_bias must be a finite number, got nan\n"
+    assert not (tmp_path / "n").exists()
     result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--mask-penalty", "-1", "--out", str(tmp_path / "s")])
     assert result.exit_code == 2 and "Invalid value for '--mask-penalty'" in result.output
     assert not (tmp_path / "s").exists()

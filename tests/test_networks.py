@@ -95,6 +95,32 @@ def test_initialisation_follows_main_lua():
     assert [type(b).__name__ for b in D.features[:4]] == ["Conv3D", "LeakyReLU", "Conv3D", "BatchNorm3D"]  # none after conv 1
 
 
+def test_mask_bias_starts_the_mask_at_its_sigmoid_and_changes_nothing_else(tmp_path):
+    """--mask-bias: the head's mask channel starts with that bias (the video channels and every other
+    parameter exactly as with the original's zero, seed for seed), and its checkpoints are the original's."""
+    from tinyvideo_mx.config import make_config
+    from tinyvideo_mx.models.factory import build_generator
+    nets = {}
+    for bias in (0.0, -2.0):
+        mx.random.seed(7)
+        nets[bias] = built(build_generator(make_config("tiny", mask_bias=bias)))
+    shifted, plain = ({k[len(G.prefix):]: p.data().asnumpy() for k, p in G.collect_params().items()}
+                      for G in (nets[-2.0], nets[0.0]))
+    head = "foreground_video_mask_head_bias"
+    np.testing.assert_array_equal(shifted.pop(head), [0.0, 0.0, 0.0, -2.0])
+    np.testing.assert_array_equal(plain.pop(head), [0.0, 0.0, 0.0, 0.0])
+    assert shifted.keys() == plain.keys()
+    for name in plain:
+        np.testing.assert_array_equal(shifted[name], plain[name], err_msg=name)
+    z = nd.array(np.random.default_rng(0).standard_normal((4, 100)))
+    mask = nets[-2.0](z)[2].asnumpy()
+    # the convolution's N(0, 0.01) weights move the logit a little: the mask sits near sigmoid(-2) = 0.119
+    assert abs(mask.mean() - 1 / (1 + np.exp(2.0))) < 0.01 and mask.max() < 0.2
+    nets[-2.0].save_parameters(str(tmp_path / "G.params"))
+    nets[0.0].load_parameters(str(tmp_path / "G.params"))
+    np.testing.assert_array_equal(nets[0.0](z)[2].asnumpy(), mask)
+
+
 def test_batchnorm3d_trains_and_infers_like_torch_batchnorm():
     rng = np.random.default_rng(3)
     x = rng.normal(2.0, 3.0, (4, 8, 3, 5, 5)).astype(np.float32)

@@ -127,9 +127,10 @@ def test_concurrent_clients_all_get_their_own_correct_answer(server, exported):
 
 @pytest.fixture(scope="module")
 def exported_demo_kind(tmp_path_factory):
-    """A run with the demo preset's generator: resize-convolutions and a weight average."""
+    """A run with the demo preset's generator: resize-convolutions, a weight average, a mask bias."""
     root = tmp_path_factory.mktemp("serve-demo")
-    config = tiny_config(iterations=2, sample_every=0, checkpoint_every=2, upsampling="resize", g_ema=0.9)
+    config = tiny_config(iterations=2, sample_every=0, checkpoint_every=2, upsampling="resize", g_ema=0.9,
+                         mask_bias=-2.0)
     GanTraining(config, str(root / "run"), progress=False).run()
     export_generator(str(root / "run"), str(root / "export" / "generator"))
     return root

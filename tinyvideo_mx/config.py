@@ -1,6 +1,7 @@
 """Training configuration. Defaults are the original's (main.lua); presets shrink the model for CPU."""
 import dataclasses
 import json
+import math
 
 from .errors import SettingError
 
@@ -64,6 +65,8 @@ class TrainConfig:
     beta2: float = 0.999
     epsilon: float = 1e-8
     mask_penalty: float = 0.1      # 0.1 * mean(m) (L1Penalty(0.1, sizeAverage=true))
+    mask_bias: float = 0.0         # the mask channel's initial bias: the mask starts at sigmoid(this) (the
+                                   # original's zero bias: 0.5, fore- and background mixed half and half)
     # regularisers of D, all off in the original (training/losses.py, training/step.py)
     instance_noise: float = 0.0    # std of Gaussian noise added to every clip D sees, falling linearly to 0
     instance_noise_until: int = None   # ... at this iteration; None: the run's length when it starts (then saved,
@@ -122,11 +125,15 @@ class TrainConfig:
             raise SettingError(f"mode_seeking must be >= 0, got {self.mode_seeking}")
         if not self.mask_penalty >= 0:
             raise SettingError(f"mask_penalty must be >= 0, got {self.mask_penalty}")
+        if not math.isfinite(self.mask_bias):
+            raise SettingError(f"mask_bias must be a finite number, got {self.mask_bias}")
         for name in ("checkpoint_every", "log_every"):    # sample_every and fvd_every take 0 for never
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
                 raise SettingError(f"{name} must be a whole number >= 1, got {getattr(self, name)!r}")
-        if self.is_conditional and (self.minibatch_std or self.mode_seeking or self.temporal_padding != "zeros"):
-            raise SettingError("minibatch_std, mode_seeking and temporal_padding are options of the unconditional model")
+        if self.is_conditional and (self.minibatch_std or self.mode_seeking or self.temporal_padding != "zeros"
+                                    or self.mask_bias):
+            raise SettingError("minibatch_std, mode_seeking, temporal_padding and mask_bias are options of the "
+                               "unconditional model")
 
     @property
     def is_conditional(self):

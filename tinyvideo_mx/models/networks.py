@@ -5,6 +5,8 @@ and frame size are arguments so tests can run tiny models; frames and size must 
 because both networks keep the original's four stride-2 stages and only the first (generator) / last
 (discriminator) kernel adapts: (frames/16, size/16, size/16), i.e. (2, 4, 4) at full size.
 """
+import numpy as np
+from mxnet import init as mx_init
 from mxnet.gluon import nn
 
 from ..config import check_temporal_padding, check_upsampling
@@ -123,6 +125,14 @@ def background_stream(in_channels, channels, first_kernel_size, first_stride=1, 
     return stream
 
 
+def start_mask_at(foreground, bias):
+    """The fused head's mask channel starts with ``bias`` (the mask at sigmoid(bias) everywhere) instead of
+    the original's zero; its video channels keep zero. Only the initial value: the parameter and its name are
+    the same, so checkpoints do not change."""
+    (head_bias,) = foreground.collect_params(".*video_mask_head_bias").values()
+    head_bias.init = mx_init.Constant(np.array([0.0, 0.0, 0.0, bias], np.float32))
+
+
 def split_head(F, head):
     """Fused head output (N, 4, T, H, W) -> foreground f = tanh(ch 0..2), mask m = sigmoid(ch 3).
     Activation, not F.tanh / F.sigmoid: the same functions (to float32's last bit or one unit in it) on
@@ -148,7 +158,7 @@ class Generator(nn.HybridBlock):
     with shapes (N,3,T,S,S), (N,3,T,S,S), (N,1,T,S,S), (N,3,S,S)."""
 
     def __init__(self, nz=100, ngf=64, frames=32, size=64, upsampling="transposed", form="deconvolution",
-                 temporal_padding="zeros", **kwargs):
+                 temporal_padding="zeros", mask_bias=0.0, **kwargs):
         super().__init__(**kwargs)
         kt, kh, kw = first_kernel(frames, size)
         self.nz, self.frames, self.size = nz, frames, size
@@ -162,6 +172,8 @@ class Generator(nn.HybridBlock):
             self.foreground = foreground_stream(nz, widths, (kt, kh, kw), upsampling=upsampling, form=form,
                                                 temporal_padding=temporal_padding)
             self.background = background_stream(nz, widths, (kh, kw), upsampling=upsampling, form=form)
+        if mask_bias:
+            start_mask_at(self.foreground, mask_bias)
 
     def hybrid_forward(self, F, z):
         head = self.foreground(F.reshape(z, shape=(0, 0, 1, 1, 1)))   # View(-1,100,1,1,1)
