@@ -1,12 +1,9 @@
+"""Fixtures every test file may use. Helpers live in ``support`` (tests/support), not here."""
 import os
 
-# tinyvideo_mx before MXNet and OpenCV (it configures them as they load): not sorted
-# isort: off
-import tinyvideo_mx  # noqa: F401  (first: sets MXNet's thread count, as the CLI does, before mxnet loads)
-import cv2
-# isort: on
-import numpy as np
 import pytest
+
+import tinyvideo_mx  # noqa: F401  (before any test module loads MXNet: it sets MXNet's thread count, as the CLI does)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -16,17 +13,32 @@ def _isolated_cache(tmp_path_factory):
     yield
 
 
-def random_frames(rng, frames, height, width=None):
-    return rng.integers(0, 256, size=(frames, height, width or height, 3), dtype=np.uint8)
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A tiny model trained 2 iterations (``root / "run"``: one checkpoint, no sample grids) and its export
+    (``root / "export" / "generator"``), for the tests that only need *a* trained model and leave it as
+    it is; a test that changes a run trains its own."""
+    from tinyvideo_mx.generation.export import export_generator
+    from tinyvideo_mx.training import GanTraining
+
+    from support.helpers import tiny_config
+    root = tmp_path_factory.mktemp("tiny-model")
+    GanTraining(tiny_config(iterations=2, sample_every=0, checkpoint_every=2), str(root / "run"), progress=False).run()
+    export_generator(str(root / "run"), str(root / "export" / "generator"))
+    return root
 
 
-def write_png_strip(path, frames_rgb):
-    """A lossless strip (PNG) so decoded values can be compared exactly."""
-    strip = frames_rgb.reshape(-1, frames_rgb.shape[2], 3)[:, :, ::-1]
-    assert cv2.imwrite(str(path), np.ascontiguousarray(strip))
-    return str(path)
+@pytest.fixture(scope="session")
+def tiny_server(tiny_model):
+    """``tiny_model``'s export served on a free loopback port (at most 4 clips per request, a 2 s receive
+    deadline); gives the port. Stopped, its sockets closed, when the session ends."""
+    import threading
 
-
-def tiny_config(**overrides):
-    from tinyvideo_mx.config import make_config
-    return make_config("tiny", **overrides)
+    from tinyvideo_mx.serving.http import make_server
+    server = make_server(str(tiny_model / "export" / "generator"), port=0, max_n=4, timeout=2)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+    thread.join(10)

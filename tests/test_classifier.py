@@ -6,13 +6,14 @@ import mxnet as mx
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import tiny_config
 
 from tinyvideo_mx import classifier
 from tinyvideo_mx.cli import main
 from tinyvideo_mx.data import synthetic
 from tinyvideo_mx.data.listfile import write_list
 from tinyvideo_mx.training import GanTraining
+
+from support.helpers import tiny_config
 
 
 @pytest.fixture(scope="module")

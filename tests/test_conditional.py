@@ -5,7 +5,6 @@ import mxnet as mx
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import tiny_config
 from mxnet import nd
 
 from tinyvideo_mx.cli import main
@@ -19,6 +18,8 @@ from tinyvideo_mx.models.factory import prepare
 from tinyvideo_mx.models.layers import count_trainable
 from tinyvideo_mx.serving.contract import import_generator
 from tinyvideo_mx.training import GanTraining, losses
+
+from support.helpers import tiny_config
 
 
 def test_full_size_parameter_counts_match_main_conditional():

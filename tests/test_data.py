@@ -3,11 +3,12 @@ import logging
 
 import numpy as np
 import pytest
-from conftest import random_frames, write_png_strip
 
 from tinyvideo_mx.data import StripError, encode_strip, load_strip, read_list, synthetic, write_strip
 from tinyvideo_mx.data.iterator import DecodedClips, StripIter, TooManyBadClips
 from tinyvideo_mx.data.listfile import ListFileError, read_labelled_list
+
+from support.helpers import random_frames, write_png_strip
 
 
 def area_reference(frames_rgb, size):

@@ -9,7 +9,6 @@ import mxnet as mx
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import tiny_config
 
 from tinyvideo_mx import checkpoint
 from tinyvideo_mx.cli import main
@@ -17,8 +16,10 @@ from tinyvideo_mx.data import read_list, synthetic
 from tinyvideo_mx.data.iterator import StripIter
 from tinyvideo_mx.training import GanTraining, launch
 
+from support.helpers import tiny_config
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-WORKER = [sys.executable, os.path.join(HERE, "dist_worker.py")]
+WORKER = [sys.executable, os.path.join(HERE, "support", "dist_worker.py")]
 
 
 @pytest.fixture(scope="module")

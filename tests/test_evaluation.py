@@ -4,11 +4,12 @@ import json
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import tiny_config
 
 from tinyvideo_mx.errors import FileProblem
 from tinyvideo_mx.metrics import evaluation, feature_statistics, frechet_distance, inception_score, video_networks
 from tinyvideo_mx.training import GanTraining
+
+from support.helpers import tiny_config
 
 
 def test_frechet_distance_of_diagonal_gaussians_matches_the_closed_form():
@@ -103,23 +104,24 @@ def test_missing_or_mismatched_weights_name_the_file(tmp_path):
         video_networks.c3d(weights=str(tmp_path / "dense.params"))
 
 
-def test_evaluate_a_checkpoint_end_to_end(tmp_path, small_i3d):
+def test_evaluate_a_checkpoint_end_to_end(tmp_path, small_i3d, tiny_model):
     """FVD and IS of a trained tiny model against its data, with a reused real-statistics cache."""
-    run = GanTraining(tiny_config(iterations=1, sample_every=0, checkpoint_every=1), str(tmp_path / "run"), progress=False).run()
+    from tinyvideo_mx.checkpoint import open_checkpoint
     from tinyvideo_mx.data.sources import resolve_data_list
-    data = resolve_data_list(run.config)
+    run_dir = str(tiny_model / "run")
+    data = resolve_data_list(open_checkpoint(run_dir).config)
     uniform = video_networks.c3d(classes=5, batch=4)
     cache = str(tmp_path / "real.npz")
-    result = evaluation.evaluate(str(tmp_path / "run"), data, i3d=small_i3d, c3d=uniform, n=8, splits=2,
+    result = evaluation.evaluate(run_dir, data, i3d=small_i3d, c3d=uniform, n=8, splits=2,
                                  out=str(tmp_path / "metrics.json"), real_cache=cache)
     assert json.load(open(tmp_path / "metrics.json")) == json.loads(json.dumps(result))
     assert result["fvd"]["value"] > 0 and result["fvd"]["real_clips"] == 8 and result["fvd"]["generated_clips"] == 8
     assert result["fvd"]["protocol"] == {"frames": 16, "size": 32, "normalisation": "imagenet"}
     assert 1.0 <= result["inception_score"]["mean"] < 5 and result["inception_score"]["splits"] == 2
-    again = evaluation.evaluate(str(tmp_path / "run"), data, i3d=small_i3d, n=8, real_cache=cache)
+    again = evaluation.evaluate(run_dir, data, i3d=small_i3d, n=8, real_cache=cache)
     assert again["fvd"]["value"] == pytest.approx(result["fvd"]["value"], rel=1e-6)   # same z, cached real stats
     with pytest.raises(ValueError, match="nothing to evaluate: give --stats, I3D weights"):
-        evaluation.evaluate(str(tmp_path / "run"), data)
+        evaluation.evaluate(run_dir, data)
 
 
 def test_evaluate_command_reads_weights_from_files(tmp_path):

@@ -4,7 +4,6 @@ forward pass exactly, and every convolution weight gradient against a float64 fi
 import mxnet as mx
 import numpy as np
 import pytest
-import reference_conv
 from mxnet import autograd, gluon, nd
 
 from tinyvideo_mx.models.factory import prepare
@@ -20,38 +19,13 @@ from tinyvideo_mx.models.layers import (
 )
 from tinyvideo_mx.models.networks import Discriminator, Generator
 
+from support import reference_conv
+from support.gradients import gradient_errors
+
 # Relative error of float32 arithmetic against the float64 reference: up to 1.5e-5 was seen on the
 # gradients (projections along random directions sum many terms), on an avx2 CPU whose oneDNN kernels
 # sum in another order than the AVX-512 ones; the oneDNN bug the workarounds avoid is far above 1e-3.
 EXACT = 5e-5
-
-
-def gradient_errors(blocks, reference, x, stride, pad, seed=0, hybridize=False):
-    """Relative errors (forward, weight gradient, input gradient) of a block list against numpy; the
-    loss sum(out * head) is linear in the weight and in the input, so differences are exact. Each gradient
-    is compared along a random direction, relative to the sum of the magnitudes of that projection's terms
-    (the projection itself can cancel to near 0 for some weights, which made the ratio flaky)."""
-    rng = np.random.default_rng(seed)
-    mx.random.seed(seed)          # the weights too: the same numbers whatever ran before
-    net = gluon.nn.HybridSequential()
-    net.add(*blocks)
-    net.initialize(mx.init.Normal(0.05))
-    if hybridize:
-        net.hybridize(static_alloc=True)
-    layer = [b for b in blocks if hasattr(b, "weight")][0]
-    w = layer.weight.data().asnumpy().astype(np.float64)
-    out = reference(x, w, stride, pad)
-    head = rng.standard_normal(out.shape)
-    xx = nd.array(x)
-    xx.attach_grad()
-    with autograd.record():
-        y = net(xx)
-    y.backward(nd.array(head))
-    e, d = rng.standard_normal(w.shape), rng.standard_normal(x.shape)
-    terms_w, terms_x = reference(x, e, stride, pad) * head, reference(d, w, stride, pad) * head
-    return (np.abs(y.asnumpy() - out).max() / np.abs(out).max(),
-            abs(terms_w.sum() - (layer.weight.grad().asnumpy() * e).sum()) / np.abs(terms_w).sum(),
-            abs(terms_x.sum() - (xx.grad.asnumpy() * d).sum()) / np.abs(terms_x).sum())
 
 
 def test_raw_onednn_transposed_conv_reading_two_frames_has_a_wrong_weight_gradient():
@@ -205,10 +179,6 @@ def test_resize_generator_matches_numpy(frames):
 
 
 # -- the phase form of G's transposed convolutions (networks.TRANSPOSED_FORMS) ----------------------
-def conv2d_transpose_reference(x, w, stride, pad):
-    return reference_conv.conv3d_transpose(x[:, :, None], w[:, :, None], (1, stride, stride), (0, pad, pad))[:, :, 0]
-
-
 @pytest.mark.parametrize("in_depth", [1, 2, 3, 4])
 def test_phase_transposed_conv_is_the_transposed_conv_at_every_depth(in_depth):
     """Forward, weight and input gradients against float64 numpy; depth 1 takes the extra-frame path,
@@ -224,7 +194,7 @@ def test_phase_transposed_conv_is_the_transposed_conv_at_every_depth(in_depth):
 def test_phase_transposed_conv_2d_and_the_dense_projection_are_exact():
     rng = np.random.default_rng(5)
     layer = PhaseTransposedConvolution(8, 16, 2, (4, 6))
-    errors = gradient_errors([layer], conv2d_transpose_reference, rng.standard_normal((3, 16, 4, 6)), 2, 1)
+    errors = gradient_errors([layer], reference_conv.conv2d_transpose, rng.standard_normal((3, 16, 4, 6)), 2, 1)
     assert max(errors) < EXACT, errors
     projection = DenseTransposedConvolution(8, 16, (2, 4, 4))
     errors = gradient_errors([projection], reference_conv.conv3d_transpose, rng.standard_normal((3, 16, 1, 1, 1)), 1, 0)

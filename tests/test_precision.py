@@ -6,7 +6,6 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import tiny_config
 from test_training import use_sgd
 
 from tinyvideo_mx.config import TrainConfig
@@ -14,6 +13,8 @@ from tinyvideo_mx.data import synthetic
 from tinyvideo_mx.errors import SettingError
 from tinyvideo_mx.runtime import precision
 from tinyvideo_mx.training import GanTraining
+
+from support.helpers import tiny_config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -25,7 +26,7 @@ def test_amp_runs_in_bfloat16_trains_and_resumes_exactly(tmp_path, g_form):
     under AMP); in phase form (what "auto" takes under bfloat16) all of G is Convolution / FullyConnected
     and runs hybridized."""
     data_list = synthetic.ensure_dataset(str(tmp_path / "data"), clips=16, frames=32, frame_height=128)
-    out = subprocess.run([sys.executable, os.path.join(HERE, "amp_worker.py"), data_list, g_form],
+    out = subprocess.run([sys.executable, os.path.join(HERE, "support", "amp_worker.py"), data_list, g_form],
                          capture_output=True, text=True, timeout=300, cwd=HERE)
     assert out.returncode == 0, out.stderr[-3000:]
     r = json.loads(out.stdout.strip().splitlines()[-1])
@@ -43,7 +44,7 @@ def test_phase_form_under_amp_is_the_transposed_conv_to_bfloat16_rounding():
     float32 cast of it (no plain copy, layers.interleave_phases): forward, weight and input gradients
     against float64 numpy, at depths 1 (extra frame), 2 and 3 and in 2-D. bfloat16 keeps 8 significant
     bits (relative rounding 2**-9 per operand): errors are a rounding's size, neither zero nor larger."""
-    out = subprocess.run([sys.executable, os.path.join(HERE, "amp_layer_worker.py")], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, os.path.join(HERE, "support", "amp_layer_worker.py")], capture_output=True, text=True,
                          timeout=300, cwd=HERE)
     assert out.returncode == 0, out.stderr[-3000:]
     errors = json.loads(out.stdout.strip().splitlines()[-1])

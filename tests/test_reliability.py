@@ -23,7 +23,6 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import random_frames
 from mxnet.base import MXNetError
 
 from tinyvideo_mx import checkpoint, run_folder
@@ -33,6 +32,8 @@ from tinyvideo_mx.data.listfile import ListFileError, read_labelled_list, read_l
 from tinyvideo_mx.data.strips import StripError, decode_strip, encode_strip
 from tinyvideo_mx.errors import FileProblem, SettingError, TinyVideoError
 from tinyvideo_mx.training import GanTraining
+
+from support.helpers import random_frames, tiny_config
 
 TINY = ["--preset", "tiny", "--quiet", "--sample-every", "0"]
 
@@ -296,7 +297,35 @@ def test_starting_on_a_full_disk_is_one_line_and_a_full_disk_mid_run_loses_no_ch
     assert result.output == f"Error: --resume {run}: cannot write there (No space left on device)\n"
 
 
-# -- kill -9 at random points, then an exact resume ---------------------------------------------------
+def test_full_disk_while_checkpointing_loses_nothing(tmp_path, monkeypatch):
+    cfg = tiny_config(iterations=4, checkpoint_every=2, sample_every=0)
+    run = GanTraining(cfg, str(tmp_path), progress=False)
+    run.step(run.next_batch())
+    run.step(run.next_batch())
+    good = run.save_checkpoint()
+    real_rename = os.rename
+
+    def full_disk(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "rename", full_disk)
+    run.step(run.next_batch())
+    with pytest.raises(checkpoint.CheckpointError) as err:
+        run.save_checkpoint()
+    assert str(err.value) == (f"could not write checkpoint {tmp_path / 'ckpt-00000003'}: No space left on device; "
+                              "the previous checkpoint is intact")
+    # no half-written folder left (owner.lock: the live trainer's, released when its run ends)
+    assert sorted(os.listdir(tmp_path)) == ["ckpt-00000002", "latest", "owner.lock"]
+    assert checkpoint.resolve(str(tmp_path)) == good
+    # During the loop a failed interval checkpoint is reported and training goes on; the final one must succeed.
+    run._checkpoint(final=False)
+    assert run.checkpoint_failures == 1
+    monkeypatch.setattr(os, "rename", real_rename)
+    run._checkpoint(final=True)
+    assert checkpoint.resolve(str(tmp_path)).endswith("ckpt-00000003")
+    run.data.close()
+
+
+# -- 4. kill -9 at random points, then an exact resume ---------------------------------------------------
 def newest_iteration(run):
     names = checkpoint.list_checkpoints(str(run))
     return int(names[-1][5:]) if names else 0
@@ -332,7 +361,7 @@ def test_kill_9_at_random_points_then_resume_is_bit_identical(tmp_path):
     assert params_bytes(run / "ckpt-00000040") == params_bytes(straight / "ckpt-00000040")
 
 
-# -- 4. Images are measured before they are decoded ------------------------------------------------------
+# -- 5. Images are measured before they are decoded ------------------------------------------------------
 def jpeg_claiming(width, height):
     """A real small JPEG whose frame header (SOF0) is rewritten to claim width x height."""
     ok, buf = cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))
@@ -391,7 +420,7 @@ def test_a_good_strip_still_decodes():
     assert decode_strip(encode_strip(frames)).shape == (3, 32, 64, 64)
 
 
-# -- 5. List files as people write them --------------------------------------------------------------
+# -- 6. List files as people write them --------------------------------------------------------------
 def test_list_files_take_paths_with_spaces_comments_and_blank_lines(tmp_path):
     (tmp_path / "clips").mkdir()
     for name in ("with space.jpg", "plain.jpg"):
@@ -418,7 +447,7 @@ def test_bad_list_lines_name_the_file_and_line(content, message, tmp_path):
     assert str(e.value) == message.format(list=path)
 
 
-# -- 6. Every option is validated at the command line ----------------------------------------------------
+# -- 7. Every option is validated at the command line ----------------------------------------------------
 BAD_OPTIONS = [
     (["train", "--batch-size", "0"], "Error: Invalid value for '--batch-size': 0 is not in the range x>=1."),
     (["train", "--batch-size", "-4"], "Error: Invalid value for '--batch-size': -4 is not in the range x>=1."),
@@ -440,16 +469,9 @@ BAD_OPTIONS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    run = tmp_path_factory.mktemp("cli") / "run"
-    train_tiny(run, 1)
-    return run
-
-
 @pytest.mark.parametrize("args, message", BAD_OPTIONS, ids=[" ".join(a[:3]) for a, _ in BAD_OPTIONS])
-def test_every_bad_option_is_one_line_and_exit_2(args, message, tiny_run, tmp_path):
-    fill = dict(run=tiny_run, tmp=tmp_path)
+def test_every_bad_option_is_one_line_and_exit_2(args, message, tiny_model, tmp_path):
+    fill = dict(run=tiny_model / "run", tmp=tmp_path)
     result = invoke(*[a.format(**fill) for a in args])
     assert result.exit_code == 2, result.output
     assert result.output.rstrip("\n").splitlines()[-1] == message.format(**fill)
@@ -476,7 +498,7 @@ def test_stabilize_says_why_nothing_was_written(tmp_path, caplog):
     assert result.output.splitlines()[-1] == "Error: no clips written: 1 of 1 videos could not be read (named above)"
 
 
-# -- 7. One error family ----------------------------------------------------------------------------
+# -- 8. One error family ----------------------------------------------------------------------------
 def test_every_expected_error_is_a_tinyvideo_error():
     from stabilize.video import VideoError
     from tinyvideo_mx.data.image_input import ImageError, ImageTooLarge
@@ -513,7 +535,7 @@ def test_libjpeg_warnings_name_the_file(caplog, capfd):
     assert all("clips/junk.jpg" in line for line in printed), printed    # nothing anonymous on stderr
 
 
-# -- 5. A run has one trainer -----------------------------------------------------------------------------
+# -- 9. A run has one trainer -----------------------------------------------------------------------------
 TRAIN = [sys.executable, "-m", "tinyvideo_mx.cli", "train"]
 
 
@@ -583,7 +605,7 @@ def test_another_hosts_lock_is_respected_unless_stolen(tmp_path):
     assert not os.path.exists(run / "owner.lock")
 
 
-# -- 6. Only regular files of a plausible size are read ----------------------------------------------------
+# -- 10. Only regular files of a plausible size are read ----------------------------------------------------
 @pytest.fixture
 def special_files(tmp_path):
     """A symlink to /dev/zero, a FIFO with no writer, a 1 GB sparse file, a folder."""

@@ -3,26 +3,16 @@ import os
 
 import mxnet as mx
 import numpy as np
-import pytest
-from conftest import tiny_config
 
 from tinyvideo_mx.generation import media
 from tinyvideo_mx.generation.export import export_generator
 from tinyvideo_mx.generation.inference import OUTPUTS, latents, load_generator, run_generator
 from tinyvideo_mx.generation.sampling import sample, slerp
 from tinyvideo_mx.serving.contract import import_generator
-from tinyvideo_mx.training import GanTraining
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("run")
-    GanTraining(tiny_config(iterations=2, sample_every=0, checkpoint_every=2), str(run_dir), progress=False).run()
-    return str(run_dir)
-
-
-def test_sampling_is_reproducible_and_uses_bn_running_statistics(trained_run):
-    G, config = load_generator(trained_run)
+def test_sampling_is_reproducible_and_uses_bn_running_statistics(tiny_model):
+    G, config = load_generator(str(tiny_model / "run"))
     z = latents(5, 4, config.nz)
     a, b = run_generator(G, z), run_generator(G, z)
     for key in OUTPUTS:
@@ -34,8 +24,8 @@ def test_sampling_is_reproducible_and_uses_bn_running_statistics(trained_run):
     np.testing.assert_allclose(alone, a["video"][0], atol=1e-5)
 
 
-def test_sample_writes_files_people_open(trained_run, tmp_path):
-    summary = sample(trained_run, str(tmp_path), n=3, seed=1, interpolate=(1, 2), steps=4, scale=2)
+def test_sample_writes_files_people_open(tiny_model, tmp_path):
+    summary = sample(str(tiny_model / "run"), str(tmp_path), n=3, seed=1, interpolate=(1, 2), steps=4, scale=2)
     for name in ["grid_video", "grid_foreground", "grid_mask", "grid_foreground_x_mask", "interpolation"]:
         for ext in ("gif", "mp4"):
             assert os.path.getsize(tmp_path / f"{name}.{ext}") > 0
@@ -65,11 +55,11 @@ def test_slerp_endpoints_and_norms():
     assert path.shape == (5, 100)
 
 
-def test_export_round_trip_matches_the_live_generator(trained_run, tmp_path):
-    symbol, params, meta = export_generator(trained_run, str(tmp_path / "gen"))
+def test_export_round_trip_matches_the_live_generator(tiny_model, tmp_path):
+    symbol, params, meta = export_generator(str(tiny_model / "run"), str(tmp_path / "gen"))
     assert os.path.basename(symbol) == "gen-symbol.json" and os.path.basename(params) == "gen-0000.params"
     net = import_generator(str(tmp_path / "gen"))
-    G, config = load_generator(trained_run)
+    G, config = load_generator(str(tiny_model / "run"))
     z = latents(3, 2, config.nz)
     live = run_generator(G, z)
     exported = net(mx.nd.array(z))

@@ -14,32 +14,10 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import tiny_config
 
-from tinyvideo_mx.generation.export import export_generator
 from tinyvideo_mx.generation.inference import latents, load_generator, run_generator
 from tinyvideo_mx.serving.batching import InferenceQueue
 from tinyvideo_mx.serving.http import make_server
-from tinyvideo_mx.training import GanTraining
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    root = tmp_path_factory.mktemp("http")
-    GanTraining(tiny_config(iterations=1, sample_every=0, checkpoint_every=1), str(root / "run"), progress=False).run()
-    export_generator(str(root / "run"), str(root / "generator"))
-    return root
-
-
-@pytest.fixture(scope="module")
-def server(exported):
-    srv = make_server(str(exported / "generator"), port=0, max_n=4, timeout=2)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv.server_address[1]
-    srv.shutdown()
-    srv.server_close()
-    thread.join(10)
 
 
 def raw_exchange(port, data, wait=10.0):
@@ -66,18 +44,18 @@ def raw_exchange(port, data, wait=10.0):
     return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, body
 
 
-def local_video(exported, seed, n):
-    G, config = load_generator(str(exported / "run"))
+def local_video(tiny_model, seed, n):
+    G, config = load_generator(str(tiny_model / "run"))
     return run_generator(G, latents(seed, n, config.nz))["video"]
 
 
-def test_a_chunked_body_is_read_and_answered_for_its_seed(server, exported):
+def test_a_chunked_body_is_read_and_answered_for_its_seed(tiny_server, tiny_model):
     body = b'{"seed": 5}'
     chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
-    status, headers, payload = raw_exchange(server, b"POST /predictions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+    status, headers, payload = raw_exchange(tiny_server, b"POST /predictions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
                                                     b"chunked\r\nConnection: close\r\n\r\n" + chunked)
     assert status == 200 and headers["content-type"] == "application/octet-stream"
-    np.testing.assert_array_equal(np.load(io.BytesIO(payload))["video"], local_video(exported, 5, 1))
+    np.testing.assert_array_equal(np.load(io.BytesIO(payload))["video"], local_video(tiny_model, 5, 1))
 
 
 @pytest.mark.parametrize("request_bytes, status, error", [
@@ -91,10 +69,12 @@ def test_a_chunked_body_is_read_and_answered_for_its_seed(server, exported):
      "DELETE is not allowed on /predictions; use POST"),
     (b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404,
      "no such endpoint: GET /nowhere (GET / for the page, POST /predictions, GET /ping)"),
+    (b"POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}", 404,
+     "no such endpoint: POST /nope (GET / for the page, POST /predictions, GET /ping)"),
     (b"GARBAGE\r\n\r\n", 400, "bad request: "),
 ])
-def test_malformed_requests_get_their_json_answer(server, request_bytes, status, error):
-    got, headers, body = raw_exchange(server, request_bytes)
+def test_malformed_requests_get_their_json_answer(tiny_server, request_bytes, status, error):
+    got, headers, body = raw_exchange(tiny_server, request_bytes)
     assert got == status and headers["content-type"] == "application/json", body
     message = json.loads(body)["error"]
     assert message.startswith(error) if error.endswith(": ") else message == error
@@ -102,40 +82,40 @@ def test_malformed_requests_get_their_json_answer(server, request_bytes, status,
         assert headers["allow"] == "POST"
 
 
-def test_head_is_405_with_allow(server):
-    status, headers, body = raw_exchange(server, b"HEAD /predictions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+def test_head_is_405_with_allow(tiny_server):
+    status, headers, body = raw_exchange(tiny_server, b"HEAD /predictions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert status == 405 and headers["allow"] == "POST" and body == b""
 
 
-def test_deeply_nested_json_is_a_400_not_a_crash(server):
+def test_deeply_nested_json_is_a_400_not_a_crash(tiny_server):
     body = b"[" * 100000 + b"]" * 100000
-    status, headers, payload = raw_exchange(server, b"POST /predictions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+    status, headers, payload = raw_exchange(tiny_server, b"POST /predictions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
                                                     b"Connection: close\r\n\r\n%s" % (len(body), body))
     assert status == 400 and json.loads(payload) == {"error": "request body is not valid JSON (nested too deeply)"}
 
 
-def test_a_stalled_body_times_out_with_408_and_the_server_stays_up(server):
+def test_a_stalled_body_times_out_with_408_and_the_server_stays_up(tiny_server):
     start = time.time()
-    status, headers, body = raw_exchange(server, b"POST /predictions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+    status, headers, body = raw_exchange(tiny_server, b"POST /predictions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
                                                  b'{"seed": 1', wait=15)
     assert status == 408 and json.loads(body) == {"error": "request not received in full within 2 s"}
     assert time.time() - start < 10
-    assert raw_exchange(server, b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")[0] == 200
+    assert raw_exchange(tiny_server, b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")[0] == 200
 
 
-def test_the_page_is_served_whole(server):
-    with urllib.request.urlopen(f"http://127.0.0.1:{server}/", timeout=10) as response:
+def test_the_page_is_served_whole(tiny_server):
+    with urllib.request.urlopen(f"http://127.0.0.1:{tiny_server}/", timeout=10) as response:
         page = response.read().decode()
         assert response.headers["Content-Type"] == "text/html; charset=utf-8"
     assert '<form id="form">' in page and 'fetch("predictions"' in page
     assert "http://" not in page and "https://" not in page          # nothing from elsewhere
 
 
-def test_concurrent_requests_are_batched_and_each_gets_its_own_rows(exported):
+def test_concurrent_requests_are_batched_and_each_gets_its_own_rows(tiny_model):
     """Eight requests wait while the inference thread is held; they are then served in two 4-row forwards,
     and every answer is what that seed gives alone."""
     from tinyvideo_mx.serving.contract import SamplingService
-    service = SamplingService(str(exported / "generator"), max_n=4)
+    service = SamplingService(str(tiny_model / "export" / "generator"), max_n=4)
     gate = threading.Event()
     real = service._run_batch
 
@@ -159,7 +139,7 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_rows(exported):
     assert service.inference.batches == 3  # 1, then 4 + 4 of the 8 that waited
     for seed, (status, _, body) in results.items():
         assert status == 200
-        np.testing.assert_array_equal(np.load(io.BytesIO(body))["video"], local_video(exported, seed, 1))
+        np.testing.assert_array_equal(np.load(io.BytesIO(body))["video"], local_video(tiny_model, seed, 1))
     service.close()
 
 
@@ -183,14 +163,14 @@ def rss_mb(pid):
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
 
 
-def test_soak_memory_stays_flat_over_many_short_connections(exported, tmp_path):
+def test_soak_memory_stays_flat_over_many_short_connections(tiny_model, tmp_path):
     """400 requests, good and bad, from 16 clients, each on a new connection, to a `tinyvideo-mx serve`
     process: its RSS after them is within 60 MB of its RSS after a warm-up (the old thread-per-connection
     server grew ~5 MB per request)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "tinyvideo_mx.cli", "serve", str(exported / "generator"),
+    process = subprocess.Popen([sys.executable, "-m", "tinyvideo_mx.cli", "serve", str(tiny_model / "export" / "generator"),
                                 "--port", str(port), "--max-n", "4"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:
@@ -253,10 +233,10 @@ def browser(tmp_path):
     session.quit()
 
 
-def test_the_page_makes_playable_clips_identical_to_the_api(server, browser, tmp_path):
+def test_the_page_makes_playable_clips_identical_to_the_api(tiny_server, browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
-    browser.get(f"http://127.0.0.1:{server}/")
+    browser.get(f"http://127.0.0.1:{tiny_server}/")
     seed = browser.find_element(By.ID, "seed")
     seed.clear()
     seed.send_keys("3")
@@ -274,7 +254,7 @@ def test_the_page_makes_playable_clips_identical_to_the_api(server, browser, tmp
         fetch(arguments[0]).then(r => r.arrayBuffer()).then(b => done(Array.from(new Uint8Array(b))));
         """, image.get_attribute("src"))
     browser.save_screenshot(str(tmp_path / "page.png"))
-    request = urllib.request.Request(f"http://127.0.0.1:{server}/predictions", method="POST",
+    request = urllib.request.Request(f"http://127.0.0.1:{tiny_server}/predictions", method="POST",
                                      data=json.dumps({"seed": 3, "n": 2, "outputs": ["video"], "format": "gif",
                                                       "scale": 2}).encode())
     with urllib.request.urlopen(request, timeout=60) as response:
@@ -283,12 +263,12 @@ def test_the_page_makes_playable_clips_identical_to_the_api(server, browser, tmp
 
 # -- stalled and slow clients (issue: a handful of stalled sockets must not silence the server) ---------
 @pytest.fixture
-def start_server(exported):
+def start_server(tiny_model):
     """start_server(**options) -> port of a server on 127.0.0.1, stopped after the test."""
     started = []
 
     def start(**options):
-        srv = make_server(str(exported / "generator"), port=0, max_n=4, **options)
+        srv = make_server(str(tiny_model / "export" / "generator"), port=0, max_n=4, **options)
         thread = threading.Thread(target=srv.serve_forever, daemon=True)
         thread.start()
         started.append((srv, thread))
@@ -369,9 +349,9 @@ def test_a_request_that_trickles_in_is_cut_at_the_receive_deadline(start_server)
     assert 2 <= time.time() - started < 5
 
 
-def test_a_generation_past_its_deadline_is_a_503(exported):
+def test_a_generation_past_its_deadline_is_a_503(tiny_model):
     from tinyvideo_mx.serving.contract import SamplingService
-    service = SamplingService(str(exported / "generator"), max_n=4, generate_timeout=0.5)
+    service = SamplingService(str(tiny_model / "export" / "generator"), max_n=4, generate_timeout=0.5)
     real = service.inference.run_batch
     service.inference.run_batch = lambda inputs: (time.sleep(2), real(inputs))[1]
     try:
@@ -394,10 +374,10 @@ def wait_until(test, timeout=10):
     return False
 
 
-def test_shutdown_closes_the_sockets_in_the_serving_thread(exported):
+def test_shutdown_closes_the_sockets_in_the_serving_thread(tiny_model):
     """Closing a socket under the loop's select() from another thread failed the serving thread with
     EBADF now and then; shutdown() hands the closing to the loop's own thread, and the loop ends."""
-    srv = make_server(str(exported / "generator"), port=0, max_n=4)
+    srv = make_server(str(tiny_model / "export" / "generator"), port=0, max_n=4)
     closed_in = []
     close_channels = srv._close_channels
 

@@ -14,32 +14,20 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import tiny_config
 
 from tinyvideo_mx.generation import media
 from tinyvideo_mx.generation.export import export_generator, export_onnx
 from tinyvideo_mx.generation.inference import OUTPUTS, latents, load_generator, run_generator
 from tinyvideo_mx.generation.sampling import sample
-from tinyvideo_mx.serving.http import make_server
 from tinyvideo_mx.training import GanTraining
 
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    root = tmp_path_factory.mktemp("serve")
-    GanTraining(tiny_config(iterations=2, sample_every=0, checkpoint_every=2), str(root / "run"), progress=False).run()
-    export_generator(str(root / "run"), str(root / "export" / "generator"))
-    return root
+from support.helpers import tiny_config
 
 
-@pytest.fixture(scope="module")
-def server(exported):
-    srv = make_server(str(exported / "export" / "generator"), port=0, max_n=4)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
+@pytest.fixture
+def server(tiny_server):
+    """The base URL of the tiny model's server (conftest)."""
+    return f"http://127.0.0.1:{tiny_server}"
 
 
 def post(url, payload, raw=None, endpoint="/predictions"):
@@ -59,11 +47,11 @@ def test_ping(server):
         assert json.loads(response.read()) == {"status": "Healthy"}
 
 
-def test_responses_hold_what_local_sampling_gives_for_the_seed(server, exported, tmp_path):
+def test_responses_hold_what_local_sampling_gives_for_the_seed(server, tiny_model, tmp_path):
     status, ctype, body = post(server, {"seed": 5, "n": 3, "outputs": ["video", "mask"]})
     assert status == 200 and ctype == "application/octet-stream"
     arrays = np.load(io.BytesIO(body))
-    G, config = load_generator(str(exported / "run"))
+    G, config = load_generator(str(tiny_model / "run"))
     local = run_generator(G, latents(5, 3, config.nz))
     assert sorted(arrays.files) == ["mask", "video"]
     np.testing.assert_allclose(arrays["video"], local["video"], atol=1e-6)
@@ -71,7 +59,7 @@ def test_responses_hold_what_local_sampling_gives_for_the_seed(server, exported,
     status, ctype, gif = post(server, {"seed": 5, "n": 3, "format": "gif"})
     assert status == 200 and ctype == "image/gif"
     (tmp_path / "served.gif").write_bytes(gif)
-    sample(str(exported / "run"), str(tmp_path / "local"), n=3, seed=5, scale=1)
+    sample(str(tiny_model / "run"), str(tmp_path / "local"), n=3, seed=5, scale=1)
     served, written = media.read_video(str(tmp_path / "served.gif")), media.read_video(str(tmp_path / "local" / "grid_video.gif"))
     assert served.shape == written.shape and np.abs(served.astype(int) - written).max() <= 1
     status, _, summary = post(server, {"seed": 5, "format": "json", "outputs": ["background"]})
@@ -97,15 +85,8 @@ def test_bad_requests_get_a_clear_json_error(server, payload, raw, status, messa
     assert error.startswith(message) if message.endswith("JSON") else error == message
 
 
-def test_unknown_endpoint_is_404(server):
-    request = urllib.request.Request(server + "/nope", data=b"{}", method="POST")
-    with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(request, timeout=10)
-    assert err.value.code == 404
-
-
-def test_concurrent_clients_all_get_their_own_correct_answer(server, exported):
-    G, config = load_generator(str(exported / "run"))
+def test_concurrent_clients_all_get_their_own_correct_answer(server, tiny_model):
+    G, config = load_generator(str(tiny_model / "run"))
     expected = {seed: run_generator(G, latents(seed, 1, config.nz))["video"] for seed in range(8)}
     failures = []
 
@@ -126,8 +107,9 @@ def test_concurrent_clients_all_get_their_own_correct_answer(server, exported):
 
 
 @pytest.fixture(scope="module")
-def exported_demo_kind(tmp_path_factory):
-    """A run with the demo preset's generator: resize-convolutions, a weight average, a mask bias."""
+def tiny_demo_kind_model(tmp_path_factory):
+    """A run with the demo preset's generator (resize-convolutions, a weight average), its mask started low
+    (--mask-bias): every initialiser the exported graph may carry."""
     root = tmp_path_factory.mktemp("serve-demo")
     config = tiny_config(iterations=2, sample_every=0, checkpoint_every=2, upsampling="resize", g_ema=0.9,
                          mask_bias=-2.0)
@@ -136,18 +118,18 @@ def exported_demo_kind(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("kind", ["exported", "exported_demo_kind"])
+@pytest.mark.parametrize("kind", ["tiny_model", "tiny_demo_kind_model"])
 def test_onnx_export_runs_in_onnxruntime(kind, request, tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime")
-    exported = request.getfixturevalue(kind)
-    prefix = str(exported / "export" / "generator")
+    model = request.getfixturevalue(kind)
+    prefix = str(model / "export" / "generator")
     export_onnx(prefix, str(tmp_path / "g.onnx"), batch=2)
     session = onnxruntime.InferenceSession(str(tmp_path / "g.onnx"), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["data"]
     assert [o.name for o in session.get_outputs()] == ["video", "foreground", "mask", "background"]
     z = latents(3, 2, 100)
     outputs = session.run(None, {"data": z})
-    G, _ = load_generator(str(exported / "run"))
+    G, _ = load_generator(str(model / "run"))
     local = run_generator(G, z)
     assert len(outputs) == 4
     for name, out in zip(OUTPUTS, outputs):
@@ -182,9 +164,9 @@ def processes_mentioning(text):
 
 @pytest.mark.skipif(shutil.which("java") is None or shutil.which("multi-model-server") is None,
                     reason="needs Java and the 'serve' extra")
-def test_mxnet_model_server_end_to_end(exported, tmp_path):
+def test_mxnet_model_server_end_to_end(tiny_model, tmp_path):
     from tinyvideo_mx.generation.export import export_mar
-    mar = export_mar(str(exported / "export" / "generator"), str(tmp_path / "store"))
+    mar = export_mar(str(tiny_model / "export" / "generator"), str(tmp_path / "store"))
     inference = free_port()
     management = free_port(inference + 1)
     (tmp_path / "config.properties").write_text(
@@ -210,7 +192,7 @@ def test_mxnet_model_server_end_to_end(exported, tmp_path):
                 pass
             assert time.time() < deadline, "model server did not answer within 120 s"
             time.sleep(1)
-        G, config = load_generator(str(exported / "run"))
+        G, config = load_generator(str(tiny_model / "run"))
         expected = run_generator(G, latents(5, 2, config.nz))["video"]
         np.testing.assert_allclose(np.load(io.BytesIO(body))["video"], expected, atol=1e-6)
         status, _, body = post(url, {"n": 99}, endpoint="/predictions/vgan")

@@ -9,7 +9,6 @@ import time
 
 import cv2
 import numpy as np
-import original_stabilizer
 import pytest
 from click.testing import CliRunner
 
@@ -22,6 +21,8 @@ from stabilize.video import VideoError, frames, write_video
 from tinyvideo_mx import locks
 from tinyvideo_mx.data import load_strip, read_list
 from tinyvideo_mx.data.iterator import StripIter
+
+from support import original_stabilizer
 
 OPENCV_DATA = "/usr/share/doc/opencv-doc/examples/data"
 
@@ -228,7 +229,7 @@ def spans_and_strips(found):
 @needs_opencv_doc
 @pytest.mark.parametrize("video,first,stop", [("tree.avi", 0, 76), ("Megamind.avi", 60, 124)])
 def test_faithful_mode_computes_what_the_original_computes(tmp_path, video, first, stop):
-    """Against a compact port of the original (tests/original_stabilizer.py) on real footage: the same
+    """Against a compact port of the original (tests/support/original_stabilizer.py) on real footage: the same
     clip spans and the same strips. Megamind's frames 60-124 hold a hard cut at 99."""
     path = segment(f"{OPENCV_DATA}/{video}", first, stop, str(tmp_path / "segment.avi"))
     expected_spans, expected = spans_and_strips(original_stabilizer.compute(path))

@@ -5,7 +5,6 @@ import os
 import mxnet as mx
 import numpy as np
 import pytest
-import torch7
 from click.testing import CliRunner
 
 from tinyvideo_mx import checkpoint
@@ -13,6 +12,8 @@ from tinyvideo_mx.cli import main
 from tinyvideo_mx.errors import FileProblem
 from tinyvideo_mx.generation import torch_import
 from tinyvideo_mx.generation.inference import load_generator, run_generator
+
+from support import torch7
 
 SIZES = dict(nz=10, ngf=4, frames=16, size=16)
 

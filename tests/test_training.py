@@ -1,4 +1,3 @@
-import errno
 import json
 import os
 import struct
@@ -6,12 +5,13 @@ import struct
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import tiny_config
 from mxnet import autograd, gluon, nd
 
 from tinyvideo_mx import checkpoint
 from tinyvideo_mx.generation.inference import latents
 from tinyvideo_mx.training import GanTraining, losses
+
+from support.helpers import tiny_config
 
 
 def params_of(block):
@@ -342,34 +342,6 @@ def test_generator_average_follows_its_formula():
     np.testing.assert_allclose(got[weight] - start[weight], 0.9 * 0.5 + 2 * 0.5, rtol=1e-5)
 
 
-def test_full_disk_while_checkpointing_loses_nothing(tmp_path, monkeypatch, caplog):
-    cfg = tiny_config(iterations=4, checkpoint_every=2, sample_every=0)
-    run = GanTraining(cfg, str(tmp_path), progress=False)
-    run.step(run.next_batch())
-    run.step(run.next_batch())
-    good = run.save_checkpoint()
-    real_rename = os.rename
-
-    def full_disk(src, dst):
-        raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(os, "rename", full_disk)
-    run.step(run.next_batch())
-    with pytest.raises(checkpoint.CheckpointError) as err:
-        run.save_checkpoint()
-    assert str(err.value) == (f"could not write checkpoint {tmp_path / 'ckpt-00000003'}: No space left on device; "
-                              "the previous checkpoint is intact")
-    # no half-written folder left (owner.lock: the live trainer's, released when its run ends)
-    assert sorted(os.listdir(tmp_path)) == ["ckpt-00000002", "latest", "owner.lock"]
-    assert checkpoint.resolve(str(tmp_path)) == good
-    # During the loop a failed interval checkpoint is reported and training goes on; the final one must succeed.
-    run._checkpoint(final=False)
-    assert run.checkpoint_failures == 1
-    monkeypatch.setattr(os, "rename", real_rename)
-    run._checkpoint(final=True)
-    assert checkpoint.resolve(str(tmp_path)).endswith("ckpt-00000003")
-    run.data.close()
-
-
 def test_two_contexts_equal_one_context_on_a_duplicated_batch(tmp_path):
     """Each context gets one half; with identical halves the BN statistics per half equal the full
     batch's, so two CPU contexts must give the single-context update (the multi-GPU code path on CPU)."""
@@ -417,11 +389,11 @@ def read_tfevents(path):
     return out
 
 
-def test_scalars_are_written_for_tensorboard(tmp_path):
-    GanTraining(tiny_config(iterations=2, sample_every=0, checkpoint_every=2), str(tmp_path), progress=False).run()
-    (events,) = os.listdir(tmp_path / "tensorboard")
-    scalars = read_tfevents(tmp_path / "tensorboard" / events)
-    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+def test_scalars_are_written_for_tensorboard(tiny_model):
+    run_dir = tiny_model / "run"
+    (events,) = os.listdir(run_dir / "tensorboard")
+    scalars = read_tfevents(run_dir / "tensorboard" / events)
+    rows = [json.loads(line) for line in open(run_dir / "metrics.jsonl")]
     assert {(s, t) for s, t, _ in scalars} >= {(1, "train/loss_d"), (2, "train/mask_mean"), (2, "train/loss_g_adv")}
     by_key = {(s, t): v for s, t, v in scalars}
     assert by_key[(2, "train/loss_d")] == pytest.approx(rows[1]["loss_d"], rel=1e-6)

@@ -95,3 +95,8 @@ def run_sequential(seq, x, params):
         else:
             raise TypeError(f"no reference for {kind}")
     return x[:, :, 0] if two_d else x
+
+
+def conv2d_transpose(x, w, stride, pad):
+    """2-D transposed convolution as the 3-D one with a depth of 1."""
+    return conv3d_transpose(x[:, :, None], w[:, :, None], (1, stride, stride), (0, pad, pad))[:, :, 0]

@@ -1,10 +1,13 @@
 """Run in its own process by tests/test_precision.py: AMP rewrites MXNet's operators process-wide."""
 import json
+import os
 import sys
 import tempfile
 import warnings
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
+# the support package lives in tests/, this script's parent folder
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # tinyvideo_mx before MXNet and OpenCV (it configures them as they load): not sorted
 # isort: off
@@ -12,11 +15,12 @@ import tinyvideo_mx         # noqa: E402, F401  (first: numpy aliases, threads, 
 import mxnet as mx          # noqa: E402
 # isort: on
 import numpy as np  # noqa: E402
-from conftest import tiny_config  # noqa: E402
 
 from tinyvideo_mx.models.factory import prepare  # noqa: E402
 from tinyvideo_mx.models.networks import Discriminator  # noqa: E402
 from tinyvideo_mx.training import GanTraining  # noqa: E402
+
+from support.helpers import tiny_config  # noqa: E402
 
 
 def discriminator_logits(params_file, x):

@@ -4,7 +4,8 @@ semantics in float64 numpy (BN in evaluate mode, as generate.lua runs the genera
 import struct
 
 import numpy as np
-from reference_conv import conv3d, conv3d_transpose
+
+from .reference_conv import conv3d, conv3d_transpose
 
 TYPE_NIL, TYPE_NUMBER, TYPE_STRING, TYPE_TABLE, TYPE_TORCH, TYPE_BOOLEAN = 0, 1, 2, 3, 4, 5
 

@@ -1,13 +1,16 @@
 """A worker of the distributed-training tests (started by tinyvideo_mx.training.launch with DMLC_ROLE=worker):
 trains the tiny model with the kvstore given on the command line and saves its own replica's weights."""
+import os
 import sys
 import warnings
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
-
-from conftest import tiny_config  # noqa: E402  (tests/ is on sys.path: the script's folder)
+# the support package lives in tests/, this script's parent folder
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tinyvideo_mx.training import GanTraining  # noqa: E402
+
+from support.helpers import tiny_config  # noqa: E402
 
 
 def main(run_dir, out_dir, kvstore, iterations, data_list):

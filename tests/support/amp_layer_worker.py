@@ -1,9 +1,13 @@
 """Run in its own process by tests/test_precision.py (AMP rewrites MXNet's operators process-wide): the
 phase-form transposed convolution, hybridized under bfloat16 AMP, against the float64 reference."""
 import json
+import os
+import sys
 import warnings
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
+# the support package lives in tests/, this script's parent folder
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # tinyvideo_mx before MXNet and OpenCV (it configures them as they load): not sorted
 # isort: off
@@ -12,10 +16,10 @@ import numpy as np          # noqa: E402
 from mxnet.contrib import amp  # noqa: E402
 # isort: on
 
-import reference_conv  # noqa: E402
-from test_onednn_workarounds import conv2d_transpose_reference, gradient_errors  # noqa: E402
-
 from tinyvideo_mx.models.layers import PhaseTransposedConvolution  # noqa: E402
+
+from support import reference_conv  # noqa: E402
+from support.gradients import gradient_errors  # noqa: E402
 
 
 def main():
@@ -27,7 +31,7 @@ def main():
         errors[f"3d depth {depth}"] = gradient_errors([PhaseTransposedConvolution(16, 32, 3, (depth, 4, 4))],
                                                       reference_conv.conv3d_transpose, x, 2, 1, hybridize=True)
     x = rng.standard_normal((2, 32, 4, 6))
-    errors["2d"] = gradient_errors([PhaseTransposedConvolution(16, 32, 2, (4, 6))], conv2d_transpose_reference,
+    errors["2d"] = gradient_errors([PhaseTransposedConvolution(16, 32, 2, (4, 6))], reference_conv.conv2d_transpose,
                                    x, 2, 1, hybridize=True)
     print(json.dumps({k: [float(e) for e in v] for k, v in errors.items()}))
 
