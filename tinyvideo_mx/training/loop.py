@@ -125,7 +125,7 @@ class GanTraining(GanStep, RunState):
         from .tensorboard_log import ScalarLog
         chief = self.replicas.is_chief
         if chief:
-            self._write_config()
+            write_config(self.run_dir, self.config)
         scalars = ScalarLog(self.run_dir, start=self.iteration) if chief else None
         fixed = None          # the generator inputs of the sample grids, fixed for the whole run
         bar = tqdm(total=self.total, initial=self.iteration, disable=not (self.progress and chief), unit="it",
@@ -154,13 +154,6 @@ class GanTraining(GanStep, RunState):
             log.warning("%d bad clips were skipped during training: %s", len(self.data.bad),
                         "; ".join(f"{p}: {r}" for p, r in sorted(self.data.bad.items())[:10]))
         return self
-
-    def _write_config(self):
-        path = os.path.join(self.run_dir, "config.json")
-        try:
-            write_text_atomic(path, self.config.to_json())
-        except OSError as e:
-            raise run_folder.RunFolderError(f"{path}: cannot write ({e.strerror or e})") from None
 
     def _due(self, every):
         """Whether a task run every ``every`` iterations is due now: the last iteration always is, unless
@@ -191,6 +184,15 @@ class GanTraining(GanStep, RunState):
                                                                                       self.iteration)})
         if self._due(cfg.checkpoint_every):
             self._checkpoint(final=self.iteration == self.total)
+
+
+def write_config(run_dir, config):
+    """The run's ``config.json``, written atomically; one line naming it if it cannot be."""
+    path = os.path.join(run_dir, "config.json")
+    try:
+        write_text_atomic(path, config.to_json())
+    except OSError as e:
+        raise run_folder.RunFolderError(f"{path}: cannot write ({e.strerror or e})") from None
 
 
 def train(config, run_dir, progress=True):
