@@ -106,7 +106,7 @@ class SamplingService:
             raise RequestError(400, "seed must be a non-negative 63-bit integer")
         if not 1 <= out["scale"] <= 8 or not 1 <= out["fps"] <= 100:
             raise RequestError(400, "scale must be 1..8 and fps 1..100")
-        conditional = self.meta["model"] == "conditional"
+        conditional = self.config.is_conditional
         count = len(out["images"] or []) if conditional else out["n"]
         if conditional and not out["images"]:
             raise RequestError(400, "this model predicts the future of images: send 'images' (base64 image files)")
@@ -121,7 +121,7 @@ class SamplingService:
     # -- generating -------------------------------------------------------------------------------
     def inputs(self, request):
         """The generator's input arrays for a parsed request."""
-        if self.meta["model"] == "conditional":
+        if self.config.is_conditional:
             arrays = []
             for i, text in enumerate(request["images"]):
                 try:

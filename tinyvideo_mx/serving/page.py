@@ -98,7 +98,7 @@ form.addEventListener("submit", async (event) => {
 
 def page_html(service):
     """The page for ``service`` (a SamplingService), as UTF-8 bytes."""
-    conditional = service.meta.get("model") == "conditional"
+    conditional = service.config.is_conditional
     hidden = 'style="display:none"'
     title = "predict the future of an image" if conditional else "sample videos"
     description = ("Pick one or more images: the model predicts a 32-frame future for each." if conditional else
