@@ -72,22 +72,29 @@ def test_regulariser_weights_reach_the_run_configuration(tmp_path):
     import json
     run = tmp_path / "r"
     result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--iterations", "1", "--mask-penalty", "0.3",
-                                       "--mode-seeking", "2", "--mask-bias", "-2", "--out", str(run), "--quiet"])
+                                       "--mode-seeking", "2", "--mask-bias", "-2", "--mask-penalty-until", "500",
+                                       "--out", str(run), "--quiet"])
     assert result.exit_code == 0, result.output
     saved = json.loads((run / "config.json").read_text())
-    assert (saved["mask_penalty"], saved["mode_seeking"], saved["mask_bias"]) == (0.3, 2.0, -2.0)
+    assert (saved["mask_penalty"], saved["mode_seeking"], saved["mask_bias"], saved["mask_penalty_until"]) == \
+        (0.3, 2.0, -2.0, 500)
     result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--mask-bias", "nan", "--out", str(tmp_path / "n")])
     assert result.exit_code == 1 and result.output == "Error: mask_bias must be a finite number, got nan\n"
     assert not (tmp_path / "n").exists()
     result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--mask-penalty", "-1", "--out", str(tmp_path / "s")])
     assert result.exit_code == 2 and "Invalid value for '--mask-penalty'" in result.output
     assert not (tmp_path / "s").exists()
+    result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--mask-penalty-until", "0", "--out", str(tmp_path / "u")])
+    assert result.exit_code == 2 and "Invalid value for '--mask-penalty-until'" in result.output
+    assert not (tmp_path / "u").exists()
     import pytest
 
     from tinyvideo_mx.config import make_config
     from tinyvideo_mx.errors import SettingError
     with pytest.raises(SettingError, match=r"^mask_penalty must be >= 0, got -0.5$"):
         make_config("tiny", mask_penalty=-0.5)
+    with pytest.raises(SettingError, match=r"^mask_penalty_until must be >= 1, got 0$"):
+        make_config("tiny", mask_penalty_until=0)
 
 
 def test_every_train_option_but_the_commands_own_is_a_run_setting():

@@ -193,6 +193,19 @@ def test_d_sees_noisy_clips_and_a_smoothed_real_target(tmp_path):
     assert run.instance_noise(real.shape) == [(None, None)]
 
 
+def test_the_mask_prior_falls_linearly_to_zero_when_asked(tmp_path):
+    """--mask-penalty-until U: G pays weight * (1 - i / U) * mean(m) at iteration i, nothing from U on; without
+    it the original's constant weight * mean(m)."""
+    mask = nd.array(np.random.default_rng(2).uniform(0, 1, (2, 1, 4, 3, 3)))
+    mean = float(mask.asnumpy().astype(np.float64).mean())
+    fading = GanTraining(tiny_config(mask_penalty=0.4, mask_penalty_until=4), str(tmp_path / "a"), progress=False)
+    constant = GanTraining(tiny_config(mask_penalty=0.4), str(tmp_path / "b"), progress=False)
+    for iteration, share in ((0, 1.0), (1, 0.75), (3, 0.25), (4, 0.0), (7, 0.0)):
+        fading.iteration = constant.iteration = iteration
+        assert fading.mask_penalty(mask).asscalar() == pytest.approx(0.4 * share * mean, rel=1e-6, abs=1e-9)
+        assert constant.mask_penalty(mask).asscalar() == pytest.approx(0.4 * mean, rel=1e-6)
+
+
 def use_sgd(run, lr=0.1):
     """Plain SGD, so a step moves every parameter by exactly -lr * gradient (Adam's first step is
     ~lr * sign(g) and would turn rounding noise in tiny gradients into full-size differences)."""

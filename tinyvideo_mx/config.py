@@ -65,6 +65,7 @@ class TrainConfig:
     beta2: float = 0.999
     epsilon: float = 1e-8
     mask_penalty: float = 0.1      # 0.1 * mean(m) (L1Penalty(0.1, sizeAverage=true))
+    mask_penalty_until: int = None  # the prior falls linearly to 0 at this iteration; None: constant (the original)
     mask_bias: float = 0.0         # the mask channel's initial bias: the mask starts at sigmoid(this) (the
                                    # original's zero bias: 0.5, fore- and background mixed half and half)
     # regularisers of D, all off in the original (training/losses.py, training/step.py)
@@ -109,6 +110,8 @@ class TrainConfig:
             raise SettingError(f"d_lr (D's learning rate) must be positive, got {self.d_lr}")
         if not self.instance_noise >= 0:
             raise SettingError(f"instance_noise must be >= 0, got {self.instance_noise}")
+        if self.mask_penalty_until is not None and self.mask_penalty_until < 1:
+            raise SettingError(f"mask_penalty_until must be >= 1, got {self.mask_penalty_until}")
         if self.instance_noise_until is not None and self.instance_noise_until < 1:
             raise SettingError(f"instance_noise_until must be >= 1, got {self.instance_noise_until}")
         if not 0.0 <= self.label_smoothing < 0.5:

@@ -102,10 +102,13 @@ class GanStep:
         return leaf, losses.first_frame_l1(leaf, real[:, :, 0], self.config.l1_weight)
 
     def mask_penalty(self, mask):
-        """Terms of G's loss on the mask: the unconditional model's 0.1 * mean(m) (none otherwise)."""
-        if self.config.is_conditional:
+        """Terms of G's loss on the mask: the unconditional model's 0.1 * mean(m) (none otherwise), falling
+        linearly to 0 at iteration ``mask_penalty_until`` when that is set."""
+        cfg = self.config
+        if cfg.is_conditional:
             return None
-        return losses.mask_prior(mask, self.config.mask_penalty)
+        fade = max(0.0, 1.0 - self.iteration / cfg.mask_penalty_until) if cfg.mask_penalty_until else 1.0
+        return losses.mask_prior(mask, cfg.mask_penalty * fade)
 
     def step(self, real):
         """One iteration of main.lua on the batch ``real`` (an NDArray (B, 3, T, S, S)): the D step, then
