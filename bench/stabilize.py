@@ -4,8 +4,9 @@
                                              and two 640x480 clips with known camera motion)
     python bench/stabilize.py --generated tuning     # generated shaky videos, seeds the defaults were tuned on
     python bench/stabilize.py --generated held-out   # seeds kept out of tuning: the final table only
+    python bench/stabilize.py --generated held-out --frames 200   # the same scenarios, 200 frames long
 
-Generated videos (stabilize/synthetic.py ``shaky_video``): 640x480, 68 frames, each seed a scenario of
+Generated videos (stabilize/synthetic.py ``shaky_video``): 640x480, 68 frames (``--frames``), each seed a scenario of
 hand-held shake, whip pans, zoom, roll, motion blur, rolling shutter, a large moving object and textured
 or plain-wall backgrounds. TUNING_SEEDS may be looked at while changing the stabiliser; HELD_OUT_SEEDS
 only for the table that judges it.
@@ -105,6 +106,8 @@ def main():
     parser.add_argument("videos", nargs="*")
     parser.add_argument("--generated", choices=["tuning", "held-out"], help="generated shaky videos instead")
     parser.add_argument("--seeds", type=int, nargs="*", help="only these generated seeds")
+    parser.add_argument("--frames", type=int, default=GENERATED_FRAMES,
+                        help=f"frames per generated video ({GENERATED_FRAMES}): fixed costs per video weigh less in longer ones")
     args = parser.parse_args()
     print(f"CPU {read_cpuinfo()[0]} ({os.cpu_count()} cores), OpenCV {cv2.__version__}, cv2 threads {cv2.getNumThreads()}; "
           f"output 128x128 clips of 16-34 frames")
@@ -115,13 +118,13 @@ def main():
             seeds = args.seeds or (TUNING_SEEDS if args.generated == "tuning" else HELD_OUT_SEEDS)
             videos, labels, truths = [], {}, {}
             for seed in seeds:
-                frames, scenario, truths_of_seed = shaky_video(seed, GENERATED_FRAMES, GENERATED_SIZE)
+                frames, scenario, truths_of_seed = shaky_video(seed, args.frames, GENERATED_SIZE)
                 path = os.path.join(folder, f"seed{seed}.avi")
                 write_video(path, frames, fps=25)
                 videos.append(path)
                 labels[path] = f"seed {seed} ({scenario.describe()})"
                 truths[path] = truths_of_seed
-            print(f"generated, {args.generated} seeds: {list(seeds)}")
+            print(f"generated, {args.generated} seeds: {list(seeds)}, {args.frames} frames each")
             report(videos, labels, truths)
             return
         videos = args.videos or [v for v in DEFAULT if os.path.exists(v)]
