@@ -1,5 +1,6 @@
 import os
 
+import pytest
 from click.testing import CliRunner
 
 from tinyvideo_mx.cli import main
@@ -59,12 +60,13 @@ def test_horovod_flag_and_another_kvstore_contradict(tmp_path):
     assert "Error: --horovod and --kvstore dist_sync contradict each other" in result.output
 
 
-def test_unconditional_options_are_refused_for_the_conditional_model(tmp_path):
-    result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--conditional", "--mode-seeking", "1",
+@pytest.mark.parametrize("option", [["--mode-seeking", "1"], ["--mask-penalty-until", "10"]])
+def test_unconditional_options_are_refused_for_the_conditional_model(option, tmp_path):
+    result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--conditional", *option,
                                        "--out", str(tmp_path / "r"), "--quiet"])
     assert result.exit_code == 1
-    assert result.output == ("Error: minibatch_std, mode_seeking, temporal_padding and mask_bias are options of "
-                             "the unconditional model\n")
+    assert result.output == ("Error: minibatch_std, mode_seeking, temporal_padding, mask_bias and mask_penalty_until "
+                             "are options of the unconditional model\n")
     assert not (tmp_path / "r").exists()
 
 
@@ -87,7 +89,6 @@ def test_regulariser_weights_reach_the_run_configuration(tmp_path):
     result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--mask-penalty-until", "0", "--out", str(tmp_path / "u")])
     assert result.exit_code == 2 and "Invalid value for '--mask-penalty-until'" in result.output
     assert not (tmp_path / "u").exists()
-    import pytest
 
     from tinyvideo_mx.config import make_config
     from tinyvideo_mx.errors import SettingError
@@ -114,8 +115,6 @@ def test_every_train_option_but_the_commands_own_is_a_run_setting():
 def test_checkpoints_and_logs_cannot_be_switched_off():
     """A run always writes its final checkpoint: 0 is refused for checkpoint_every (and log_every) in one
     line, where sample_every and fvd_every take 0 for never."""
-    import pytest
-
     from tinyvideo_mx.config import make_config
     from tinyvideo_mx.errors import SettingError
     with pytest.raises(SettingError, match=r"^checkpoint_every must be a whole number >= 1, got 0$"):

@@ -134,9 +134,9 @@ class TrainConfig:
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
                 raise SettingError(f"{name} must be a whole number >= 1, got {getattr(self, name)!r}")
         if self.is_conditional and (self.minibatch_std or self.mode_seeking or self.temporal_padding != "zeros"
-                                    or self.mask_bias):
-            raise SettingError("minibatch_std, mode_seeking, temporal_padding and mask_bias are options of the "
-                               "unconditional model")
+                                    or self.mask_bias or self.mask_penalty_until):
+            raise SettingError("minibatch_std, mode_seeking, temporal_padding, mask_bias and mask_penalty_until are "
+                               "options of the unconditional model")
 
     @property
     def is_conditional(self):
