@@ -110,10 +110,9 @@ class TrainConfig:
             raise SettingError(f"d_lr (D's learning rate) must be positive, got {self.d_lr}")
         if not self.instance_noise >= 0:
             raise SettingError(f"instance_noise must be >= 0, got {self.instance_noise}")
-        if self.mask_penalty_until is not None and self.mask_penalty_until < 1:
-            raise SettingError(f"mask_penalty_until must be >= 1, got {self.mask_penalty_until}")
-        if self.instance_noise_until is not None and self.instance_noise_until < 1:
-            raise SettingError(f"instance_noise_until must be >= 1, got {self.instance_noise_until}")
+        for name in ("mask_penalty_until", "instance_noise_until"):     # None: constant / the run's length
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise SettingError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.label_smoothing < 0.5:
             raise SettingError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if not (isinstance(self.cache_mb, int) and self.cache_mb >= 0):

@@ -53,6 +53,12 @@ def gradients_into(params, heads, retain_graph=False):
         variable._fresh_grad = True    # what backward sets; the Trainer refuses stale gradients
 
 
+def remaining_share(iteration, until):
+    """The share left at ``iteration`` of a term that falls linearly from all of it at iteration 0 to none
+    at ``until`` (instance noise, a fading mask prior); None: the whole term, always."""
+    return max(0.0, 1.0 - iteration / until) if until else 1.0
+
+
 def with_noise(clips, noise):
     """What D sees: the clips, plus instance noise when there is some."""
     return clips if noise is None else clips + noise
@@ -107,8 +113,7 @@ class GanStep:
         cfg = self.config
         if cfg.is_conditional:
             return None
-        fade = max(0.0, 1.0 - self.iteration / cfg.mask_penalty_until) if cfg.mask_penalty_until else 1.0
-        return losses.mask_prior(mask, cfg.mask_penalty * fade)
+        return losses.mask_prior(mask, cfg.mask_penalty * remaining_share(self.iteration, cfg.mask_penalty_until))
 
     def step(self, real):
         """One iteration of main.lua on the batch ``real`` (an NDArray (B, 3, T, S, S)): the D step, then
@@ -148,7 +153,7 @@ class GanStep:
         (None, None) when there is none. Drawn counter-based for the global batch, as z is, so resume stays
         exact and this worker takes its rows."""
         cfg = self.config
-        sigma = cfg.instance_noise and cfg.instance_noise * max(0.0, 1.0 - self.iteration / cfg.instance_noise_until)
+        sigma = cfg.instance_noise and cfg.instance_noise * remaining_share(self.iteration, cfg.instance_noise_until)
         if not sigma:
             return [(None, None)] * len(self.contexts)
         rng = np.random.default_rng([cfg.seed, self.iteration, NOISE_STREAM])
