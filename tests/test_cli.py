@@ -60,13 +60,13 @@ def test_horovod_flag_and_another_kvstore_contradict(tmp_path):
     assert "Error: --horovod and --kvstore dist_sync contradict each other" in result.output
 
 
-@pytest.mark.parametrize("option", [["--mode-seeking", "1"], ["--mask-penalty-until", "10"]])
+@pytest.mark.parametrize("option", [["--mode-seeking", "1"], ["--mask-penalty-until", "10"], ["--background-size", "4"]])
 def test_unconditional_options_are_refused_for_the_conditional_model(option, tmp_path):
     result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--conditional", *option,
                                        "--out", str(tmp_path / "r"), "--quiet"])
     assert result.exit_code == 1
-    assert result.output == ("Error: minibatch_std, mode_seeking, temporal_padding, mask_bias and mask_penalty_until "
-                             "are options of the unconditional model\n")
+    assert result.output == ("Error: minibatch_std, mode_seeking, temporal_padding, mask_bias, mask_penalty_until and "
+                             "background_size are options of the unconditional model\n")
     assert not (tmp_path / "r").exists()
 
 
@@ -75,11 +75,14 @@ def test_regulariser_weights_reach_the_run_configuration(tmp_path):
     run = tmp_path / "r"
     result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--iterations", "1", "--mask-penalty", "0.3",
                                        "--mode-seeking", "2", "--mask-bias", "-2", "--mask-penalty-until", "500",
-                                       "--out", str(run), "--quiet"])
+                                       "--background-size", "4", "--out", str(run), "--quiet"])
     assert result.exit_code == 0, result.output
     saved = json.loads((run / "config.json").read_text())
-    assert (saved["mask_penalty"], saved["mode_seeking"], saved["mask_bias"], saved["mask_penalty_until"]) == \
-        (0.3, 2.0, -2.0, 500)
+    assert (saved["mask_penalty"], saved["mode_seeking"], saved["mask_bias"], saved["mask_penalty_until"],
+            saved["background_size"]) == (0.3, 2.0, -2.0, 500, 4)
+    result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--background-size", "5", "--out", str(tmp_path / "b")])
+    assert result.exit_code == 1 and result.output == "Error: background_size must divide the frame size 16, got 5\n"
+    assert not (tmp_path / "b").exists()
     result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--mask-bias", "nan", "--out", str(tmp_path / "n")])
     assert result.exit_code == 1 and result.output == "Error: mask_bias must be a finite number, got nan\n"
     assert not (tmp_path / "n").exists()

@@ -1,3 +1,4 @@
+import cv2
 import mxnet as mx
 import numpy as np
 import pytest
@@ -119,6 +120,63 @@ def test_mask_bias_starts_the_mask_at_its_sigmoid_and_changes_nothing_else(tmp_p
     nets[-2.0].save_parameters(str(tmp_path / "G.params"))
     nets[0.0].load_parameters(str(tmp_path / "G.params"))
     np.testing.assert_array_equal(nets[0.0](z)[2].asnumpy(), mask)
+
+
+def coarsened_by_opencv(image, coarse):
+    """The reference for layers.Coarsen2D: block means (INTER_AREA), then bilinear back (INTER_LINEAR)."""
+    size = image.shape[-1]
+    small = cv2.resize(image, (coarse, coarse), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+@pytest.mark.parametrize("size,coarse", [(32, 8), (16, 4), (16, 2)])
+def test_coarsen2d_is_opencvs_area_then_linear_resize_in_value_and_gradient(size, coarse):
+    from tinyvideo_mx.models.layers import Coarsen2D
+    rng = np.random.default_rng(size + coarse)
+    x = rng.uniform(-1, 1, (2, 3, size, size)).astype(np.float32)
+    block = Coarsen2D(3, size, coarse)
+    block.initialize()
+    block.hybridize()
+    xs = nd.array(x)
+    xs.attach_grad()
+    weight = rng.standard_normal((2, 3, size, size)).astype(np.float32)
+    with autograd.record():
+        y = block(xs)
+        (y * nd.array(weight)).sum().backward()
+    expected = np.stack([np.stack([coarsened_by_opencv(c, coarse) for c in clip]) for clip in x])
+    np.testing.assert_allclose(y.asnumpy(), expected, atol=2e-6)
+    # the map is linear: its input gradient is the transposed map applied to the output weights, the
+    # matrix built column by column from OpenCV's resizes of unit images
+    columns = np.stack([coarsened_by_opencv(np.eye(size * size, dtype=np.float32)[i].reshape(size, size),
+                                            coarse).ravel() for i in range(size * size)], axis=1)
+    expected_grad = (weight.reshape(6, -1) @ columns).reshape(x.shape)
+    np.testing.assert_allclose(xs.grad.asnumpy(), expected_grad, atol=2e-5)
+
+
+def test_background_size_coarsens_the_background_stream_and_changes_nothing_else(tmp_path):
+    """--background-size 4 on the tiny model (16x16 frames): every parameter as without it, seed for seed;
+    the background is the plain stream's, coarsened; the video is composed from it."""
+    from tinyvideo_mx.config import make_config
+    from tinyvideo_mx.models.factory import build_generator
+    nets = {}
+    for coarse in (None, 4):
+        mx.random.seed(7)
+        nets[coarse] = built(build_generator(make_config("tiny", background_size=coarse)))
+    trained = {k: p.data().asnumpy() for k, p in nets[4].collect_params().items() if p.grad_req != "null"}
+    plain = {k: p.data().asnumpy() for k, p in nets[None].collect_params().items() if p.grad_req != "null"}
+    assert trained.keys() == plain.keys()
+    for name in plain:
+        np.testing.assert_array_equal(trained[name], plain[name], err_msg=name)
+    z = nd.array(np.random.default_rng(0).standard_normal((2, 100)))
+    video, foreground, mask, background = (a.asnumpy() for a in nets[4](z))
+    plain_background = nets[None](z)[3].asnumpy()
+    expected = np.stack([np.stack([coarsened_by_opencv(c, 4) for c in clip]) for clip in plain_background])
+    np.testing.assert_allclose(background, expected, atol=2e-6)
+    np.testing.assert_allclose(video, mask * foreground + (1 - mask) * background[:, :, None], atol=2e-6)
+    nets[4].save_parameters(str(tmp_path / "G.params"))
+    again = built(build_generator(make_config("tiny", background_size=4)))
+    again.load_parameters(str(tmp_path / "G.params"))
+    np.testing.assert_array_equal(again(z)[3].asnumpy(), background)
 
 
 def test_batchnorm3d_trains_and_infers_like_torch_batchnorm():

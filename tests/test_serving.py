@@ -109,10 +109,11 @@ def test_concurrent_clients_all_get_their_own_correct_answer(server, tiny_model)
 @pytest.fixture(scope="module")
 def tiny_demo_kind_model(tmp_path_factory):
     """A run with the demo preset's generator (resize-convolutions, a weight average), its mask started low
-    (--mask-bias): every initialiser the exported graph may carry."""
+    (--mask-bias) and its background coarsened (--background-size): every initialiser and constant the
+    exported graph may carry."""
     root = tmp_path_factory.mktemp("serve-demo")
     config = tiny_config(iterations=2, sample_every=0, checkpoint_every=2, upsampling="resize", g_ema=0.9,
-                         mask_bias=-2.0)
+                         mask_bias=-2.0, background_size=4)
     GanTraining(config, str(root / "run"), progress=False).run()
     export_generator(str(root / "run"), str(root / "export" / "generator"))
     return root

@@ -156,6 +156,9 @@ DISTRIBUTED_RANK_VARIABLES = ("DMLC_ROLE", "HOROVOD_RANK", "OMPI_COMM_WORLD_RANK
               help="Iteration at which the mask prior has fallen linearly to 0 (default: constant, as the original).")
 @click.option("--mask-bias", type=float, default=None,
               help="Initial bias of the mask channel: the mask starts at sigmoid(this) (the original's 0: 0.5).")
+@click.option("--background-size", type=POSITIVE, default=None,
+              help="Draw the background as this many control points per side, bilinearly stretched to the frame "
+                   "(must divide --size; default: pixel by pixel, as the original).")
 @click.option("--g-ema", type=click.FloatRange(0.0, 1.0, max_open=True), default=None,
               help="Sample from a moving average of G's weights with this decay (0: off, as the original; demo 0.999).")
 @click.option("--sampling", type=click.Choice(["replacement", "shuffle", "sequential"]), default=None,

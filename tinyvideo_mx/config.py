@@ -68,6 +68,8 @@ class TrainConfig:
     mask_penalty_until: int = None  # the prior falls linearly to 0 at this iteration; None: constant (the original)
     mask_bias: float = 0.0         # the mask channel's initial bias: the mask starts at sigmoid(this) (the
                                    # original's zero bias: 0.5, fore- and background mixed half and half)
+    background_size: int = None    # the background stream's scene as this many control points per side,
+                                   # bilinearly stretched to the frame; None: drawn pixel by pixel (the original)
     # regularisers of D, all off in the original (training/losses.py, training/step.py)
     instance_noise: float = 0.0    # std of Gaussian noise added to every clip D sees, falling linearly to 0
     instance_noise_until: int = None   # ... at this iteration; None: the run's length when it starts (then saved,
@@ -129,13 +131,17 @@ class TrainConfig:
             raise SettingError(f"mask_penalty must be >= 0, got {self.mask_penalty}")
         if not math.isfinite(self.mask_bias):
             raise SettingError(f"mask_bias must be a finite number, got {self.mask_bias}")
+        if self.background_size is not None and not (
+                isinstance(self.background_size, int) and 1 <= self.background_size <= self.size
+                and self.size % self.background_size == 0):
+            raise SettingError(f"background_size must divide the frame size {self.size}, got {self.background_size!r}")
         for name in ("checkpoint_every", "log_every"):    # sample_every and fvd_every take 0 for never
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
                 raise SettingError(f"{name} must be a whole number >= 1, got {getattr(self, name)!r}")
         if self.is_conditional and (self.minibatch_std or self.mode_seeking or self.temporal_padding != "zeros"
-                                    or self.mask_bias or self.mask_penalty_until):
-            raise SettingError("minibatch_std, mode_seeking, temporal_padding, mask_bias and mask_penalty_until are "
-                               "options of the unconditional model")
+                                    or self.mask_bias or self.mask_penalty_until or self.background_size):
+            raise SettingError("minibatch_std, mode_seeking, temporal_padding, mask_bias, mask_penalty_until and "
+                               "background_size are options of the unconditional model")
 
     @property
     def is_conditional(self):

@@ -21,7 +21,8 @@ def build_generator(config, form=None):
                                     noise=config.cond_noise, prefix="G_")
     return Generator(nz=config.nz, ngf=config.ngf, frames=config.frames, size=config.size,
                      upsampling=config.upsampling, form=form or generator_form(config.g_form),
-                     temporal_padding=config.temporal_padding, mask_bias=config.mask_bias, prefix="G_")
+                     temporal_padding=config.temporal_padding, mask_bias=config.mask_bias,
+                     background_size=config.background_size, prefix="G_")
 
 
 def build_networks(config, dtype=None, device="cpu"):

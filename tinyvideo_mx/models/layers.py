@@ -483,6 +483,43 @@ def phase_conv3d(channels, in_channels, in_size, **kwargs):
     return [layer], layer.out_depth
 
 
+def linear_interpolation(out_size, in_size):
+    """(out_size, in_size) matrix that enlarges a 1-D signal by linear interpolation with half-pixel
+    centres and clamped edges (what cv2.resize's INTER_LINEAR does)."""
+    matrix = np.zeros((out_size, in_size))
+    for o in range(out_size):
+        s = min(max((o + 0.5) * in_size / out_size - 0.5, 0.0), in_size - 1.0)
+        low = int(s)
+        high = min(low + 1, in_size - 1)
+        matrix[o, low] += 1.0 - (s - low)
+        matrix[o, high] += s - low
+    return matrix
+
+
+class Coarsen2D(nn.HybridBlock):
+    """(N, C, S, S) -> the mean of every (S/coarse)^2 block, stretched back to S x S by bilinear
+    interpolation: the image as ``coarse`` x ``coarse`` control points with straight lines between them
+    (cv2.resize's INTER_AREA down, then INTER_LINEAR up). A demo-scale option for the background stream
+    (docs/learning.md, tenth study). No parameters: the stretch is one fixed matrix (a FullyConnected over
+    the flattened control points; no transposes, which MXNet 1.9.1 runs badly on 5-D data)."""
+
+    def __init__(self, channels, size, coarse, **kwargs):
+        super().__init__(**kwargs)
+        if size % coarse:
+            raise ValueError(f"coarse ({coarse}) must divide size ({size})")
+        self.channels, self.size, self.coarse = channels, size, coarse
+        rows = linear_interpolation(size, coarse)
+        with self.name_scope():
+            self.stretch = self.params.get_constant("stretch", mx_nd.array(np.kron(rows, rows)))  # (S*S, c*c)
+
+    def hybrid_forward(self, F, x, stretch):
+        block = self.size // self.coarse
+        points = F.Pooling(x, kernel=(block, block), stride=(block, block), pool_type="avg")
+        flat = F.reshape(points, shape=(-1, self.coarse * self.coarse))
+        image = F.FullyConnected(flat, stretch, num_hidden=self.size * self.size, no_bias=True)
+        return F.reshape(image, shape=(-1, self.channels, self.size, self.size))
+
+
 def batchnorm2d(eps, channels=0):
     return nn.BatchNorm(**batchnorm_kwargs(eps, channels))
 

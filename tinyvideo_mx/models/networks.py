@@ -15,6 +15,7 @@ from .layers import (
     D_BN_EPS,
     G_BN_EPS,
     BatchNorm3D,
+    Coarsen2D,
     DenseTransposedConvolution,
     PhaseTransposedConvolution,
     ResizeConvolution,
@@ -102,10 +103,11 @@ def foreground_stream(in_channels, channels, kernel, in_size=(1, 1, 1), upsampli
 
 
 def background_stream(in_channels, channels, first_kernel_size, first_stride=1, first_pad=0,
-                      upsampling="transposed", form="deconvolution", in_size=(1, 1)):
+                      upsampling="transposed", form="deconvolution", in_size=(1, 1), coarse=None):
     """2-D up-sampling stream (main.lua:64-75): TransposedConv2D + BN + ReLU per entry (the first with
     ``first_kernel_size``, the rest doubling the resolution, ``up2d``), then a 3-channel doubling + tanh.
-    ``in_size``: the input's (H, W)."""
+    ``in_size``: the input's (H, W). ``coarse`` (a deviation; None: the original): the scene ends as
+    ``coarse`` x ``coarse`` control points, bilinearly stretched to the frame (layers.Coarsen2D)."""
     stream = nn.HybridSequential(prefix="background_")
     kernel = first_kernel_size if isinstance(first_kernel_size, tuple) else (first_kernel_size,) * 2
     size = tuple((n - 1) * first_stride - 2 * first_pad + k for n, k in zip(in_size, kernel))
@@ -122,6 +124,9 @@ def background_stream(in_channels, channels, first_kernel_size, first_stride=1, 
             stream.add(*layers, batchnorm2d(G_BN_EPS, ch), nn.Activation("relu"))
             in_channels = ch
         stream.add(*up2d(3, in_channels, size, upsampling, form), nn.Activation("tanh"))
+        size = doubled(size)
+        if coarse and coarse != size[0]:
+            stream.add(Coarsen2D(3, size[0], coarse))
     return stream
 
 
@@ -158,7 +163,7 @@ class Generator(nn.HybridBlock):
     with shapes (N,3,T,S,S), (N,3,T,S,S), (N,1,T,S,S), (N,3,S,S)."""
 
     def __init__(self, nz=100, ngf=64, frames=32, size=64, upsampling="transposed", form="deconvolution",
-                 temporal_padding="zeros", mask_bias=0.0, **kwargs):
+                 temporal_padding="zeros", mask_bias=0.0, background_size=None, **kwargs):
         super().__init__(**kwargs)
         kt, kh, kw = first_kernel(frames, size)
         self.nz, self.frames, self.size = nz, frames, size
@@ -171,7 +176,8 @@ class Generator(nn.HybridBlock):
         with self.name_scope():
             self.foreground = foreground_stream(nz, widths, (kt, kh, kw), upsampling=upsampling, form=form,
                                                 temporal_padding=temporal_padding)
-            self.background = background_stream(nz, widths, (kh, kw), upsampling=upsampling, form=form)
+            self.background = background_stream(nz, widths, (kh, kw), upsampling=upsampling, form=form,
+                                                coarse=background_size)
         if mask_bias:
             start_mask_at(self.foreground, mask_bias)
 
