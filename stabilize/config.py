@@ -41,6 +41,8 @@ class StabilizeConfig:
     cut_change: float = 25.0         # ... and mean |difference| of 32x24 grey thumbnails (0-255) above this (cuts.py)
     restart_at_unmatched: bool = True  # an unmatched frame starts the next clip (the original skipped it)
     lookahead: int = 4               # frames decoded and described ahead on a second thread (0: one thread, as the original)
+    warp_full_frame: bool = False    # warp every frame at full resolution, then resize (the original); else warp it
+                                     # straight into the output square (stabilizer.py: same pixels' positions)
     fps: float = 0.0                 # resample to this frame rate (0: native, as the original)
 
     @classmethod
@@ -49,7 +51,7 @@ class StabilizeConfig:
         a frame that fails to match is skipped; one thread."""
         values = dict(motion="features", features="sift", feature_size=0, max_features=0, matcher="flann",
                       quality_gate=False, max_residual=0.0, scene_cuts=False,
-                      restart_at_unmatched=False, lookahead=0)
+                      restart_at_unmatched=False, lookahead=0, warp_full_frame=True)
         values.update(overrides)
         return cls(**values)
 

@@ -95,6 +95,19 @@ def resize_and_crop(frame, size):
     return resized[top:top + size, left:left + size]
 
 
+def to_square(shape, size):
+    """The 3x3 map from a frame's pixel coordinates to those of ``resize_and_crop(frame, size)``: warping
+    the frame with it samples the positions that resize's bilinear interpolation samples (pixel centres:
+    output x reads frame x' = (x + left + 0.5) * w / nw - 0.5), so a homography and the resize become one
+    warp."""
+    h, w = shape[:2]
+    scale = size / min(h, w)
+    nh, nw = max(size, int(h * scale)), max(size, int(w * scale))
+    top, left = (nh - size) // 2, (nw - size) // 2
+    fx, fy = nw / w, nh / h
+    return np.array([[fx, 0.0, 0.5 * fx - 0.5 - left], [0.0, fy, 0.5 * fy - 0.5 - top], [0.0, 0.0, 1.0]])
+
+
 def write_video(path, frames_bgr, fps=25.0):
     """Write BGR frames with OpenCV (MJPG in .avi, mp4v in .mp4): test fixtures and examples."""
     h, w = frames_bgr[0].shape[:2]

@@ -523,3 +523,37 @@ def test_the_commands_options_become_one_configuration():
     config = StabilizeConfig.from_options(quality_gate=False, flow_size=300, settings=["max_residual=0"])
     assert config == StabilizeConfig(quality_gate=False, flow_size=300, max_residual=0.0)
     assert StabilizeConfig.from_options() == StabilizeConfig()
+
+
+@pytest.mark.parametrize("shape", [(480, 640), (640, 480), (144, 176), (100, 100)])
+def test_one_warp_into_the_square_samples_where_resize_and_crop_does(shape):
+    from stabilize.video import resize_and_crop, to_square
+    frame = cv2.resize(texture(3, 64), shape[::-1], interpolation=cv2.INTER_CUBIC)
+    direct = cv2.warpPerspective(frame, to_square(frame.shape, 32), (32, 32))
+    # both interpolate bilinearly in fixed point (warp: 1/32 px positions): at most one level apart
+    assert np.abs(direct.astype(int) - resize_and_crop(frame, 32).astype(int)).max() <= 1
+
+
+def test_the_direct_warp_writes_what_the_originals_warp_then_resize_writes():
+    """The default warps a frame of more than twice the output's side straight into the output square; the
+    original (faithful) at full resolution, eroding the coverage, then resizing. Same homography: the
+    same pixels to a few levels where both cover, the same coverage up to the border pixel."""
+    from stabilize.stabilizer import direct_square, warped
+    frame = cv2.resize(texture(5, 256), (640, 480), interpolation=cv2.INTER_CUBIC)
+    chain = np.array([[1.01, 0.02, 21.3], [-0.015, 0.99, -12.6], [0.0, 0.0, 1.0]])
+    config = StabilizeConfig()
+    kernel = np.ones((config.erode, config.erode), np.uint8)
+    square = direct_square(frame.shape, config)
+    assert direct_square(frame.shape, StabilizeConfig.faithful()) is None      # the original's way
+    assert direct_square((256, 320, 3), config) is None                         # not above 2 x 128
+    original = warped(frame, chain, None, kernel, config)
+    direct = warped(frame, chain, square, kernel, config)
+    assert original.shape == direct.shape == (128, 128, 4)
+    both = (original[..., 3] == 255) & (direct[..., 3] == 255)
+    assert both.mean() > 0.8
+    assert np.abs(original[..., :3] - direct[..., :3])[both].mean() < 2.0
+    # where one covers and the other not: only within a pixel of the original's coverage border
+    covers = [np.uint8(a[..., 3] > 127) for a in (original, direct)]
+    border = cv2.dilate(covers[0], None) != cv2.erode(covers[0], None)
+    assert not np.any((covers[0] != covers[1]) & ~border)
+    assert abs(covers[0].mean() - covers[1].mean()) < 2 / 128
