@@ -41,8 +41,8 @@ class StabilizeConfig:
     cut_change: float = 25.0         # ... and mean |difference| of 32x24 grey thumbnails (0-255) above this (cuts.py)
     restart_at_unmatched: bool = True  # an unmatched frame starts the next clip (the original skipped it)
     lookahead: int = 4               # frames decoded and described ahead on a second thread (0: one thread, as the original)
-    warp_full_frame: bool = False    # warp every frame at full resolution, then resize (the original); else warp it
-                                     # straight into the output square (stabilizer.py: same pixels' positions)
+    warp_full_frame: bool = False    # warp every frame at full resolution, then resize (the original); else frames
+                                     # over twice the output's side go straight into it (stabilizer.direct_square)
     fps: float = 0.0                 # resample to this frame rate (0: native, as the original)
 
     @classmethod

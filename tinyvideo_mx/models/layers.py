@@ -500,8 +500,9 @@ class Coarsen2D(nn.HybridBlock):
     """(N, C, S, S) -> the mean of every (S/coarse)^2 block, stretched back to S x S by bilinear
     interpolation: the image as ``coarse`` x ``coarse`` control points with straight lines between them
     (cv2.resize's INTER_AREA down, then INTER_LINEAR up). A demo-scale option for the background stream
-    (docs/learning.md, tenth study). No parameters: the stretch is one fixed matrix (a FullyConnected over
-    the flattened control points; no transposes, which MXNet 1.9.1 runs badly on 5-D data)."""
+    (docs/learning.md, tenth study). Nothing trained: the stretch is one constant matrix (a FullyConnected
+    over the flattened control points, which exports to ONNX as it is; saved with the layer, as
+    ResizeConvolution's constants are)."""
 
     def __init__(self, channels, size, coarse, **kwargs):
         super().__init__(**kwargs)
