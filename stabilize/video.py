@@ -84,14 +84,20 @@ def to_frame_coordinates(points, factors):
     return (points + 0.5) * np.float32(factors) - 0.5
 
 
+def crop_geometry(shape, size):
+    """(resized height, width, top, left) of ``resize_and_crop``: the short side to ``size``, the long
+    side truncated as the original's ``int(w * scale)``, then the centre square's corner."""
+    h, w = shape[:2]
+    scale = size / min(h, w)
+    nh, nw = max(size, int(h * scale)), max(size, int(w * scale))
+    return nh, nw, (nh - size) // 2, (nw - size) // 2
+
+
 def resize_and_crop(frame, size):
     """The original's process_im: short side -> ``size`` (bilinear; the long side truncated, as its
     ``int(w * scale)``), then the centre square."""
-    h, w = frame.shape[:2]
-    scale = size / min(h, w)
-    nh, nw = max(size, int(h * scale)), max(size, int(w * scale))
+    nh, nw, top, left = crop_geometry(frame.shape, size)
     resized = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    top, left = (nh - size) // 2, (nw - size) // 2
     return resized[top:top + size, left:left + size]
 
 
@@ -101,9 +107,7 @@ def to_square(shape, size):
     output x reads frame x' = (x + left + 0.5) * w / nw - 0.5), so a homography and the resize become one
     warp."""
     h, w = shape[:2]
-    scale = size / min(h, w)
-    nh, nw = max(size, int(h * scale)), max(size, int(w * scale))
-    top, left = (nh - size) // 2, (nw - size) // 2
+    nh, nw, top, left = crop_geometry(shape, size)
     fx, fy = nw / w, nh / h
     return np.array([[fx, 0.0, 0.5 * fx - 0.5 - left], [0.0, fy, 0.5 * fy - 0.5 - top], [0.0, 0.0, 1.0]])
 
