@@ -11,9 +11,9 @@ Two tables per framework:
    oneDNN layout reorders have no profiler entry of their own in MXNet 1.9.1: they are paid inside the
    operator that needs plain data (the workaround's copies and reshapes, the phase forms' clips, the
    broadcasts of the composition), which is why those rows are larger than their arithmetic.
-2. Per layer, every (transposed) convolution alone at its training shape: forward, backward-data and
-   backward-weights timed separately (autograd.grad with respect to the input or to the weights only),
-   with the depth-2 workaround where tinyvideo-mx applies it.
+2. Per layer, every (transposed) convolution alone at its training shape, hybridized as training runs
+   it: forward, backward-data and backward-weights timed separately (autograd.grad with respect to the
+   input or to the weights only), with the depth-2 workaround where tinyvideo-mx applies it.
 """
 import argparse
 import json
@@ -95,21 +95,29 @@ def mxnet_iteration(batch, amp):
     return wall, times
 
 
+def training_forms(amp):
+    """(G's form, D's form) that full-size training takes on this CPU, as factory.build_networks chooses
+    them (without the device and widths, G's "auto" is the sampling form: Deconvolution)."""
+    from tinyvideo_mx.runtime.precision import discriminator_form, generator_form
+    dtype = "bfloat16" if amp else None
+    return (generator_form("auto", dtype, device="cpu", ngf=64),
+            discriminator_form("auto", dtype, device="cpu", ndf=64))
+
+
 def mxnet_layers(batch, repeats, amp=False):
     """Every (transposed) convolution of G and D alone, at its training input shape, in the forms training
-    takes on this CPU (``precision.generator_form``, ``discriminator_form``). ``amp``: under bfloat16 AMP
+    takes on this CPU (``training_forms``). ``amp``: under bfloat16 AMP
     (on in this process since ``mxnet_iteration``), G in the phase form, so its layers are the
     Convolutions that run in bfloat16."""
     import mxnet as mx
     from mxnet import autograd
 
     import tinyvideo_mx  # noqa: F401
-    from tinyvideo_mx.models.factory import prepare
+    from tinyvideo_mx.models.factory import HYBRIDIZE_FLAGS, prepare
     from tinyvideo_mx.models.networks import Discriminator, Generator
-    from tinyvideo_mx.runtime.precision import discriminator_form, generator_form
-    dtype = "bfloat16" if amp else None
-    G = prepare(Generator(prefix="G_", form=generator_form("auto", dtype)), [mx.cpu()], hybridize=False)
-    D = prepare(Discriminator(prefix="D_", form=discriminator_form("auto", dtype)), [mx.cpu()], hybridize=False)
+    g_form, d_form = training_forms(amp)
+    G = prepare(Generator(prefix="G_", form=g_form), [mx.cpu()], hybridize=False)
+    D = prepare(Discriminator(prefix="D_", form=d_form), [mx.cpu()], hybridize=False)
     shapes = []
 
     def remember(block, inputs, output):
@@ -123,8 +131,11 @@ def mxnet_layers(batch, repeats, amp=False):
         h.detach()
     rows = []
     for block, shape in shapes:
-        if amp:
-            block.hybridize()      # as --amp trains them (imperative, some passes fail in oneDNN there)
+        # hybridized, as training runs them: run imperatively, every reshape and transpose of the phase
+        # forms is a call of its own, and in float32 their layers then measured 1.5-2x slower than the
+        # original forms' where hybridized they are faster (docs/performance.md); under AMP without
+        # static_alloc, as --amp hybridizes them
+        block.hybridize(**({} if amp else HYBRIDIZE_FLAGS))
         frozen = mx.nd.random.normal(shape=shape)      # no gradient: backward computes the weights' only
         x = frozen.copy()
         x.attach_grad()
@@ -272,7 +283,7 @@ def main():
     if args.skip_layers:
         return
     print(f"\nper layer, {'bf16 (--amp / autocast)' if args.amp else 'fp32'}, alone at its training shape (ms): "
-          f"forward / backward-data / backward-weights")
+          f"forward / backward-data / backward-weights; MXNet's G in %s form, D in %s form" % training_forms(args.amp))
     mx_rows = mxnet_layers(args.batch, args.repeats, args.amp)
     th_rows = torch_layers(args.batch, args.repeats, threads, args.amp) if torch is not None else []
     print(f"{'layer':<40} {'input':>22} | {'MXNet fwd':>9} {'bwd-data':>8} {'bwd-w':>8} | "
