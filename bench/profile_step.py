@@ -133,8 +133,8 @@ def mxnet_layers(batch, repeats, amp=False):
     for block, shape in shapes:
         # hybridized, as training runs them: run imperatively, every reshape and transpose of the phase
         # forms is a call of its own, and in float32 their layers then measured 1.5-2x slower than the
-        # original forms' where hybridized they are faster (docs/performance.md); under AMP without
-        # static_alloc, as --amp hybridizes them
+        # original forms' where hybridized they are faster (docs/performance.md). Under AMP as this bench
+        # always did (without static_alloc; imperative, some passes fail in oneDNN there)
         block.hybridize(**({} if amp else HYBRIDIZE_FLAGS))
         frozen = mx.nd.random.normal(shape=shape)      # no gradient: backward computes the weights' only
         x = frozen.copy()
@@ -282,8 +282,9 @@ def main():
         print_kinds(f"PyTorch {torch.__version__} (torch.profiler, self time)", categorise(times, TORCH_KINDS), wall)
     if args.skip_layers:
         return
+    g_form, d_form = training_forms(args.amp)
     print(f"\nper layer, {'bf16 (--amp / autocast)' if args.amp else 'fp32'}, alone at its training shape (ms): "
-          f"forward / backward-data / backward-weights; MXNet's G in %s form, D in %s form" % training_forms(args.amp))
+          f"forward / backward-data / backward-weights; MXNet's G in {g_form} form, D in {d_form} form")
     mx_rows = mxnet_layers(args.batch, args.repeats, args.amp)
     th_rows = torch_layers(args.batch, args.repeats, threads, args.amp) if torch is not None else []
     print(f"{'layer':<40} {'input':>22} | {'MXNet fwd':>9} {'bwd-data':>8} {'bwd-w':>8} | "
