@@ -95,29 +95,19 @@ def mxnet_iteration(batch, amp):
     return wall, times
 
 
-def training_forms(amp):
-    """(G's form, D's form) that full-size training takes on this CPU, as factory.build_networks chooses
-    them (without the device and widths, G's "auto" is the sampling form: Deconvolution)."""
-    from tinyvideo_mx.runtime.precision import discriminator_form, generator_form
-    dtype = "bfloat16" if amp else None
-    return (generator_form("auto", dtype, device="cpu", ngf=64),
-            discriminator_form("auto", dtype, device="cpu", ndf=64))
-
-
 def mxnet_layers(batch, repeats, amp=False):
-    """Every (transposed) convolution of G and D alone, at its training input shape, in the forms training
-    takes on this CPU (``training_forms``). ``amp``: under bfloat16 AMP
-    (on in this process since ``mxnet_iteration``), G in the phase form, so its layers are the
-    Convolutions that run in bfloat16."""
+    """(rows, (G's form, D's form)): every (transposed) convolution of G and D alone, at its training input
+    shape, in the forms full-size training takes on this CPU (the networks are built as training builds
+    them, ``factory.build_networks``). ``amp``: under bfloat16 AMP (on in this process since
+    ``mxnet_iteration``), G in the phase form, so its layers are the Convolutions that run in bfloat16."""
     import mxnet as mx
     from mxnet import autograd
 
     import tinyvideo_mx  # noqa: F401
-    from tinyvideo_mx.models.factory import HYBRIDIZE_FLAGS, prepare
-    from tinyvideo_mx.models.networks import Discriminator, Generator
-    g_form, d_form = training_forms(amp)
-    G = prepare(Generator(prefix="G_", form=g_form), [mx.cpu()], hybridize=False)
-    D = prepare(Discriminator(prefix="D_", form=d_form), [mx.cpu()], hybridize=False)
+    from tinyvideo_mx.config import make_config
+    from tinyvideo_mx.models.factory import HYBRIDIZE_FLAGS, build_networks, prepare
+    G, D = (prepare(net, [mx.cpu()], hybridize=False)
+            for net in build_networks(make_config("original"), "bfloat16" if amp else None))
     shapes = []
 
     def remember(block, inputs, output):
@@ -133,8 +123,8 @@ def mxnet_layers(batch, repeats, amp=False):
     for block, shape in shapes:
         # hybridized, as training runs them: run imperatively, every reshape and transpose of the phase
         # forms is a call of its own, and in float32 their layers then measured 1.5-2x slower than the
-        # original forms' where hybridized they are faster (docs/performance.md). Under AMP as this bench
-        # always did (without static_alloc; imperative, some passes fail in oneDNN there)
+        # original forms' where hybridized they are faster (docs/performance.md). Under AMP without
+        # static_alloc, as this bench always did (run imperatively, some passes fail in oneDNN there)
         block.hybridize(**({} if amp else HYBRIDIZE_FLAGS))
         frozen = mx.nd.random.normal(shape=shape)      # no gradient: backward computes the weights' only
         x = frozen.copy()
@@ -166,7 +156,7 @@ def mxnet_layers(batch, repeats, amp=False):
         for what in ("backward-data", "backward-weights"):
             timings[what] = max(timings[what] - timings["forward"], 0.0)
         rows.append((block.name, type(block).__name__, shape, tuple(y.shape), timings))
-    return rows
+    return rows, (G.form, D.form)
 
 
 def _blocks(block):
@@ -282,10 +272,9 @@ def main():
         print_kinds(f"PyTorch {torch.__version__} (torch.profiler, self time)", categorise(times, TORCH_KINDS), wall)
     if args.skip_layers:
         return
-    g_form, d_form = training_forms(args.amp)
+    mx_rows, (g_form, d_form) = mxnet_layers(args.batch, args.repeats, args.amp)
     print(f"\nper layer, {'bf16 (--amp / autocast)' if args.amp else 'fp32'}, alone at its training shape (ms): "
           f"forward / backward-data / backward-weights; MXNet's G in {g_form} form, D in {d_form} form")
-    mx_rows = mxnet_layers(args.batch, args.repeats, args.amp)
     th_rows = torch_layers(args.batch, args.repeats, threads, args.amp) if torch is not None else []
     print(f"{'layer':<40} {'input':>22} | {'MXNet fwd':>9} {'bwd-data':>8} {'bwd-w':>8} | "
           f"{'torch fwd':>9} {'bwd-data':>8} {'bwd-w':>8}")
