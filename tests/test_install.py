@@ -95,7 +95,10 @@ def test_doctor_reports_this_machine_and_the_stand_in_gpus(stand_in_gpus):
     assert lines[1] == "MXNet      installed: mxnet 1.9.1"
     assert lines[2].startswith("           imports as 1.9.1: CUDA no, CUDNN no, oneDNN yes")
     assert any(line.startswith("           --amp on CPU (bfloat16): ") for line in lines)
-    if precision.cpu_supports_bfloat16():
+    if precision.data_gradient_by_forward("bfloat16"):
+        assert ("           G under --amp: phases form (g_form auto; its 3-D data gradients as forward convolutions: "
+                "no AMX backward-data kernel; docs/performance.md)") in lines
+    elif precision.cpu_supports_bfloat16():
         assert "           G under --amp: phases form (g_form auto; docs/performance.md)" in lines
     assert any(line.startswith("Threads    ") and "OMP_NUM_THREADS=" in line for line in lines)
     assert lines[-2] == ("GPU 0      NVIDIA A100-SXM4-80GB (81920 MiB): not usable with this install: compute "

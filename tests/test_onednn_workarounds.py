@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from mxnet import autograd, gluon, nd
 
+from tinyvideo_mx.models import data_gradient
 from tinyvideo_mx.models.factory import prepare
 from tinyvideo_mx.models.layers import (
     DenseTransposedConvolution,
@@ -268,3 +269,83 @@ def test_phase_form_discriminator_matches_numpy_and_loads_the_strided_ones_check
     with autograd.train_mode():
         logits = [net(nd.array(video)).asnumpy() for net in (strided, D)]
     np.testing.assert_allclose(logits[1], logits[0], rtol=0, atol=1e-4)
+
+
+# -- data gradients as forward convolutions (models/data_gradient.py; on where bfloat16 runs on AMX) ----
+@pytest.fixture
+def data_gradient_by_forward():
+    data_gradient.enable()
+    yield
+    data_gradient.enable(False)
+
+
+def uses_the_custom_op(blocks, x):
+    """True if the hybridized graph of ``blocks`` on input ``x`` holds the remedy's CustomOp."""
+    net = gluon.nn.HybridSequential()
+    net.add(*blocks)
+    net.initialize()
+    net.hybridize()
+    net(nd.array(x))
+    return data_gradient.OP_TYPE in net._cached_graph[1].tojson()
+
+
+@pytest.mark.parametrize("in_depth", [1, 2, 3])
+def test_phase_transposed_conv_with_forward_data_gradient_is_exact(data_gradient_by_forward, in_depth):
+    """float32, hybridized and not: forward, weight and input gradients against float64 numpy, with the
+    input gradient computed as a forward convolution of the flipped, channel-swapped phase kernel (3-D
+    layers only: oneDNN has an AMX backward-data kernel for 2-D ones)."""
+    x = np.random.default_rng(in_depth).standard_normal((2, 32, in_depth, 4, 4))
+    assert uses_the_custom_op(phase_conv3d_transpose(16, 32, (in_depth, 4, 4))[0], x)
+    assert not uses_the_custom_op([PhaseTransposedConvolution(8, 16, 2, (4, 4))], x[:, :16, 0])
+    for hybridize in (False, True):
+        blocks, _ = phase_conv3d_transpose(16, 32, (in_depth, 4, 4))
+        errors = gradient_errors(blocks, reference_conv.conv3d_transpose, x, 2, 1, hybridize=hybridize)
+        assert max(errors) < EXACT, (hybridize, errors)
+
+
+@pytest.mark.parametrize("in_depth", [2, 4, 6])
+def test_phase_conv_with_forward_data_gradient_is_exact(data_gradient_by_forward, in_depth):
+    """D's phase form (its output depth 2 at in_depth 4: the extra-frames path) with the remedy."""
+    x = np.random.default_rng(in_depth).standard_normal((2, 16, in_depth, 4, 6))
+    assert uses_the_custom_op(phase_conv3d(32, 16, (in_depth, 4, 6))[0], x)
+    errors = gradient_errors(phase_conv3d(32, 16, (in_depth, 4, 6))[0], reference_conv.conv3d, x, 2, 1,
+                             hybridize=True)
+    assert max(errors) < EXACT, errors
+
+
+def test_forward_data_gradient_kernel_is_flipped_and_channel_swapped():
+    """The backward kernel by hand: W'[i, o, a, b] = W[o, i, 1 - a, 1 - b] for a 2x2 kernel."""
+    w = np.arange(3 * 2 * 2 * 2, dtype=np.float32).reshape(3, 2, 2, 2)
+    back = data_gradient.flipped_transposed(nd, nd.array(w), 2).asnumpy()
+    assert back.shape == (2, 3, 2, 2)
+    for i, o, a, b in np.ndindex(2, 3, 2, 2):
+        assert back[i, o, a, b] == w[o, i, 1 - a, 1 - b]
+
+
+def test_whole_generator_with_forward_data_gradient_matches_the_plain_one(data_gradient_by_forward):
+    """The same phase-form G, remedy on and off: the same video, the same gradients to z and to every
+    weight (float32: to rounding)."""
+    z = nd.array(np.random.default_rng(3).standard_normal((2, 16)))
+    results = []
+    for on in (True, False):
+        data_gradient.enable(on)
+        mx.random.seed(0)
+        G = prepare(Generator(nz=16, ngf=8, frames=16, size=32, form="phases"), [mx.cpu()], hybridize=True)
+        zz = z.copy()
+        zz.attach_grad()
+        with autograd.record():
+            video = G(zz)[0]
+            loss = (video * video).sum()
+        loss.backward()
+        grads = [p.grad().asnumpy() for p in G.collect_params().values() if p.grad_req != "null"]
+        results.append((video.asnumpy(), zz.grad.asnumpy(), grads))
+    (v1, z1, g1), (v0, z0, g0) = results
+    np.testing.assert_allclose(v1, v0, rtol=0, atol=1e-6)
+    assert np.abs(z0).max() > 0
+    np.testing.assert_allclose(z1, z0, rtol=1e-4, atol=1e-4 * np.abs(z0).max())
+    # relative to the largest gradient: a convolution bias before BatchNorm has a true gradient of 0, so
+    # both runs hold rounding noise there
+    scale = max(np.abs(b).max() for b in g0)
+    assert len(g0) > 20 and scale > 0
+    for a, b in zip(g1, g0):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * scale)

@@ -39,13 +39,17 @@ def test_amp_runs_in_bfloat16_trains_and_resumes_exactly(tmp_path, g_form):
 
 
 @pytest.mark.skipif(not precision.cpu_supports_bfloat16(), reason="this CPU has no bfloat16 arithmetic")
-def test_phase_form_under_amp_is_the_transposed_conv_to_bfloat16_rounding():
+@pytest.mark.parametrize("data_gradient", ["built in", "by forward"])
+def test_phase_form_under_amp_is_the_transposed_conv_to_bfloat16_rounding(data_gradient):
     """Hybridized under AMP the phase form's Convolution runs in bfloat16 and its interleave reads the
     float32 cast of it (no plain copy, layers.interleave_phases): forward, weight and input gradients
-    against float64 numpy, at depths 1 (extra frame), 2 and 3 and in 2-D. bfloat16 keeps 8 significant
-    bits (relative rounding 2**-9 per operand): errors are a rounding's size, neither zero nor larger."""
-    out = subprocess.run([sys.executable, os.path.join(HERE, "support", "amp_layer_worker.py")], capture_output=True, text=True,
-                         timeout=300, cwd=HERE)
+    against float64 numpy, at depths 1 (extra frame), 2 and 3 and in 2-D; with the data gradient as MXNet
+    computes it and as a forward convolution (models/data_gradient.py, what AMX machines use). bfloat16
+    keeps 8 significant bits (relative rounding 2**-9 per operand): errors are a rounding's size, neither
+    zero nor larger."""
+    flags = ["--data-gradient-by-forward"] if data_gradient == "by forward" else []
+    out = subprocess.run([sys.executable, os.path.join(HERE, "support", "amp_layer_worker.py")] + flags,
+                         capture_output=True, text=True, timeout=300, cwd=HERE)
     assert out.returncode == 0, out.stderr[-3000:]
     errors = json.loads(out.stdout.strip().splitlines()[-1])
     assert len(errors) == 4
@@ -166,3 +170,17 @@ def test_cpuinfo_is_read_once_per_call_and_amx_is_decided_from_it(tmp_path, monk
     monkeypatch.delenv(cpu.ISA_VARIABLE)
     assert cpu.enable_amx({"amx_bf16"}) == "mxnet was imported before tinyvideo_mx: AMX left off"
     assert cpu.ISA_VARIABLE not in os.environ
+
+
+def test_data_gradients_run_as_forward_convolutions_only_for_bfloat16_on_amx(monkeypatch):
+    """oneDNN 2.4.4 has AMX kernels for the forward and weight-gradient passes and none for 3-D
+    backward-data: the remedy (models/data_gradient.py) is for bfloat16 on AMX only."""
+    monkeypatch.delenv("TINYVIDEO_MX_DATA_GRADIENT", raising=False)
+    amx, avx512_bf16 = {"avx512f", "avx512_bf16", "amx_bf16"}, {"avx512f", "avx512_bf16"}
+    assert precision.data_gradient_by_forward("bfloat16", amx, "AVX512_CORE_AMX")
+    assert not precision.data_gradient_by_forward("bfloat16", amx, "AVX512_CORE_BF16")   # AMX switched off
+    assert not precision.data_gradient_by_forward("bfloat16", avx512_bf16, "AVX512_CORE_AMX")
+    assert not precision.data_gradient_by_forward(None, amx, "AVX512_CORE_AMX")            # float32
+    assert not precision.data_gradient_by_forward("float16", amx, "AVX512_CORE_AMX")       # GPU
+    monkeypatch.setenv("TINYVIDEO_MX_DATA_GRADIENT", "0")       # the benchmarks' A/B switch
+    assert not precision.data_gradient_by_forward("bfloat16", amx, "AVX512_CORE_AMX")

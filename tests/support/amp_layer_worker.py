@@ -1,5 +1,6 @@
 """Run in its own process by tests/test_precision.py (AMP rewrites MXNet's operators process-wide): the
-phase-form transposed convolution, hybridized under bfloat16 AMP, against the float64 reference."""
+phase-form transposed convolution, hybridized under bfloat16 AMP, against the float64 reference; with
+``--data-gradient-by-forward``, its data gradient computed as a forward convolution (data_gradient.py)."""
 import json
 import os
 import sys
@@ -16,6 +17,7 @@ import numpy as np          # noqa: E402
 from mxnet.contrib import amp  # noqa: E402
 # isort: on
 
+from tinyvideo_mx.models import data_gradient  # noqa: E402
 from tinyvideo_mx.models.layers import PhaseTransposedConvolution  # noqa: E402
 
 from support import reference_conv  # noqa: E402
@@ -24,6 +26,8 @@ from support.gradients import gradient_errors  # noqa: E402
 
 def main():
     amp.init(target_dtype="bfloat16")
+    if "--data-gradient-by-forward" in sys.argv:
+        data_gradient.enable()
     rng = np.random.default_rng(7)
     errors = {}
     for depth in (1, 2, 3):      # 1: the extra-frame path

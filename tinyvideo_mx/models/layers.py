@@ -27,6 +27,8 @@ from mxnet import nd as mx_nd
 from mxnet.gluon import nn
 
 from ..config import check_temporal_padding
+from . import data_gradient
+from .onednn_layout import amp_casts_convolution_outputs, plain_copy
 
 # Torch's BatchNormalization momentum 0.1 updates running = 0.9 * running + 0.1 * batch; Gluon's
 # ``momentum`` is the weight of the *old* value, so the same rule is momentum=0.9.
@@ -90,27 +92,17 @@ def phase_bits(index, ndim):
 
 
 class GatherNotSaved:
-    """Mixin for PhaseTransposedConvolution: its ``gather`` constant (derived from the layer's shape) stays
+    """Mixin for PhaseTransposedConvolution: its ``gather`` constants (derived from the layer's shape) stay
     out of save/load_parameters, so a checkpoint is the same whichever form computed the layer."""
 
     def _collect_params_with_prefix(self, prefix=""):
         return {name: p for name, p in super()._collect_params_with_prefix(prefix).items()
-                if name.rsplit(".", 1)[-1] != "gather"}
-
-
-PLAIN_COPY_BOUND = 3.0e38      # float32's largest is 3.4e38
+                if name.rsplit(".", 1)[-1] not in ("gather", "gather_back")}
 
 
 def append_zero_frames(F, x, frames):
     """``frames`` zero frames appended along T (axis 2) of (N, C, T, H, W)."""
     return F.pad(x, mode="constant", constant_value=0, pad_width=(0, 0, 0, 0, 0, frames, 0, 0, 0, 0))
-
-
-def amp_casts_convolution_outputs():
-    """True once AMP is on: every Convolution then writes the low-precision type, and AMP casts it back to
-    float32 before any Reshape (its lists keep Reshape in float32) - a cast that writes plain layout."""
-    from mxnet.contrib.amp import amp
-    return amp._amp_initialized
 
 
 def interleave_phases(F, phases, channels, conv_size, out_size):
@@ -130,11 +122,9 @@ def interleave_phases(F, phases, channels, conv_size, out_size):
     x, done = phases, 1      # done: the size of the axes already interleaved (trailing)
     if not amp_casts_convolution_outputs():
         # A float32 convolution's output is in oneDNN's blocked layout, and a hybridized graph reshapes it
-        # as a view, which the oneDNN transpose cannot reorder ("could not create a primitive descriptor
-        # for a reorder primitive"). ``* 1``, identity and Cast keep the blocked layout (they have oneDNN
-        # kernels); clip has none, so its copy is plain. Its bounds are never reached: the values and the
-        # gradient pass unchanged. Under AMP the cast to float32 already writes plain layout.
-        x = F.clip(x, -PLAIN_COPY_BOUND, PLAIN_COPY_BOUND)
+        # as a view, which the oneDNN transpose cannot reorder (onednn_layout.py). Under AMP the cast to
+        # float32 already writes plain layout.
+        x = plain_copy(F, x)
     for a in reversed(range(k)):
         before = channels
         for size in conv_size[:a]:
@@ -241,14 +231,16 @@ class ResizeConvolution(nn.HybridBlock):
 TRANSPOSED_PHASE_TAPS = ((2, 0), (3, 1))
 
 
-def transposed_phase_index(ndim):
+def transposed_phase_index(ndim, flipped=False):
     """For the weight (in, out, 4, ...) flattened to (in, out, 4**ndim): the taps of every (phase in q
-    order, 2-tap position) pair, as one gather index of length 2**ndim * 2**ndim (phase-major)."""
+    order, 2-tap position) pair, as one gather index of length 2**ndim * 2**ndim (phase-major).
+    ``flipped``: every phase's 2-tap positions reversed along every axis (position t takes tap 1 - t), the
+    kernel of the data gradient as a forward convolution (data_gradient.py)."""
     index = []
     for q_flat in range(2 ** ndim):
         qs = phase_bits(q_flat, ndim)
         for t_flat in range(2 ** ndim):
-            ts = phase_bits(t_flat, ndim)
+            ts = phase_bits((2 ** ndim - 1 - t_flat) if flipped else t_flat, ndim)
             tap = 0
             for q, t in zip(qs, ts):
                 tap = tap * 4 + TRANSPOSED_PHASE_TAPS[q][t]
@@ -282,32 +274,52 @@ class PhaseTransposedConvolution(GatherNotSaved, nn.HybridBlock):
                                           init=mx_init.Normal(CONV_WEIGHT_STD))
             self.bias = self.params.get("bias", shape=(channels,), init="zeros")
             self.gather = self.params.get_constant("gather", mx_nd.array(transposed_phase_index(ndim)))
+            # data gradients as forward convolutions (data_gradient.py), decided when the layer is built;
+            # 3-D only: oneDNN 2.4.4 has an AMX backward-data kernel for 2-D convolutions
+            self.data_gradient_by_forward = data_gradient.enabled() and ndim == 3
+            if self.data_gradient_by_forward:
+                self.gather_back = self.params.get_constant(
+                    "gather_back", mx_nd.array(transposed_phase_index(ndim, flipped=True)))
 
     def _alias(self):
         # Gluon names every convolution layer conv<k> (one counter): the parameter names of the
         # Conv3DTranspose / Conv2DTranspose this block replaces
         return "conv"
 
-    def phase_kernel(self, F, weight, gather):
-        """(in, out, 4, ...) -> (2**ndim * out, in, 2, ...): every phase's 2-tap kernel, q order.
+    def tap_rows(self, F, weight):
+        """(in, out, 4, ...) -> (4**ndim taps, in * out): the taps outermost, so the phase kernels' gather
+        moves whole rows of in * out weights: ``take`` along the first axis copies (and its backward adds)
+        contiguous rows, 10x faster than picking single elements along the last axis, which costs more
+        than the transpose it saves (docs/performance.md)."""
+        return F.transpose(F.reshape(weight, shape=(-1, 4 ** self.ndim)), axes=(1, 0))
 
-        The taps go outermost first, so the gather moves whole rows of in * out weights: ``take`` along
-        the first axis copies (and its backward adds) contiguous rows, 10x faster than picking single
-        elements along the last axis, which costs more than the transpose it saves (docs/performance.md)."""
+    def phase_kernel(self, F, rows, gather, back=False):
+        """``tap_rows`` -> (2**ndim * out, in, 2, ...): every phase's 2-tap kernel, q order; with ``back``
+        (and ``gather_back``) -> (in, 2**ndim * out, 2, ...) flipped along every axis: the kernel whose
+        forward convolution of the phases' gradient is the input's (data_gradient.py)."""
         phases = 2 ** self.ndim
-        rows = F.transpose(F.reshape(weight, shape=(-1, phases * phases)), axes=(1, 0))  # (taps, in * out)
         rows = F.take(rows, gather, axis=0)                                     # (phase * taps, in * out)
         rows = F.reshape(rows, shape=(phases, phases, self.in_channels, self.channels))
+        if back:
+            kernel = F.transpose(rows, axes=(2, 0, 3, 1))                       # (in, phase, out, taps)
+            return F.reshape(kernel, shape=(self.in_channels, phases * self.channels) + (2,) * self.ndim)
         kernel = F.transpose(rows, axes=(0, 3, 2, 1))                           # (phase, out, in, taps)
         return F.reshape(kernel, shape=(phases * self.channels, self.in_channels) + (2,) * self.ndim)
 
-    def hybrid_forward(self, F, x, weight, bias, gather):
+    def hybrid_forward(self, F, x, weight, bias, gather, gather_back=None):
         # padding 1 on every side (the convolution's own: Pad has no bfloat16 kernel) -> n + 1 positions
         if self.extra_frame:     # one more zero frame at the end: the convolution never writes depth 2
             x = append_zero_frames(F, x, 1)
-        phases = F.Convolution(x, self.phase_kernel(F, weight, gather), F.tile(bias, reps=2 ** self.ndim),
-                               kernel=(2,) * self.ndim, pad=(1,) * self.ndim,
-                               num_filter=self.channels * 2 ** self.ndim)
+        rows = self.tap_rows(F, weight)
+        kernel = self.phase_kernel(F, rows, gather)
+        bias = F.tile(bias, reps=2 ** self.ndim)
+        if self.data_gradient_by_forward:
+            back = self.phase_kernel(F, F.BlockGrad(rows), gather_back, back=True)
+            phases = data_gradient.convolution(F, x, kernel, bias, (2,) * self.ndim, (1,) * self.ndim,
+                                               self.channels * 2 ** self.ndim, back)
+        else:
+            phases = F.Convolution(x, kernel, bias, kernel=(2,) * self.ndim, pad=(1,) * self.ndim,
+                                   num_filter=self.channels * 2 ** self.ndim)
         return interleave_phases(F, phases, self.channels, self.conv_size, tuple(2 * n for n in self.in_size))
 
 
@@ -344,6 +356,7 @@ class PhaseConvolution(nn.HybridBlock):
         self.out_depth = in_size[0] // 2
         self.extra_frames = 2 if needs_depth_padding(self.out_depth) else 0
         self.padded = (in_size[0] + 2 + self.extra_frames, in_size[1] + 2, in_size[2] + 2)
+        self.data_gradient_by_forward = data_gradient.enabled()     # decided when the layer is built
         with self.name_scope():
             self.weight = self.params.get("weight", shape=(channels, in_channels, 4, 4, 4),
                                           init=mx_init.Normal(CONV_WEIGHT_STD))
@@ -363,8 +376,12 @@ class PhaseConvolution(nn.HybridBlock):
         # cannot reorder as the view their reshape makes ("could not create a primitive descriptor for a
         # reorder primitive"); clip has no oneDNN kernel, so its backward hands them plain data. Its bounds
         # are never reached: values and gradients pass unchanged.
-        x = F.clip(x, -PLAIN_COPY_BOUND, PLAIN_COPY_BOUND)
-        y = F.Convolution(x, kernel, bias, kernel=(2, 2, 2), num_filter=self.channels)
+        x = plain_copy(F, x)
+        if self.data_gradient_by_forward:
+            y = data_gradient.convolution(F, x, kernel, bias, (2, 2, 2), (0, 0, 0), self.channels,
+                                          data_gradient.flipped_transposed(F, F.BlockGrad(kernel), 3))
+        else:
+            y = F.Convolution(x, kernel, bias, kernel=(2, 2, 2), num_filter=self.channels)
         if self.extra_frames:
             y = F.slice_axis(y, axis=2, begin=0, end=self.out_depth)
         return y

@@ -47,8 +47,10 @@ def cpu_lines(cpuinfo="/proc/cpuinfo"):
                  f"d_form auto: strided backward passes {'on direct kernels' if direct else 'on GEMM without AVX-512'}; "
                  "docs/performance.md)")
     if path:
-        lines.append(f"           G under --amp: {precision.generator_form('auto', 'bfloat16')} form (g_form auto; "
-                     "docs/performance.md)")
+        by_forward = precision.data_gradient_by_forward("bfloat16", cpu_flags)
+        lines.append(f"           G under --amp: {precision.generator_form('auto', 'bfloat16')} form (g_form auto"
+                     + ("; its 3-D data gradients as forward convolutions: no AMX backward-data kernel"
+                        if by_forward else "") + "; docs/performance.md)")
     return lines
 
 

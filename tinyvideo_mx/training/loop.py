@@ -16,9 +16,10 @@ from ..data.sources import make_iterator
 from ..errors import SettingError
 from ..fsutil import write_text_atomic
 from ..generation.inference import SAMPLE_GRID_ITERATION, STATISTICS_ITERATION, generator_inputs
+from ..models import data_gradient
 from ..models.factory import build_generator, build_networks, prepare
 from ..runtime.context import parse_contexts
-from ..runtime.precision import Precision
+from ..runtime.precision import Precision, data_gradient_by_forward
 from .averaging import GeneratorAverage
 from .monitor import Monitor
 from .replicas import Replicas
@@ -63,6 +64,7 @@ class GanTraining(GanStep, RunState):
             run_folder.clean_temporaries(run_dir)     # only ever by the folder's owner
         self.run_id = uuid.uuid4().hex   # checkpoints carry it: pruning touches only this run's
         self.precision.enable()          # before the networks exist (AMP rewrites operators)
+        data_gradient.enable(data_gradient_by_forward(self.precision.dtype))     # also before they exist
         mx.random.seed(config.seed)    # initialisation only; training draws are counter-based
         self._build_networks(config)
         self._replicas_agree = False     # rank 0's initial weights are broadcast before the first step

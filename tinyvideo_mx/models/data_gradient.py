@@ -1,0 +1,106 @@
+"""A stride-1 convolution whose data gradient is computed as the forward convolution it is.
+
+For y = conv(x, W) with stride 1 and padding p, the gradient to x is a *forward* convolution of dy with
+the kernel flipped along every spatial axis and its two channel axes swapped, padding k - 1 - p. oneDNN 2.4.4
+(MXNet 1.9.1's) runs bfloat16 forward convolutions on AMX but has no AMX kernel for backward-data: that pass
+stays on ``jit_bf16:avx512_core_bf16``, which on an Intel Xeon with AMX is slower than float32 and took a
+layer's backward-data 116 ms against 14 ms for the same arithmetic as a forward convolution on AMX
+(docs/performance.md). So where bfloat16 runs on AMX (``enable``) the phase layers (layers.py) compute
+
+    y = Convolution(BlockGrad(x), W, b)        # forward and weight gradient: MXNet's own, on AMX
+    y = Custom(float32(y), x, BlockGrad(W'))   # the identity forward; backward: dy to y, and
+                                               # dx = Convolution(dy, W') on AMX
+
+where W' is the flipped, channel-swapped kernel. MXNet skips the first convolution's backward-data (its
+input's gradient is blocked), and nothing else changes: the same function, the same weight gradient,
+the data gradient of the same arithmetic in another order (exact in float32 to rounding; tests in
+tests/test_onednn_workarounds.py).
+
+Why the convolution's output reaches the CustomOp as plain float32 (``onednn_layout.plain_float32``):
+MXNet 1.9.1 hands a CustomOp an input in oneDNN's blocked layout as a temporary plain copy that it frees
+before the operator's asynchronous work has read it - garbage in the output now and then, a segfault once
+the tensor is large enough to be unmapped. Under AMP that is the cast to float32 AMP makes before the
+next reshape anyway; in float32 a plain copy. The operator writes its outputs with ``amp_cast(..., out=)``,
+which also turns the bfloat16 data gradient into the float32 one (and, unlike ``copyto`` and ``identity``,
+writes a CustomOp's bfloat16 arrays correctly).
+"""
+import mxnet as mx
+from mxnet import nd
+
+from .onednn_layout import plain_float32
+
+OP_TYPE = "tinyvideo_mx_data_gradient_by_forward"
+
+_enabled = False
+
+
+def enable(on=True):
+    """Switch the remedy on (True) or off for every network hybridized from now on in this process (like
+    AMP, process-wide: precision.Precision.enable switches it on where bfloat16 runs on AMX)."""
+    global _enabled
+    _enabled = bool(on)
+
+
+def enabled():
+    return _enabled
+
+
+def flipped_transposed(F, kernel, ndim):
+    """(out, in, k...) -> (in, out, k...) reversed along every spatial axis: the kernel whose forward
+    convolution of dy is the data gradient of a stride-1 convolution with ``kernel``."""
+    return F.flip(F.swapaxes(kernel, 0, 1), axis=tuple(range(2, 2 + ndim)))
+
+
+def convolution(F, x, kernel, bias, size, pad, num_filter, back):
+    """``F.Convolution(x, kernel, bias, kernel=size, pad=pad, num_filter=num_filter)`` (stride 1), its data
+    gradient computed as a forward convolution with ``back``: the flipped, channel-swapped kernel
+    (``flipped_transposed``), built from the weight without a gradient path (a layer that gathers its
+    kernel from another weight gathers this one the same way)."""
+    y = F.Convolution(F.BlockGrad(x), kernel, bias, kernel=size, pad=pad, num_filter=num_filter)
+    return F.Custom(plain_float32(F, y), x, F.BlockGrad(back), op_type=OP_TYPE,
+                    size=repr(tuple(size)), pad=repr(tuple(k - 1 - p for k, p in zip(size, pad))))
+
+
+class DataGradientByForward(mx.operator.CustomOp):
+    """Forward: the identity on input 0. Backward: dy to input 0; Convolution(dy, input 2) to input 1."""
+
+    def __init__(self, size, pad):
+        super().__init__()
+        self.size, self.pad = size, pad
+
+    def forward(self, is_train, req, in_data, out_data, aux):
+        nd.amp_cast(in_data[0], dtype=out_data[0].dtype, out=out_data[0])
+
+    def backward(self, req, out_grad, in_data, out_data, in_grad, aux):
+        dy = out_grad[0]
+        if req[0] != "null":
+            nd.amp_cast(dy, dtype=in_grad[0].dtype, out=in_grad[0])
+        if req[1] != "null":      # the real batch's D step asks for no data gradient: nothing to compute
+            back = in_data[2]
+            dx = nd.Convolution(dy, back, no_bias=True, kernel=self.size, pad=self.pad, num_filter=back.shape[0])
+            nd.amp_cast(dx, dtype=in_grad[1].dtype, out=in_grad[1])
+        if req[2] != "null":      # its input is a BlockGrad: nothing reads this, but never leave garbage
+            in_grad[2][:] = 0
+
+
+@mx.operator.register(OP_TYPE)
+class DataGradientByForwardProp(mx.operator.CustomOpProp):
+    def __init__(self, size, pad):
+        super().__init__(need_top_grad=True)
+        self.size = tuple(int(v) for v in size.strip("()").split(",") if v.strip())
+        self.pad = tuple(int(v) for v in pad.strip("()").split(",") if v.strip())
+
+    def list_arguments(self):
+        return ["y", "x", "back_kernel"]
+
+    def infer_shape(self, in_shape):
+        return in_shape, [in_shape[0]], []
+
+    def infer_type(self, in_type):
+        return in_type, [in_type[0]], []
+
+    def declare_backward_dependency(self, out_grad, in_data, out_data):
+        return [out_grad[0], in_data[2]]         # not x: its values are not needed, so it is freed
+
+    def create_operator(self, ctx, shapes, dtypes):
+        return DataGradientByForward(self.size, self.pad)
