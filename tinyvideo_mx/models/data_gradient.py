@@ -35,8 +35,8 @@ _enabled = False
 
 
 def enable(on=True):
-    """Switch the remedy on (True) or off for every network hybridized from now on in this process (like
-    AMP, process-wide: precision.Precision.enable switches it on where bfloat16 runs on AMX)."""
+    """Switch the remedy on (True) or off for the phase layers built from now on in this process (like AMP,
+    process-wide: training switches it on where bfloat16 runs on AMX, precision.data_gradient_by_forward)."""
     global _enabled
     _enabled = bool(on)
 
@@ -69,18 +69,27 @@ class DataGradientByForward(mx.operator.CustomOp):
         self.size, self.pad = size, pad
 
     def forward(self, is_train, req, in_data, out_data, aux):
-        nd.amp_cast(in_data[0], dtype=out_data[0].dtype, out=out_data[0])
+        self.put(out_data[0], req[0], in_data[0])
 
     def backward(self, req, out_grad, in_data, out_data, in_grad, aux):
         dy = out_grad[0]
-        if req[0] != "null":
-            nd.amp_cast(dy, dtype=in_grad[0].dtype, out=in_grad[0])
+        self.put(in_grad[0], req[0], dy)
         if req[1] != "null":      # the real batch's D step asks for no data gradient: nothing to compute
             back = in_data[2]
             dx = nd.Convolution(dy, back, no_bias=True, kernel=self.size, pad=self.pad, num_filter=back.shape[0])
-            nd.amp_cast(dx, dtype=in_grad[1].dtype, out=in_grad[1])
-        if req[2] != "null":      # its input is a BlockGrad: nothing reads this, but never leave garbage
-            in_grad[2][:] = 0
+            self.put(in_grad[1], req[1], dx)
+        if req[2] != "null":      # a BlockGrad's input (MXNet asks for nothing): unread, but never garbage
+            self.put(in_grad[2], req[2], nd.zeros_like(in_grad[2]))
+
+    @staticmethod
+    def put(dst, req, value):
+        """``value`` into ``dst`` as ``req`` says, in ``dst``'s type (amp_cast: see the module's docstring)."""
+        if req == "null":
+            return
+        if req == "add":
+            dst += nd.amp_cast(value, dtype=dst.dtype)
+        else:
+            nd.amp_cast(value, dtype=dst.dtype, out=dst)
 
 
 @mx.operator.register(OP_TYPE)
