@@ -162,6 +162,8 @@ def test_few_generated_clips_are_shown_beside_what_as_few_real_clips_score_by_ch
     assert rows["colour_spread"]["ratio"] == pytest.approx(1.0)
     assert rows["colour_spread"]["note"] == "2 real clips score 0.00-1.00x (5-95 % of 200 draws)"
     assert rows["checkerboard"]["note"] == "2 real clips score 1.00-1.00x (5-95 % of 200 draws)"
+    # the first 2 real clips are alike (nearest-neighbour distance 0): a draw of one of each scores inf
+    assert rows["diversity"]["note"] == "2 clips each; 2 real clips score 1.00-infx (5-95 % of 200 draws)"
     assert "channel_mean_r" not in cs.BANDED and rows["channel_mean_r"]["note"] is None
     # as many generated clips as real ones: nothing to draw, no band
     assert cs.compare(real, real)[0]["note"] is None

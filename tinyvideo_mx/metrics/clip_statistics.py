@@ -210,7 +210,14 @@ def real_bands(real, n, reference, draws=BAND_DRAWS):
         for name in BANDED:
             ratios[name].append(_ratio(values[name], reference[name]))
     return {name: f"{n} real clips score {low:.2f}-{high:.2f}x (5-95 % of {draws} draws)"
-            for name, (low, high) in ((k, np.percentile(v, [5, 95])) for k, v in ratios.items())}
+            for name, (low, high) in ((k, _percentiles(v, (5, 95))) for k, v in ratios.items())}
+
+
+def _percentiles(values, qs):
+    """np.percentile, where a ratio to a zero reference (inf) may be among the values: interpolating
+    between two infinities gives nan (inf - inf); that percentile is inf."""
+    with np.errstate(invalid="ignore"):
+        return np.nan_to_num(np.percentile(values, qs), nan=np.inf)
 
 
 def format_rows(rows):
