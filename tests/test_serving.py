@@ -137,10 +137,12 @@ def test_onnx_export_runs_in_onnxruntime(kind, request, tmp_path):
         np.testing.assert_allclose(out, local[name], atol=1e-5, err_msg=name)
 
 
-def free_port(low=18000, high=30000):
-    """A free loopback port below 30000: MMS 1.1.11 rejects high ephemeral ports ("Invalid port number")."""
+def free_port(avoid=(), low=18000, high=30000):
+    """A free loopback port below 30000 (MMS 1.1.11 rejects high ephemeral ports, "Invalid port number"),
+    not one of ``avoid`` (ports already handed out: nothing binds them until the server starts)."""
     import random
-    for port in random.Random(os.getpid()).sample(range(low, high), 200):
+    candidates = [port for port in range(low, high) if port not in avoid]
+    for port in random.Random(os.getpid()).sample(candidates, 200):
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
@@ -169,7 +171,7 @@ def test_mxnet_model_server_end_to_end(tiny_model, tmp_path):
     from tinyvideo_mx.generation.export import export_mar
     mar = export_mar(str(tiny_model / "export" / "generator"), str(tmp_path / "store"))
     inference = free_port()
-    management = free_port(inference + 1)
+    management = free_port(avoid=(inference,))
     (tmp_path / "config.properties").write_text(
         f"inference_address=http://127.0.0.1:{inference}\nmanagement_address=http://127.0.0.1:{management}\n"
         f"default_workers_per_model=1\nmodel_store={tmp_path / 'store'}\n")
