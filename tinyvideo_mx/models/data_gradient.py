@@ -74,7 +74,7 @@ class DataGradientByForward(mx.operator.CustomOp):
     def backward(self, req, out_grad, in_data, out_data, in_grad, aux):
         dy = out_grad[0]
         self.put(in_grad[0], req[0], dy)
-        if req[1] != "null":      # the real batch's D step asks for no data gradient: nothing to compute
+        if req[1] != "null":      # no one asks for the input's gradient (a network's first layer): skip it
             back = in_data[2]
             dx = nd.Convolution(dy, back, no_bias=True, kernel=self.size, pad=self.pad, num_filter=back.shape[0])
             self.put(in_grad[1], req[1], dx)
@@ -92,12 +92,16 @@ class DataGradientByForward(mx.operator.CustomOp):
             nd.amp_cast(value, dtype=dst.dtype, out=dst)
 
 
+def _int_tuple(text):
+    """"(2, 2, 2)" -> (2, 2, 2): the ``repr`` ``convolution`` passes."""
+    return tuple(int(v) for v in text.strip("()").split(",") if v.strip())
+
+
 @mx.operator.register(OP_TYPE)
 class DataGradientByForwardProp(mx.operator.CustomOpProp):
     def __init__(self, size, pad):
         super().__init__(need_top_grad=True)
-        self.size = tuple(int(v) for v in size.strip("()").split(",") if v.strip())
-        self.pad = tuple(int(v) for v in pad.strip("()").split(",") if v.strip())
+        self.size, self.pad = _int_tuple(size), _int_tuple(pad)      # CustomOp parameters arrive as strings
 
     def list_arguments(self):
         return ["y", "x", "back_kernel"]

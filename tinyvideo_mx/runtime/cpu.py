@@ -43,6 +43,11 @@ def read_cpuinfo(path=CPUINFO):
     return model, flags
 
 
+def flags_or_this_machine(flags):
+    """``flags`` if given, else this machine's /proc/cpuinfo flags (callers take flags so tests can pass any CPU)."""
+    return read_cpuinfo()[1] if flags is None else flags
+
+
 def allows_amx(isa):
     """True if a DNNL_MAX_CPU_ISA value lets oneDNN use AMX."""
     return isa.upper().startswith(AMX_ISA)
@@ -77,7 +82,7 @@ def enable_amx(flags=None):
     """Let oneDNN use AMX where the CPU has it. Returns what was decided, as a short phrase for ``doctor``.
     Must run before ``import mxnet``; respects a ``DNNL_MAX_CPU_ISA`` the user set."""
     global amx_decision
-    amx_decision = _decide_amx(read_cpuinfo()[1] if flags is None else flags)
+    amx_decision = _decide_amx(flags_or_this_machine(flags))
     return amx_decision
 
 

@@ -18,6 +18,7 @@ Trainer divides the gradients by it again (and skips the step on overflow), as `
 bfloat16 has float32's range and needs none (scale 1).
 """
 import logging
+import os
 
 from ..errors import SettingError
 from . import cpu
@@ -82,17 +83,16 @@ def _float32_phases_pay(dtype, flags, device, width):
     PHASE_FORM_MIN_WIDTH wide. ``flags``: the CPU's (None: this machine's /proc/cpuinfo)."""
     if device != "cpu" or dtype is not None or width < PHASE_FORM_MIN_WIDTH:
         return False
-    return not cpu.direct_strided_backward(cpu.read_cpuinfo()[1] if flags is None else flags)
+    return not cpu.direct_strided_backward(cpu.flags_or_this_machine(flags))
 
 
 def data_gradient_by_forward(dtype, flags=None, isa=None):
     """True where the phase layers' data gradients should run as forward convolutions
     (models/data_gradient.py): bfloat16 on AMX, where oneDNN 2.4.4 has AMX kernels for the forward and
     weight-gradient passes but none for backward-data. ``flags``: the CPU's (None: this machine's)."""
-    import os
     if os.environ.get("TINYVIDEO_MX_DATA_GRADIENT") in ("0", "1"):      # A/B measurement (bench/)
         return os.environ["TINYVIDEO_MX_DATA_GRADIENT"] == "1"
-    return dtype == "bfloat16" and cpu.bfloat16_path(cpu.read_cpuinfo()[1] if flags is None else flags, isa) == "AMX"
+    return dtype == "bfloat16" and cpu.bfloat16_path(cpu.flags_or_this_machine(flags), isa) == "AMX"
 
 
 class Precision:
