@@ -70,12 +70,43 @@ def test_resize_convolution_is_nearest_doubling_then_convolution(ndim, in_depth,
     including in_depth 1, whose phase convolution would write the buggy depth 2 without the extra frame,
     with zero or replicated end frames."""
     x = np.random.default_rng(in_depth).standard_normal((2, 32, in_depth, 4, 5)[:2 + ndim])
-    layer = ResizeConvolution(16, 32, ndim, in_depth, temporal_padding)
+    layer = ResizeConvolution(16, 32, ndim, x.shape[2:], temporal_padding)
     assert layer.extra_frame == (ndim == 3 and in_depth == 1)
     replicate = temporal_padding == "replicate"
     errors = gradient_errors([layer], lambda x, w, stride, pad: reference_conv.resize_conv(x, w, replicate),
                              x, None, None)
     assert max(errors) < EXACT, errors
+
+
+def test_a_resize_generator_saved_with_the_retired_constants_still_loads(tmp_path):
+    """Checkpoints written before the resize-convolution computed its phase kernels with one 0/1 matrix hold
+    its old constants (a tap table and an interleave kernel): they load, the model computes the same video,
+    and any other name the model lacks still makes the file unusable, in one line."""
+    from tinyvideo_mx.checkpoint import CheckpointError, load_parameters
+    z = nd.array(np.random.default_rng(0).standard_normal((2, 16)))
+    G = prepare(Generator(nz=16, ngf=8, frames=16, size=32, upsampling="resize", prefix="G_"), [mx.cpu()],
+                hybridize=True)
+    G.save_parameters(str(tmp_path / "G.params"))
+    saved = nd.load(str(tmp_path / "G.params"))
+    assert not [name for name in saved if name.rsplit(".", 1)[-1] in ("gather", "phase_taps", "interleave")]
+    old = dict(saved)
+    for layer in ("foreground.3", "background.3"):
+        old[f"{layer}.phase_taps"] = nd.zeros((3, 4))
+        old[f"{layer}.interleave"] = nd.zeros((8, 2, 2, 2))
+    (tmp_path / "old").mkdir()
+    nd.save(str(tmp_path / "old" / "G.params"), old)
+    loaded = prepare(Generator(nz=16, ngf=8, frames=16, size=32, upsampling="resize", prefix="G_"), [mx.cpu()],
+                     hybridize=True)
+    load_parameters(loaded, str(tmp_path / "old"), "G")
+    with autograd.train_mode():
+        videos = [net(z)[0].asnumpy() for net in (G, loaded)]
+    assert np.abs(videos[0]).max() > 0.1
+    np.testing.assert_array_equal(videos[1], videos[0])
+    old["foreground.3.scale"] = nd.zeros((1,))
+    nd.save(str(tmp_path / "old" / "G.params"), old)
+    with pytest.raises(CheckpointError, match=r"G\.params: damaged or not this model's parameters \(Parameter "
+                                              r"'foreground\.3\.\w+' loaded from file"):
+        load_parameters(loaded, str(tmp_path / "old"), "G")
 
 
 def test_replicated_end_frames_do_not_fade():
@@ -85,7 +116,7 @@ def test_replicated_end_frames_do_not_fade():
     x = nd.ones((1, 4, 4, 6, 6))
     outputs = {}
     for padding in ("zeros", "replicate"):
-        layer = ResizeConvolution(2, 4, 3, 4, padding)
+        layer = ResizeConvolution(2, 4, 3, (4, 6, 6), padding)
         layer.initialize()
         layer.weight.set_data(nd.ones(layer.weight.shape))
         outputs[padding] = layer(x)[0, :, :, 2:-2, 2:-2].asnumpy()      # (2, 8 frames, interior)
@@ -98,7 +129,7 @@ def test_resize_convolution_cannot_draw_a_checkerboard():
     """A constant input gives a constant interior after a resize-convolution whatever its weights; a
     4-tap stride-2 transposed convolution with random weights draws the 2-pixel checkerboard."""
     x = nd.ones((1, 8, 6, 6))
-    resize = ResizeConvolution(3, 8, 2)
+    resize = ResizeConvolution(3, 8, 2, (6, 6))
     transposed = gluon.nn.Conv2DTranspose(3, 4, 2, 1, in_channels=8)
     for block in (resize, transposed):
         block.initialize(mx.init.Normal(1.0))

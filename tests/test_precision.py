@@ -20,13 +20,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.mark.skipif(not precision.cpu_supports_bfloat16(), reason="this CPU has no bfloat16 arithmetic")
-@pytest.mark.parametrize("g_form", ["deconvolution", "phases", "auto"])
-def test_amp_runs_in_bfloat16_trains_and_resumes_exactly(tmp_path, g_form):
+@pytest.mark.parametrize("g_form,upsampling", [("deconvolution", "transposed"), ("phases", "transposed"),
+                                               ("auto", "transposed"), ("auto", "resize")])
+def test_amp_runs_in_bfloat16_trains_and_resumes_exactly(tmp_path, g_form, upsampling):
     """With G in Deconvolution form it runs imperatively (a hybridized Deconvolution fails in backward
     under AMP); in phase form (what "auto" takes under bfloat16) all of G is Convolution / FullyConnected
-    and runs hybridized."""
+    and runs hybridized, with either up-sampling."""
     data_list = synthetic.ensure_dataset(str(tmp_path / "data"), clips=16, frames=32, frame_height=128)
-    out = subprocess.run([sys.executable, os.path.join(HERE, "support", "amp_worker.py"), data_list, g_form],
+    out = subprocess.run([sys.executable, os.path.join(HERE, "support", "amp_worker.py"), data_list, g_form,
+                          upsampling],
                          capture_output=True, text=True, timeout=300, cwd=HERE)
     assert out.returncode == 0, out.stderr[-3000:]
     r = json.loads(out.stdout.strip().splitlines()[-1])
@@ -43,7 +45,8 @@ def test_amp_runs_in_bfloat16_trains_and_resumes_exactly(tmp_path, g_form):
 def test_phase_form_under_amp_is_the_transposed_conv_to_bfloat16_rounding(data_gradient):
     """Hybridized under AMP the phase form's Convolution runs in bfloat16 and its interleave reads the
     float32 cast of it (no plain copy, layers.interleave_phases): forward, weight and input gradients
-    against float64 numpy, at depths 1 (extra frame), 2 and 3 and in 2-D; with the data gradient as MXNet
+    against float64 numpy, at depths 1 (extra frame), 2 and 3 and in 2-D, and the resize-convolution (the
+    same interleave) at depths 1 and 3 with zero and replicated end frames; with the data gradient as MXNet
     computes it and as a forward convolution (models/data_gradient.py, what AMX machines use). bfloat16
     keeps 8 significant bits (relative rounding 2**-9 per operand): errors are a rounding's size, neither
     zero nor larger."""
@@ -52,7 +55,7 @@ def test_phase_form_under_amp_is_the_transposed_conv_to_bfloat16_rounding(data_g
                          capture_output=True, text=True, timeout=300, cwd=HERE)
     assert out.returncode == 0, out.stderr[-3000:]
     errors = json.loads(out.stdout.strip().splitlines()[-1])
-    assert len(errors) == 4
+    assert len(errors) == 6
     for name, (forward, weight_grad, input_grad) in errors.items():
         assert 1e-4 < forward < 2e-2, (name, forward)
         assert weight_grad < 2e-2 and input_grad < 2e-2, (name, weight_grad, input_grad)
@@ -143,11 +146,10 @@ def test_forms_auto_are_the_measured_faster_ones():
     older = TrainConfig().to_dict()
     del older["d_form"]                     # a run saved before D had forms
     assert TrainConfig.from_dict(older).d_form == "auto"
-    assert precision.Precision(False, []).hybridize_generator("deconvolution", "resize")
+    assert precision.Precision(False, []).hybridize_generator("deconvolution")
     bf16 = precision.Precision(False, [])
     bf16.dtype = "bfloat16"
     assert bf16.hybridize_generator("phases") and not bf16.hybridize_generator("deconvolution")
-    assert not bf16.hybridize_generator("phases", "resize")     # its interleave is a Deconvolution
 
 
 def test_cpuinfo_is_read_once_per_call_and_amx_is_decided_from_it(tmp_path, monkeypatch):

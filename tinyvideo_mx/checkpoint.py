@@ -189,9 +189,27 @@ def load_parameters(block, checkpoint_dir, name, ctx=None):
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: missing from the checkpoint")
     try:
-        block.load_parameters(path, ctx=ctx)
+        try:
+            block.load_parameters(path, ctx=ctx)
+        except ValueError:    # Gluon's "not present in ParameterDict": names the file has and the block lacks
+            if not only_retired_constants_extra(block, path):
+                raise
+            block.load_parameters(path, ctx=ctx, ignore_extra=True)
     except Exception as e:    # MXNetError, AssertionError, ValueError...: all mean "this file is not usable"
         raise CheckpointError(f"{path}: damaged or not this model's parameters ({mxnet_reason(e)[:200]})") from None
+
+
+# Constants that checkpoints written before 2026-12-04 hold and the layers no longer have: the
+# resize-convolution's tap table and interleave kernel (both fixed, derived from the layer's shape).
+RETIRED_CONSTANTS = ("phase_taps", "interleave")
+
+
+def only_retired_constants_extra(block, path):
+    """True when every name the file has and ``block`` lacks is a retired constant (RETIRED_CONSTANTS), so
+    the file loads with those ignored and nothing the model uses is skipped."""
+    from mxnet import nd
+    extra = set(nd.load(path)) - set(block._collect_params_with_prefix())
+    return bool(extra) and all(name.rsplit(".", 1)[-1] in RETIRED_CONSTANTS for name in extra)
 
 
 def load_into(checkpoint_dir, nets, trainers=None, ctx=None):

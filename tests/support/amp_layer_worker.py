@@ -1,5 +1,6 @@
 """Run in its own process by tests/test_precision.py (AMP rewrites MXNet's operators process-wide): the
-phase-form transposed convolution, hybridized under bfloat16 AMP, against the float64 reference; with
+phase-form transposed convolution and the resize-convolution, hybridized under bfloat16 AMP, against the
+float64 reference; with
 ``--data-gradient-by-forward``, its data gradient computed as a forward convolution (data_gradient.py)."""
 import json
 import os
@@ -18,7 +19,7 @@ from mxnet.contrib import amp  # noqa: E402
 # isort: on
 
 from tinyvideo_mx.models import data_gradient  # noqa: E402
-from tinyvideo_mx.models.layers import PhaseTransposedConvolution  # noqa: E402
+from tinyvideo_mx.models.layers import PhaseTransposedConvolution, ResizeConvolution  # noqa: E402
 
 from support import reference_conv  # noqa: E402
 from support.gradients import gradient_errors  # noqa: E402
@@ -37,6 +38,13 @@ def main():
     x = rng.standard_normal((2, 32, 4, 6))
     errors["2d"] = gradient_errors([PhaseTransposedConvolution(16, 32, 2, (4, 6))], reference_conv.conv2d_transpose,
                                    x, 2, 1, hybridize=True)
+    # the resize-convolution shares the interleave (and, at depth 1, the extra frame)
+    for depth, padding in ((1, "zeros"), (3, "replicate")):
+        x = rng.standard_normal((2, 32, depth, 4, 4))
+        errors[f"resize 3d depth {depth}"] = gradient_errors(
+            [ResizeConvolution(16, 32, 3, (depth, 4, 4), padding)],
+            lambda x, w, stride, pad, replicate=padding == "replicate": reference_conv.resize_conv(x, w, replicate),
+            x, None, None, hybridize=True)
     print(json.dumps({k: [float(e) for e in v] for k, v in errors.items()}))
 
 

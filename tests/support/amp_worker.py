@@ -30,13 +30,13 @@ def discriminator_logits(params_file, x):
     return D, D(x).asnumpy()
 
 
-def main(data_list, g_form):
+def main(data_list, g_form, upsampling):
     x = mx.nd.array(np.random.default_rng(0).uniform(-1, 1, (2, 3, 16, 32, 32)))
     D, fp32 = discriminator_logits(None, x)
     params = tempfile.mktemp(suffix=".params")
     D.save_parameters(params)
     run = GanTraining(tiny_config(amp=True, iterations=3, sample_every=0, checkpoint_every=3, data_list=data_list,
-                                   g_form=g_form),
+                                   g_form=g_form, upsampling=upsampling),
                       tempfile.mkdtemp(), progress=False)          # switches AMP on
     _, bf16 = discriminator_logits(params, x)
     before = {k: p.data().asnumpy().copy() for k, p in run.G.collect_params().items()}
@@ -46,7 +46,7 @@ def main(data_list, g_form):
     # Exact resume under AMP: 2 iterations + a resume to 3 equal 3 straight ones.
     split_dir = tempfile.mkdtemp()
     GanTraining(tiny_config(amp=True, iterations=2, sample_every=0, checkpoint_every=2, data_list=data_list,
-                            g_form=g_form),
+                            g_form=g_form, upsampling=upsampling),
                 split_dir, progress=False).run()
     resumed = GanTraining.resume(split_dir, progress=False, iterations=3).run()
     exact = all(np.array_equal(p.data().asnumpy(), q.data().asnumpy())

@@ -92,8 +92,9 @@ def phase_bits(index, ndim):
 
 
 class GatherNotSaved:
-    """Mixin for PhaseTransposedConvolution: its ``gather`` constants (derived from the layer's shape) stay
-    out of save/load_parameters, so a checkpoint is the same whichever form computed the layer."""
+    """Mixin for PhaseTransposedConvolution and ResizeConvolution: their ``gather`` constants (derived from
+    the layer's shape) stay out of save/load_parameters, so a checkpoint is the same whichever form computed
+    the layer, and however a later version computes it."""
 
     def _collect_params_with_prefix(self, prefix=""):
         return {name: p for name, p in super()._collect_params_with_prefix(prefix).items()
@@ -101,8 +102,10 @@ class GatherNotSaved:
 
 
 def append_zero_frames(F, x, frames):
-    """``frames`` zero frames appended along T (axis 2) of (N, C, T, H, W)."""
-    return F.pad(x, mode="constant", constant_value=0, pad_width=(0, 0, 0, 0, 0, frames, 0, 0, 0, 0))
+    """``frames`` zero frames appended along T (axis 2) of (N, C, T, H, W). A concatenation: oneDNN runs it
+    (and its backward, a slice) at twice the speed of the generic Pad operator (docs/performance.md)."""
+    zero_frame = F.zeros_like(F.slice_axis(x, axis=2, begin=0, end=1))
+    return F.concat(x, *([zero_frame] * frames), dim=2)
 
 
 def interleave_phases(F, phases, channels, conv_size, out_size):
@@ -138,63 +141,63 @@ def interleave_phases(F, phases, channels, conv_size, out_size):
     return F.slice(x, begin=(None, None) + (1,) * k, end=(None, None) + tuple(1 + n for n in out_size))
 
 
-def interleave_kernel(channels, ndim):
-    """Weight (2**ndim * channels, channels, 2, ...) of a transposed convolution (stride 2, kernel 2,
-    padding 1) that interleaves phases: channel (p, c) feeds channel c through the tap 1 - p of every
-    axis, i.e. phase 0 at position j lands at 2j and phase 1 at 2j - 1."""
-    weight = np.zeros((2 ** ndim, channels, channels) + (2,) * ndim, np.float32)
-    for index in range(2 ** ndim):
-        taps = tuple(1 - p for p in phase_bits(index, ndim))
-        for c in range(channels):
-            weight[(index, c, c) + taps] = 1.0
-    return mx_nd.array(weight.reshape((2 ** ndim * channels, channels) + (2,) * ndim))
+def resize_phase_matrix(ndim):
+    """(3**ndim, 2**ndim * 2**ndim): row k (a 3x3(x3) tap, row-major) times column (q, t) (a phase in q
+    order, ``interleave_phases``, and its 2x2(x2) tap, row-major) is what tap k contributes to that phase's
+    tap t (PHASE_TAPS per axis, phase p = 1 - q): the weight (out * in, 3**ndim) times this matrix is every
+    phase's kernel. Entries are 0 and 1: each phase tap sums whole taps, exactly in every precision."""
+    matrix = np.ones((3,) * ndim + (2 ** ndim, 2 ** ndim), np.float32)
+    for q_flat in range(2 ** ndim):
+        for t_flat in range(2 ** ndim):
+            for axis, (q, t) in enumerate(zip(phase_bits(q_flat, ndim), phase_bits(t_flat, ndim))):
+                taps = np.array(PHASE_TAPS[2 * (1 - q) + t], np.float32)
+                shape = [1] * ndim
+                shape[axis] = 3
+                matrix[..., q_flat, t_flat] *= taps.reshape(shape)
+    return mx_nd.array(matrix.reshape(3 ** ndim, 4 ** ndim))
 
 
-class ResizeConvolution(nn.HybridBlock):
+class ResizeConvolution(GatherNotSaved, nn.HybridBlock):
     """Nearest-neighbour up-sampling by 2 on every spatial axis followed by a 3x3(x3) convolution with
     padding 1 (``ndim`` 2 or 3): the "resize-convolution", which cannot draw the checkerboard of a free
     4-tap stride-2 kernel because every output phase gets the same total weight (Odena, Dumoulin & Olah,
     Distill 2016). Computed by phases (PHASE_TAPS): one 2x2(x2) convolution of the zero-padded input makes
-    all 2**ndim phases as channel groups, and a fixed transposed convolution interleaves them (about the
-    cost of the original's layer; slicing and stacking the phases instead cost 1.5-3x). Weight layout
-    (out, in, 3, ...), as a convolution's; initialised N(0, 0.01), bias 0, as every convolution of the
-    original. ``in_depth`` (3-D only) lets the layer apply the depth-2 workaround (``needs_depth_padding``).
+    all 2**ndim phases as channel groups (their kernels: one product of the weight with a fixed 0/1
+    matrix, ``resize_phase_matrix``), and ``interleave_phases`` puts them in place - about the cost of the
+    original's layer, a third of convolving the up-sampled tensor. Weight layout (out, in, 3, ...), as a
+    convolution's; initialised N(0, 0.01), bias 0, as every convolution of the original. ``in_size``: the
+    input's spatial size; the layer applies the depth-2 workaround itself (``needs_depth_padding``).
 
     Why not the equivalent transposed convolution with a kernel computed from the weight: MXNet 1.9.1's
     oneDNN Deconvolution crashes in backward whenever its weight is an operator's output."""
 
-    def __init__(self, channels, in_channels, ndim, in_depth=None, temporal_padding="zeros", **kwargs):
+    def __init__(self, channels, in_channels, ndim, in_size, temporal_padding="zeros", **kwargs):
         super().__init__(**kwargs)
         check_temporal_padding(temporal_padding, "resize")
-        self.channels, self.ndim = channels, ndim
+        self.channels, self.in_channels, self.ndim = channels, in_channels, ndim
+        self.in_size = tuple(in_size)
         # "replicate" (3-D only): the doubled input is extended along time by copies of its first and last
         # frames instead of zeros, so the end frames are computed from as much signal as the middle ones
         self.replicate_time = ndim == 3 and temporal_padding == "replicate"
         # the phase convolution writes in_depth + 1 frames; never let that be exactly 2 (see PadFrames)
-        self.extra_frame = ndim == 3 and needs_depth_padding(in_depth + 1)
+        self.extra_frame = ndim == 3 and needs_depth_padding(self.in_size[0] + 1)
+        self.conv_size = tuple(n + 1 for n in self.in_size)
+        if self.extra_frame:
+            self.conv_size = (self.conv_size[0] + 1,) + self.conv_size[1:]
         with self.name_scope():
             self.weight = self.params.get("weight", shape=(channels, in_channels) + (3,) * ndim,
                                           init=mx_init.Normal(CONV_WEIGHT_STD))
             self.bias = self.params.get("bias", shape=(channels,), init="zeros")
-            self.phase_taps = self.params.get_constant("phase_taps", mx_nd.array(PHASE_TAPS).T)   # (3, 4)
-            self.interleave = self.params.get_constant("interleave", interleave_kernel(channels, ndim))
+            self.gather = self.params.get_constant("gather", resize_phase_matrix(ndim))
 
-    def phase_kernels(self, F, weight, phase_taps):
-        """(out, in, 3, ...) -> [(out, in, 2, ...)] * 2**ndim: the 2-tap kernel of every phase, in
-        row-major phase order (the last axis' phase varies fastest)."""
-        kernel = weight
-        rotate = (0, 1, self.ndim + 1) + tuple(range(2, self.ndim + 1))
-        for _ in range(self.ndim):   # each dot turns the last axis' 3 taps into (phase, tap) = 4 rows
-            kernel = F.transpose(F.dot(kernel, phase_taps), axes=rotate)
-        # axis index 2 * phase + tap: cut each phase's 2x2(x2) block out (transpose stops at 6 axes)
-        blocks = []
-        for index in range(2 ** self.ndim):
-            phase = phase_bits(index, self.ndim)
-            blocks.append(F.slice(kernel, begin=(None, None) + tuple(2 * p for p in phase),
-                                  end=(None, None) + tuple(2 * p + 2 for p in phase)))
-        return blocks
+    def phase_kernel(self, F, weight, gather):
+        """(out, in, 3, ...) -> (2**ndim * out, in, 2, ...): every phase's 2-tap kernel, q order."""
+        phases = 2 ** self.ndim
+        kernel = F.dot(F.reshape(weight, shape=(-1, 3 ** self.ndim)), gather)    # (out * in, phase * taps)
+        kernel = F.transpose(F.reshape(kernel, shape=(-1, phases, phases)), axes=(1, 0, 2))
+        return F.reshape(kernel, shape=(phases * self.channels, self.in_channels) + (2,) * self.ndim)
 
-    def hybrid_forward(self, F, x, weight, bias, phase_taps, interleave):
+    def hybrid_forward(self, F, x, weight, bias, gather):
         # pad 1 on both sides (and one more zero frame at the end where needed): the 2-tap convolution
         # then writes n + 1 positions per axis; output 2i of an axis is phase 0 at position i, output
         # 2i + 1 is phase 1 at position i + 1. The zeros are the convolution's own padding: a Pad
@@ -209,19 +212,12 @@ class ResizeConvolution(nn.HybridBlock):
             conv_pad[0] = 0
         if self.extra_frame:
             x = append_zero_frames(F, x, 1)
-        kernel = F.concat(*self.phase_kernels(F, weight, phase_taps), dim=0)
         # the bias goes in with the convolution (every phase gets it): a broadcast add afterwards costs
         # more in backward than the convolution itself
-        phases = F.Convolution(x, kernel, F.tile(bias, reps=2 ** self.ndim), kernel=(2,) * self.ndim,
-                               pad=tuple(conv_pad), num_filter=self.channels * 2 ** self.ndim)
-        # One fixed stride-2 transposed convolution (kernel 2, padding 1) puts every phase in place: it
-        # sends position j of phase 0 to output 2j and of phase 1 to 2j - 1 (interleave_kernel). A
-        # constant weight, so the oneDNN bugs of computed or depth-2 weight gradients do not apply.
-        out = F.Deconvolution(phases, interleave, kernel=(2,) * self.ndim, stride=(2,) * self.ndim,
-                              pad=(1,) * self.ndim, num_filter=self.channels, no_bias=True)
-        if self.extra_frame:     # the extra zero frame made two more output frames
-            out = F.slice_axis(out, axis=2, begin=0, end=-2)
-        return out
+        phases = F.Convolution(x, self.phase_kernel(F, weight, gather), F.tile(bias, reps=2 ** self.ndim),
+                               kernel=(2,) * self.ndim, pad=tuple(conv_pad),
+                               num_filter=self.channels * 2 ** self.ndim)
+        return interleave_phases(F, phases, self.channels, self.conv_size, tuple(2 * n for n in self.in_size))
 
 
 # A stride-2, kernel-4, padding-1 transposed convolution along one axis, by output phase: output 2i reads
@@ -458,10 +454,10 @@ def conv3d_transpose(channels, kernel, stride, pad, in_channels, in_depth, **kwa
     return _depth_safe(layer, in_depth, 1, out_depth), out_depth
 
 
-def resize_conv3d(channels, in_channels, in_depth, temporal_padding="zeros", **kwargs):
+def resize_conv3d(channels, in_channels, in_size, temporal_padding="zeros", **kwargs):
     """A 3-D ResizeConvolution as a one-block list (it applies the depth-2 workaround itself) and its
-    output depth (doubled)."""
-    return [ResizeConvolution(channels, in_channels, 3, in_depth, temporal_padding, **kwargs)], 2 * in_depth
+    output depth (doubled). ``in_size``: the input's (T, H, W)."""
+    return [ResizeConvolution(channels, in_channels, 3, in_size, temporal_padding, **kwargs)], 2 * in_size[0]
 
 
 class Passthrough(nn.HybridBlock):

@@ -54,7 +54,7 @@ def up3d(channels, in_channels, in_size, upsampling, form="deconvolution", tempo
     ``temporal_padding`` (resize only): what that convolution reads beyond the first and last frames
     (config.TEMPORAL_PADDINGS)."""
     if upsampling == "resize":
-        return resize_conv3d(channels, in_channels, in_size[0], temporal_padding, **kwargs)
+        return resize_conv3d(channels, in_channels, in_size, temporal_padding, **kwargs)
     if form == "phases":
         return phase_conv3d_transpose(channels, in_channels, in_size, **kwargs)
     return conv3d_transpose(channels, 4, 2, 1, in_channels, in_size[0], **kwargs)
@@ -63,7 +63,7 @@ def up3d(channels, in_channels, in_size, upsampling, form="deconvolution", tempo
 def up2d(channels, in_channels, in_size, upsampling, form="deconvolution"):
     """One doubling stage of the 2-D stream as a list of blocks (as ``up3d``; ``in_size`` (H, W))."""
     if upsampling == "resize":
-        return [ResizeConvolution(channels, in_channels, 2)]
+        return [ResizeConvolution(channels, in_channels, 2, in_size)]
     if form == "phases":
         return [PhaseTransposedConvolution(channels, in_channels, 2, in_size)]
     return [nn.Conv2DTranspose(channels, 4, 2, 1, **conv_kwargs(in_channels))]

@@ -106,10 +106,10 @@ class Precision:
     def enabled(self):
         return self.dtype is not None
 
-    def hybridize_generator(self, form, upsampling="transposed"):
+    def hybridize_generator(self, form):
         """False for a G holding Deconvolutions under bfloat16 AMP (their hybridized backward fails): the
-        Deconvolution form, and resize upsampling (its interleave is a fixed Deconvolution)."""
-        return not (self.dtype == "bfloat16" and (form == "deconvolution" or upsampling == "resize"))
+        Deconvolution form."""
+        return not (self.dtype == "bfloat16" and form == "deconvolution")
 
     def enable(self):
         if self.enabled:

@@ -81,7 +81,7 @@ class GanTraining(GanStep, RunState):
         """G, D, their Adam optimisers and, with ``g_ema``, the moving average of G's weights."""
         self.G, self.D = build_networks(config, self.precision.dtype, self.contexts[0].device_type)
         prepare(self.G, self.contexts,
-                config.hybridize and self.precision.hybridize_generator(self.G.form, config.upsampling))
+                config.hybridize and self.precision.hybridize_generator(self.G.form))
         prepare(self.D, self.contexts, config.hybridize)
         adam = dict(beta1=config.beta1, beta2=config.beta2, epsilon=config.epsilon, wd=0.0)
         rates = {"G": config.lr, "D": config.d_lr or config.lr}
