@@ -40,7 +40,8 @@ class StabilizeConfig:
     cut_threshold: float = 0.2       # a cut: Bhattacharyya distance between consecutive HSV histograms above this
     cut_change: float = 25.0         # ... and mean |difference| of 32x24 grey thumbnails (0-255) above this (cuts.py)
     restart_at_unmatched: bool = True  # an unmatched frame starts the next clip (the original skipped it)
-    lookahead: int = 4               # frames decoded and described ahead on a second thread (0: one thread, as the original)
+    lookahead: int = 4               # frames described (large ones also decoded) ahead, a thread each
+                                     # (0: one thread, as the original)
     warp_full_frame: bool = False    # warp every frame at full resolution, then resize (the original); else frames
                                      # over twice the output's side go straight into it (stabilizer.direct_square)
     fps: float = 0.0                 # resample to this frame rate (0: native, as the original)

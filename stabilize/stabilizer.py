@@ -33,6 +33,8 @@ from .video import frames, resize_and_crop, to_square
 # at 240p (tree.avi, 1.9x the output) the original's full-frame warp blurs visibly before the resize, and
 # the single sample measured 0.102 px of residual motion where the original's way measures 0.063.
 DIRECT_WARP_MIN = 2
+AHEAD_THREAD = "stabilize-ahead"    # the name of ``ahead``'s threads
+OWN_DECODER_THREAD_MIN = 640 * 480  # pixels per frame from which decoding gets a thread of its own (decoded_ahead)
 
 
 def clips(path, config, notes=None, homographies=None):
@@ -46,7 +48,8 @@ def clips(path, config, notes=None, homographies=None):
 
     def describe(index, frame):
         return index, frame, tracker.describe(frame), signature(frame) if config.scene_cuts else None
-    stream = ahead(frames(path, config.fps, notes), describe, config.skip_frames, config.lookahead)
+    stream = ahead(decoded_ahead(frames(path, config.fps, notes), config.lookahead), describe,
+                   config.skip_frames, config.lookahead)
     try:
         yield from _clips(stream, tracker, kernel, config, homographies)
     finally:
@@ -140,12 +143,31 @@ def still_moving(clip, config):
     return None
 
 
+def decoded_ahead(frames_, depth):
+    """``frames_`` (a ``video.frames`` generator), read from the decoder by a thread of their own up to
+    ``depth`` frames ahead when the frames have at least OWN_DECODER_THREAD_MIN pixels: the describing
+    thread then does not wait on ffmpeg. Measured per video, alternating (docs/performance.md): 1.06-1.27x
+    the frames/s at 640x480 and more, 0.85-0.95x on smaller frames, where decoding is cheap and the
+    hand-over between threads is not. The same frames either way."""
+    first = next(frames_, None)
+    if first is None:
+        return
+    own_thread = first.shape[0] * first.shape[1] >= OWN_DECODER_THREAD_MIN
+    rest = ahead(frames_, lambda n, frame: frame, depth=depth if own_thread else 0)
+    try:
+        yield first
+        yield from rest
+    finally:
+        rest.close()
+        frames_.close()        # the decoder process ends now, even if ``rest`` never started
+
+
 def ahead(items, work, skip=0, depth=4):
     """A generator of ``work(n, item)`` for the items of generator ``items`` from the ``skip``-th on, read
-    and worked on by a second thread up to ``depth`` items ahead of the consumer: decoding a frame and
-    describing it (corners, features) overlap with matching, warping and blending the one before. Errors
-    reach the consumer in order; closing the generator stops the thread. ``depth`` 0: all in the
-    caller's thread, one item at a time, as the original worked."""
+    and worked on by a thread of its own up to ``depth`` items ahead of the consumer (``clips`` chains two:
+    reading the decoder, then describing the frames - corners, features -, both overlapping with matching,
+    warping and blending). Errors reach the consumer in order; closing the generator stops the thread, which
+    closes ``items``. ``depth`` 0: all in the caller's thread, one item at a time, as the original worked."""
     if depth <= 0:
         for n, item in enumerate(items):
             if n >= skip:
@@ -167,7 +189,7 @@ def ahead(items, work, skip=0, depth=4):
             items.close()                   # the decoder process ends now, not at garbage collection
         results.put(None)
 
-    thread = threading.Thread(target=produce, daemon=True)
+    thread = threading.Thread(target=produce, daemon=True, name=AHEAD_THREAD)
     thread.start()
     try:
         while True:

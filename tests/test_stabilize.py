@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import cv2
@@ -490,8 +491,6 @@ def test_the_residual_gate_keeps_clips_to_the_originals_standard():
 
 @pytest.mark.parametrize("depth", [0, 1, 4])
 def test_frames_are_described_ahead_in_order_and_errors_arrive_where_they_happened(depth):
-    import threading
-
     from stabilize.stabilizer import ahead
     closed = []
 
@@ -515,6 +514,42 @@ def test_frames_are_described_ahead_in_order_and_errors_arrive_where_they_happen
     assert next(stream) == 0
     stream.close()
     assert threading.active_count() == before and len(closed) == 3
+
+
+@pytest.mark.parametrize("own_decoder_thread", [False, True])
+def test_decoding_and_describing_ahead_write_what_one_thread_writes(tmp_path, monkeypatch, own_decoder_thread):
+    """The default finds corners on a thread of its own, and reads the decoder on another when the frames
+    are large (stabilizer.OWN_DECODER_THREAD_MIN pixels; lowered here so small test frames qualify): the
+    same clips, drops and homographies as the original's single thread, and a consumer that stops early
+    leaves neither a thread nor an ffmpeg process behind."""
+    from stabilize import stabilizer
+    from stabilize.synthetic import shaky_video
+    if own_decoder_thread:
+        monkeypatch.setattr(stabilizer, "OWN_DECODER_THREAD_MIN", 240 * 320)
+    frames_, _, _ = shaky_video(5, 80, (240, 320))
+    path = str(tmp_path / "shaky.avi")
+    write_video(path, frames_, fps=25)
+    runs = []
+    for lookahead in (0, 4):
+        chains = {}
+        runs.append((list(clips(path, StabilizeConfig(lookahead=lookahead), homographies=chains)), chains))
+    (one, one_chains), (two, two_chains) = runs
+    assert [kind for kind, _ in one] == [kind for kind, _ in two] and any(kind == "clip" for kind, _ in one)
+    for (kind, a), (_, b) in zip(one, two):
+        assert a == b if kind == "drop" else (a[0] == b[0] and np.array_equal(a[1], b[1]))
+    assert sorted(one_chains) == sorted(two_chains)
+    assert all(np.array_equal(one_chains[k], two_chains[k]) for k in one_chains)
+
+    def stages():
+        return sum(t.name == stabilizer.AHEAD_THREAD for t in threading.enumerate())
+    threads, processes = threading.active_count(), {c for c in children_of(os.getpid()) if alive(c)}
+    stream = clips(path, StabilizeConfig())
+    next(stream)
+    assert stages() == (2 if own_decoder_thread else 1)
+    assert {c for c in children_of(os.getpid()) if alive(c)} > processes     # ffmpeg, still decoding
+    stream.close()
+    assert stages() == 0 and threading.active_count() == threads
+    assert {c for c in children_of(os.getpid()) if alive(c)} == processes
 
 
 def test_the_commands_options_become_one_configuration():
