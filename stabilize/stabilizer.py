@@ -153,7 +153,7 @@ def decoded_ahead(frames_, depth):
     if first is None:
         return
     own_thread = first.shape[0] * first.shape[1] >= OWN_DECODER_THREAD_MIN
-    rest = ahead(frames_, lambda n, frame: frame, depth=depth if own_thread else 0)
+    rest = ahead(frames_, lambda n, frame: frame, depth=depth) if own_thread else frames_
     try:
         yield first
         yield from rest

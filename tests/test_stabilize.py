@@ -542,14 +542,17 @@ def test_decoding_and_describing_ahead_write_what_one_thread_writes(tmp_path, mo
 
     def stages():
         return sum(t.name == stabilizer.AHEAD_THREAD for t in threading.enumerate())
-    threads, processes = threading.active_count(), {c for c in children_of(os.getpid()) if alive(c)}
+
+    def live_children():
+        return {c for c in children_of(os.getpid()) if alive(c)}
+    threads, processes = threading.active_count(), live_children()
     stream = clips(path, StabilizeConfig())
     next(stream)
     assert stages() == (2 if own_decoder_thread else 1)
-    assert {c for c in children_of(os.getpid()) if alive(c)} > processes     # ffmpeg, still decoding
+    assert live_children() > processes     # ffmpeg, still decoding
     stream.close()
     assert stages() == 0 and threading.active_count() == threads
-    assert {c for c in children_of(os.getpid()) if alive(c)} == processes
+    assert live_children() == processes
 
 
 def test_the_commands_options_become_one_configuration():
