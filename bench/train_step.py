@@ -74,12 +74,20 @@ def sgemm_gflops(n=2048, repeats=5):
 
 
 class RandomClips:
-    """Stands in for the data iterator: the step is measured, not the loader (bench/loader.py)."""
+    """Stands in for the data iterator: the step is measured, not the loader (bench/loader.py). Each
+    ``batch`` is a new NDArray copied from numpy on the caller's thread, as ``StripIter.next`` makes it:
+    that copy once slowed every later step (docs/performance.md, "One OpenMP team"), and a bench that
+    made its batch on the engine did not see it."""
     batches_per_epoch = 1000
 
-    def __init__(self, batch):
+    def __init__(self, batch, shape=(3, 32, 64, 64)):
+        import numpy as np
+        self.clips = np.random.default_rng(0).uniform(-1, 1, (batch,) + tuple(shape)).astype(np.float32)
+
+    @property
+    def batch(self):
         import mxnet as mx
-        self.batch = mx.nd.random.uniform(-1, 1, shape=(batch, 3, 32, 64, 64))
+        return mx.nd.array(self.clips)
 
     def state_dict(self):
         return {"next_batch": 0, "bad": {}}

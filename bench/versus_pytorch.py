@@ -19,6 +19,9 @@ import subprocess
 import sys
 import time
 
+# the shell's environment, before anything here imports tinyvideo_mx (which sets MXNet's variables in
+# os.environ where the user has not): every worker starts from it, so "before" runs as it ran then
+SHELL_ENVIRONMENT = dict(os.environ)
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.environ.get("TINYVIDEO_MX_ROOT", os.path.dirname(HERE))]
 
@@ -67,7 +70,7 @@ def worker(args):
 def measure(framework, batch, bf16, args):
     """One measurement in a fresh process. "before" is another checkout of tinyvideo-mx (--before), run
     as it ran then: OMP_NUM_THREADS as in this shell (the old package did not set it)."""
-    env = dict(os.environ)
+    env = dict(SHELL_ENVIRONMENT)
     if framework == "before":
         env["TINYVIDEO_MX_ROOT"] = os.path.abspath(args.before)
         framework = "mxnet"

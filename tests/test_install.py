@@ -101,6 +101,8 @@ def test_doctor_reports_this_machine_and_the_stand_in_gpus(stand_in_gpus):
     elif precision.cpu_supports_bfloat16():
         assert "           G under --amp: phases form (g_form auto; docs/performance.md)" in lines
     assert any(line.startswith("Threads    ") and "OMP_NUM_THREADS=" in line for line in lines)
+    assert ("           MXNET_CPU_PARALLEL_SIZE=2147483647 (tinyvideo-mx sets it to 2147483647 unless you do: copies "
+            "without OpenMP, one OpenMP team; docs/performance.md)") in lines
     assert lines[-2] == ("GPU 0      NVIDIA A100-SXM4-80GB (81920 MiB): not usable with this install: compute "
                          "capability 8.0: supported by MXNet 1.9.1's CUDA wheels, but MXNet here is a CPU build "
                          "(pip uninstall -y mxnet && pip install 'tinyvideo-mx[gpu]')")
@@ -192,6 +194,36 @@ def test_onnx_mapping_is_rebuilt_where_onnx_dropped_it(monkeypatch):
         assert rebuilt.TENSOR_TYPE_TO_NP_TYPE[tensor_type] == real.TENSOR_TYPE_TO_NP_TYPE[tensor_type], dtype
     monkeypatch.setattr(onnx, "mapping", real)
     assert compat.onnx_mapping() is real
+
+
+THREADS_AFTER_A_MAIN_THREAD_COPY = textwrap.dedent("""
+    import os
+    import numpy as np
+    import tinyvideo_mx
+    import mxnet as mx
+    (mx.nd.ones((10 ** 6,)) * 2).wait_to_read()            # the engine's OpenMP team exists
+    before = len(os.listdir("/proc/self/task"))
+    mx.nd.array(np.zeros(10 ** 6, np.float32)).asnumpy()   # 4 MB in and out on this, the main, thread
+    mx.nd.waitall()
+    print(before, len(os.listdir("/proc/self/task")), os.environ["MXNET_CPU_PARALLEL_SIZE"])
+""")
+
+
+@pytest.mark.parametrize("users_value, new_threads", [(None, 0), ("200000", 1)])
+def test_copies_on_the_main_thread_start_no_second_openmp_team(users_value, new_threads):
+    """A batch in and samples out on Python's thread must not start an OpenMP team of its own: with two
+    teams libgomp stops spinning and every later step is slower (runtime/threads.py). MXNet's default
+    threshold (a user's choice, kept) shows the team this prevents."""
+    env = {k: v for k, v in os.environ.items() if k != "MXNET_CPU_PARALLEL_SIZE"}
+    env["OMP_NUM_THREADS"] = "2"
+    if users_value:
+        env["MXNET_CPU_PARALLEL_SIZE"] = users_value
+    out = subprocess.run([sys.executable, "-c", THREADS_AFTER_A_MAIN_THREAD_COPY], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    before, after, threshold = out.stdout.split()
+    assert int(after) - int(before) == new_threads
+    assert threshold == (users_value or str(2 ** 31 - 1))
 
 
 @pytest.mark.skipif(not os.environ.get("TINYVIDEO_MX_OTHER_PYTHON"),

@@ -4,7 +4,7 @@ import platform
 import sys
 
 from . import cpu, gpu_support, precision
-from .threads import usable_cores
+from .threads import SERIAL_COPIES, usable_cores
 
 ORIGINAL_WIDTH = 64      # ngf = ndf = 64 in the original (docs/original.md, §1 and §2)
 
@@ -77,6 +77,8 @@ def report(gpus=None, distributions=None, cpuinfo="/proc/cpuinfo"):
     lines += cpu_lines(cpuinfo)
     lines.append(f"Threads    {usable_cores()} usable cores; OMP_NUM_THREADS="
                  f"{os.environ.get('OMP_NUM_THREADS', 'unset')} (tinyvideo-mx sets it to the cores unless you do)")
+    lines.append(f"           MXNET_CPU_PARALLEL_SIZE={os.environ.get('MXNET_CPU_PARALLEL_SIZE', 'unset')} (tinyvideo-mx "
+                 f"sets it to {SERIAL_COPIES} unless you do: copies without OpenMP, one OpenMP team; docs/performance.md)")
     cuda_build = bool(features.get("CUDA")) or any(gpu_support.is_cuda_distribution(n) for n, _ in distributions)
     if not gpus:
         lines.append("GPUs       none found (no nvidia-smi, or it lists none): train on CPU (--ctx cpu)")
