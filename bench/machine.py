@@ -1,5 +1,10 @@
-"""The line every benchmark prints first: what it ran on."""
+"""The line every benchmark prints first: what it ran on; and the environment the shell gave it."""
 import os
+
+# The shell's environment, as it was before anything imported tinyvideo_mx (which sets MXNet's variables
+# in os.environ where the user has not). Import this module before tinyvideo_mx and start workers and
+# servers from it, so an older checkout (--before) runs with the defaults it had, not this one's.
+SHELL_ENVIRONMENT = dict(os.environ)
 
 
 def describe():

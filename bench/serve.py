@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 
 import numpy as np
+from machine import SHELL_ENVIRONMENT  # bench/ is the script's folder; before anything imports tinyvideo_mx
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]
@@ -45,7 +46,7 @@ def start_server(checkout, prefix, max_n):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, PYTHONPATH=checkout)
+    env = dict(SHELL_ENVIRONMENT, PYTHONPATH=checkout)
     process = subprocess.Popen([sys.executable, "-m", "tinyvideo_mx.cli", "serve", prefix, "--port", str(port),
                                 "--max-n", str(max_n)], cwd=checkout, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)

@@ -19,11 +19,9 @@ import subprocess
 import sys
 import time
 
-# the shell's environment, before anything here imports tinyvideo_mx (which sets MXNet's variables in
-# os.environ where the user has not): every worker starts from it, so "before" runs as it ran then
-SHELL_ENVIRONMENT = dict(os.environ)
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.environ.get("TINYVIDEO_MX_ROOT", os.path.dirname(HERE))]
+from machine import SHELL_ENVIRONMENT  # noqa: E402  (before anything imports tinyvideo_mx)
 
 
 def default_threads():
