@@ -33,9 +33,10 @@ SERIAL_COPIES = str(2 ** 31 - 1)
 
 def configure():
     """Set OMP_NUM_THREADS and MXNET_CPU_PARALLEL_SIZE for MXNet where the user has not; returns
-    OMP_NUM_THREADS's value in force. A no-op (and the values are whatever MXNet already took) when mxnet
-    was imported before tinyvideo_mx."""
+    OMP_NUM_THREADS's value in force. MXNet takes OMP_NUM_THREADS when it loads, so that one is left alone
+    when mxnet was imported before tinyvideo_mx; it reads MXNET_CPU_PARALLEL_SIZE at its first large
+    copy, so that one is set either way."""
     if "mxnet" not in sys.modules:
         os.environ.setdefault("OMP_NUM_THREADS", str(usable_cores()))
-        os.environ.setdefault("MXNET_CPU_PARALLEL_SIZE", SERIAL_COPIES)
+    os.environ.setdefault("MXNET_CPU_PARALLEL_SIZE", SERIAL_COPIES)
     return os.environ.get("OMP_NUM_THREADS")
