@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from tinyvideo_mx.cli import main
 from tinyvideo_mx.errors import SettingError
-from tinyvideo_mx.runtime import gpu_support, precision
+from tinyvideo_mx.runtime import compat, gpu_support, precision
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 A100 = "0, NVIDIA A100-SXM4-80GB, 8.0, 81920 MiB"
@@ -165,9 +165,6 @@ def test_a_supported_gpu_on_a_cpu_build_says_how_to_get_the_cuda_build(stand_in_
 
 # -- the Pythons we support (compat.py) ---------------------------------------------------------------
 def test_removed_numpy_aliases_are_put_back_as_the_builtins(monkeypatch):
-    import numpy as np
-
-    from tinyvideo_mx.runtime import compat
     for name in compat.REMOVED_ALIASES:
         monkeypatch.delitem(np.__dict__, name, raising=False)      # as numpy >= 1.24 (Python 3.12) has them
     assert compat.restore_aliases() == list(compat.REMOVED_ALIASES)
@@ -199,7 +196,10 @@ def test_onnx_mapping_is_rebuilt_where_onnx_dropped_it(monkeypatch):
 THREADS_AFTER_A_MAIN_THREAD_COPY = textwrap.dedent("""
     import os, sys
     import numpy as np
-    if sys.argv[1] == "mxnet first":
+    if sys.argv[1] == "mxnet first":         # numpy >= 1.24 needs the removed aliases back first (compat.py)
+        import builtins
+        for name in sys.argv[2].split(","):
+            np.__dict__.setdefault(name, getattr(builtins, name))
         import mxnet as mx
     import tinyvideo_mx
     import mxnet as mx
@@ -221,8 +221,8 @@ def test_copies_on_the_main_thread_start_no_second_openmp_team(users_value, orde
     env["OMP_NUM_THREADS"] = "2"
     if users_value:
         env["MXNET_CPU_PARALLEL_SIZE"] = users_value
-    out = subprocess.run([sys.executable, "-c", THREADS_AFTER_A_MAIN_THREAD_COPY, order], capture_output=True,
-                         text=True, timeout=120, env=env)
+    out = subprocess.run([sys.executable, "-c", THREADS_AFTER_A_MAIN_THREAD_COPY, order,
+                          ",".join(compat.REMOVED_ALIASES)], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     before, after, threshold = out.stdout.split()
     assert int(after) - int(before) == new_threads
