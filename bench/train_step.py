@@ -80,9 +80,9 @@ class RandomClips:
     made its batch on the engine did not see it."""
     batches_per_epoch = 1000
 
-    def __init__(self, batch, shape=(3, 32, 64, 64)):
+    def __init__(self, batch):
         import numpy as np
-        self.clips = np.random.default_rng(0).uniform(-1, 1, (batch,) + tuple(shape)).astype(np.float32)
+        self.clips = np.random.default_rng(0).uniform(-1, 1, (batch, 3, 32, 64, 64)).astype(np.float32)
 
     @property
     def batch(self):
