@@ -22,6 +22,9 @@ class StabilizeConfig:
     flow_size: int = 400             # short side of the grey copy corners are found and followed on (0: full resolution)
     flow_corners: int = 400          # corners per frame at most
     flow_tiles: int = 4              # corners are capped per cell of a tiles x tiles grid (1: no cap; homography.spread_corners)
+    corner_every: int = 2            # corners searched on every k-th frame (1: all); in between the flow starts where the
+                                     # previous pair's flow ended (homography.FlowTracker.start_points)
+    carry_min: float = 0.5           # ... if at least this share of the points it started from got there; else it searches
     flow_window: int = 15            # Lucas-Kanade window, pixels of that copy
     flow_agreement: float = 0.5      # fraction of followed corners the homography must fit, else matching decides
     features: str = "sift"           # sift | orb
@@ -45,6 +48,11 @@ class StabilizeConfig:
     warp_full_frame: bool = False    # warp every frame at full resolution, then resize (the original); else frames
                                      # over twice the output's side go straight into it (stabilizer.direct_square)
     fps: float = 0.0                 # resample to this frame rate (0: native, as the original)
+
+    def __post_init__(self):
+        if not (isinstance(self.corner_every, int) and self.corner_every >= 1):
+            raise SettingError(f"corner_every must be a whole number >= 1 (1: corners on every frame), "
+                               f"got {self.corner_every!r}")
 
     @classmethod
     def faithful(cls, **overrides):

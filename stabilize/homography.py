@@ -36,8 +36,9 @@ class Tracker:
         else:
             raise SettingError(f"matcher must be 'bf' or 'flann', got {config.matcher!r}")
 
-    def describe(self, frame):
-        """(keypoints as an (n, 2) array in the frame's pixel coordinates, descriptors)."""
+    def describe(self, frame, index=0):
+        """(keypoints as an (n, 2) array in the frame's pixel coordinates, descriptors); every frame alike
+        (``index``, the frame's number, is the flow's business)."""
         grey, factors = reduced_grey(frame, self.config.feature_size)
         keypoints, descriptors = self.detector.detectAndCompute(grey, None)
         return to_frame_coordinates(np.float32([k.pt for k in keypoints]).reshape(-1, 2), factors), descriptors
@@ -72,11 +73,28 @@ class FlowTracker:
         self.matching = Tracker(config)
         self.fallbacks = 0
 
-    def describe(self, frame):
+    def describe(self, frame, index=0):
+        """What the flow needs of frame number ``index``: its grey copy and, on every ``corner_every``-th
+        frame, its corners (on the others the flow starts where the previous pair's flow ended:
+        ``start_points``)."""
         grey, factors = reduced_grey(frame, self.config.flow_size)
-        corners = spread_corners(grey, self.config.flow_corners, self.config.flow_tiles)
+        search = index % self.config.corner_every == 0
+        corners = spread_corners(grey, self.config.flow_corners, self.config.flow_tiles) if search else None
         # features for the fallback are found only when a pair needs them
-        return dict(frame=frame, grey=grey, corners=corners, factors=factors, features=None)
+        return dict(frame=frame, grey=grey, corners=corners, factors=factors, features=None, followed=None,
+                    started=0)
+
+    def start_points(self, view):
+        """Where the flow out of ``view`` starts: its corners where they were searched; else the points the
+        flow into it ended at, when at least ``carry_min`` of the points it started from got there; else corners
+        searched now (after a pair that matching decided, at a clip's first frame, where many points were lost)."""
+        cfg = self.config
+        if view["corners"] is None:
+            followed, started = view["followed"], view["started"]
+            if followed is not None and len(followed) >= cfg.carry_min * started:
+                return followed
+            view["corners"] = spread_corners(view["grey"], cfg.flow_corners, cfg.flow_tiles)
+        return view["corners"]
 
     def homography(self, current, previous, frame_shape):
         M, reason = self.follow(current, previous, frame_shape)
@@ -93,7 +111,7 @@ class FlowTracker:
     def follow(self, current, previous, frame_shape):
         """The flow estimate: (M, None) or (None, reason)."""
         cfg = self.config
-        start = previous["corners"]
+        start = self.start_points(previous)
         if len(start) < cfg.min_inliers:
             return None, f"too few corners ({len(start)})"
         window = (cfg.flow_window, cfg.flow_window)
@@ -103,12 +121,16 @@ class FlowTracker:
         found = found.ravel() == 1
         if found.sum() < cfg.min_inliers:
             return None, f"too few corners followed ({int(found.sum())})"
+        ended = ended.reshape(-1, 2)[found]
         # Flow that lost its way (motion beyond the pyramid's reach) still yields a homography, but one
         # that few corners agree with: 5-31 % for camera jumps of 40-200 px at 640x480, against a median
         # of 92-100 % on the opencv-doc videos (1 % of their pairs below 49-83 %; the damaged stream's
         # broken frames down to 12 %, where matching then decides).
-        return fit(to_frame_coordinates(ended.reshape(-1, 2)[found], current["factors"]),
-                   to_frame_coordinates(start[found], previous["factors"]), frame_shape, cfg, cfg.flow_agreement)
+        M, reason = fit(to_frame_coordinates(ended, current["factors"]),
+                        to_frame_coordinates(start[found], previous["factors"]), frame_shape, cfg, cfg.flow_agreement)
+        if M is not None:        # where the next pair's flow may start (start_points), and out of how many
+            current["followed"], current["started"] = ended, len(start)
+        return M, reason
 
 
 def spread_corners(grey, count, tiles):

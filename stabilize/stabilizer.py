@@ -47,7 +47,7 @@ def clips(path, config, notes=None, homographies=None):
     kernel = np.ones((config.erode, config.erode), np.uint8)
 
     def describe(index, frame):
-        return index, frame, tracker.describe(frame), signature(frame) if config.scene_cuts else None
+        return index, frame, tracker.describe(frame, index), signature(frame) if config.scene_cuts else None
     stream = ahead(decoded_ahead(frames(path, config.fps, notes), config.lookahead), describe,
                    config.skip_frames, config.lookahead)
     try:

@@ -386,6 +386,35 @@ def test_flow_follows_the_camera_and_hands_over_to_matching_beyond_its_reach(jum
     assert tracker.fallbacks == (1 if jump > 100 else 0)
 
 
+def test_between_corner_searches_the_flow_starts_where_it_ended():
+    """corner_every 2: frame 1 gets no corners of its own; the pair (1, 2) starts from the points the
+    pair (0, 1) ended at and still finds the camera's motion to a small fraction of a pixel; where too
+    few points got there (carry_min), the frame searches its own corners instead."""
+    from stabilize.homography import FlowTracker
+    shots = camera(texture(1, 1280), 3, lambda t: (2.5 * t, 0.4 * t, 0.0, 1.0), size=(480, 640))
+    tracker = FlowTracker(StabilizeConfig(corner_every=2))
+    views = [tracker.describe(frame, index) for index, frame in enumerate(shots)]
+    assert [v["corners"] is None for v in views] == [False, True, False]
+    truth = np.array([[1, 0, -2.5], [0, 1, -0.4], [0, 0, 1]])
+    outline = np.float32([[0, 0], [639, 0], [0, 479], [639, 479]]).reshape(-1, 1, 2)
+    for previous, current in ((views[0], views[1]), (views[1], views[2])):
+        M, reason = tracker.homography(current, previous, shots[0].shape)
+        assert reason is None
+        error = np.abs(cv2.perspectiveTransform(outline, M) - cv2.perspectiveTransform(outline, truth)).max()
+        assert error < 0.05, error
+    assert views[1]["corners"] is None                    # the pair (1, 2) started from the followed points
+    assert len(views[1]["followed"]) >= 0.9 * len(views[0]["corners"])
+    assert tracker.fallbacks == 0
+    few = dict(views[1], followed=views[1]["followed"][:10])
+    assert tracker.start_points(few) is few["corners"] and len(few["corners"]) > 100
+
+
+def test_corner_every_below_one_is_one_clear_error():
+    with pytest.raises(ValueError) as error:
+        StabilizeConfig.from_options(settings=["corner_every=0"])
+    assert str(error.value) == "corner_every must be a whole number >= 1 (1: corners on every frame), got 0"
+
+
 def test_an_unknown_motion_setting_is_one_clear_error(tmp_path):
     from tinyvideo_mx.cli import main
     path = str(tmp_path / "v.avi")
