@@ -81,19 +81,16 @@ class FlowTracker:
         search = index % self.config.corner_every == 0
         corners = spread_corners(grey, self.config.flow_corners, self.config.flow_tiles) if search else None
         # features for the fallback are found only when a pair needs them
-        return dict(frame=frame, grey=grey, corners=corners, factors=factors, features=None, followed=None,
-                    started=0)
+        return dict(frame=frame, grey=grey, corners=corners, factors=factors, features=None, followed=None)
 
     def start_points(self, view):
         """Where the flow out of ``view`` starts: its corners where they were searched; else the points the
-        flow into it ended at, when at least ``carry_min`` of the points it started from got there; else corners
-        searched now (after a pair that matching decided, at a clip's first frame, where many points were lost)."""
-        cfg = self.config
+        flow into it ended at (``follow`` keeps them when enough got there); else corners searched now (after
+        a pair that matching decided, at a clip's first frame, where many points were lost)."""
         if view["corners"] is None:
-            followed, started = view["followed"], view["started"]
-            if followed is not None and len(followed) >= cfg.carry_min * started:
-                return followed
-            view["corners"] = spread_corners(view["grey"], cfg.flow_corners, cfg.flow_tiles)
+            if view["followed"] is not None:
+                return view["followed"]
+            view["corners"] = spread_corners(view["grey"], self.config.flow_corners, self.config.flow_tiles)
         return view["corners"]
 
     def homography(self, current, previous, frame_shape):
@@ -128,8 +125,8 @@ class FlowTracker:
         # broken frames down to 12 %, where matching then decides).
         M, reason = fit(to_frame_coordinates(ended, current["factors"]),
                         to_frame_coordinates(start[found], previous["factors"]), frame_shape, cfg, cfg.flow_agreement)
-        if M is not None:        # where the next pair's flow may start (start_points), and out of how many
-            current["followed"], current["started"] = ended, len(start)
+        if M is not None and len(ended) >= cfg.carry_min * len(start):
+            current["followed"] = ended      # where the next pair's flow may start (start_points)
         return M, reason
 
 
