@@ -109,6 +109,14 @@ class LinearD(gluon.HybridBlock):
         return self.dense(F.flatten(x))
 
 
+def use_linear_d(run, inputs):
+    """Put a LinearD in ``run``'s place of D: the network, the parameters the step reads, and their Adam."""
+    run.D = LinearD(inputs)
+    run.D.initialize()
+    run.params["D"] = run.D.collect_params()
+    run.trainers["D"] = gluon.Trainer(run.params["D"], "adam", {"learning_rate": 0.05, "beta1": 0.5})
+
+
 def relative_error(got, want):
     return float(np.abs(got - want).max() / (np.abs(want).max() + 1e-20))
 
@@ -128,9 +136,7 @@ def test_generator_step_uses_the_originals_d_weights_and_activations(g_step, tmp
     cfg = tiny_config(g_step=g_step, hybridize=False, batch_size=3)
     run = GanTraining(cfg, str(tmp_path / "run"), progress=False)
     inputs = 3 * cfg.frames * cfg.size * cfg.size
-    run.D = LinearD(inputs)
-    run.D.initialize()
-    run.trainers["D"] = gluon.Trainer(run.D.collect_params(), "adam", {"learning_rate": 0.05, "beta1": 0.5})
+    use_linear_d(run, inputs)
     real = nd.array(np.random.default_rng(1).uniform(-1, 1, (3, 3, cfg.frames, cfg.size, cfg.size)))
     z = nd.array(latents([cfg.seed, 0], 3, cfg.nz))
     G_before = params_of(run.G)
@@ -172,9 +178,7 @@ def test_d_sees_noisy_clips_and_a_smoothed_real_target(tmp_path):
     cfg = tiny_config(hybridize=False, batch_size=3, instance_noise=0.5, label_smoothing=0.2, d_lr=1e-4, iterations=4)
     run = GanTraining(cfg, str(tmp_path / "run"), progress=False)
     assert (run.trainers["D"].learning_rate, run.trainers["G"].learning_rate) == (1e-4, cfg.lr)
-    run.D = LinearD(3 * cfg.frames * cfg.size * cfg.size)
-    run.D.initialize()
-    run.trainers["D"] = gluon.Trainer(run.D.collect_params(), "adam", {"learning_rate": 0.05, "beta1": 0.5})
+    use_linear_d(run, 3 * cfg.frames * cfg.size * cfg.size)
     real = nd.array(np.random.default_rng(1).uniform(-1, 1, (3, 3, cfg.frames, cfg.size, cfg.size)))
     (noise_real, noise_fake), = run.instance_noise(real.shape)
     (again, _), = run.instance_noise(real.shape)

@@ -83,12 +83,12 @@ class GanTraining(GanStep, RunState):
         prepare(self.G, self.contexts,
                 config.hybridize and self.precision.hybridize_generator(self.G.form))
         prepare(self.D, self.contexts, config.hybridize)
+        self.params = {"G": self.G.collect_params(), "D": self.D.collect_params()}
         adam = dict(beta1=config.beta1, beta2=config.beta2, epsilon=config.epsilon, wd=0.0)
         rates = {"G": config.lr, "D": config.d_lr or config.lr}
         # The optimiser runs on every replica, on gradients Replicas has summed (see replicas.py).
-        self.trainers = {name: gluon.Trainer(net.collect_params(), "adam", dict(adam, learning_rate=rates[name]),
-                                             kvstore=None)
-                         for name, net in (("G", self.G), ("D", self.D))}
+        self.trainers = {name: gluon.Trainer(params, "adam", dict(adam, learning_rate=rates[name]), kvstore=None)
+                         for name, params in self.params.items()}
         self.precision.attach(self.trainers)
         self.G_average = None            # the moving average of G's weights that samples come from (g_ema)
         self._snapshot = None            # (iteration, the average made runnable at that iteration)

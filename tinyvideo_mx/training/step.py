@@ -86,8 +86,9 @@ class Slice:
 
 class GanStep:
     """The step's mathematics, for ``loop.GanTraining``, which owns what it reads: ``config``, the networks
-    ``G`` and ``D``, their ``trainers``, ``precision``, ``replicas``, ``contexts``, the ``iteration`` and the
-    weight average ``G_average``."""
+    ``G`` and ``D`` and their parameters ``params`` ({"G": ..., "D": ...}: Gluon's ``collect_params`` walks
+    the network on every call, so it is called once), their ``trainers``, ``precision``, ``replicas``,
+    ``contexts``, the ``iteration`` and the weight average ``G_average``."""
 
     def generator_inputs(self, real, iteration):
         """The generator's inputs for batch ``real``: [z], or [first frame] (+ [z]) for the conditional model.
@@ -132,8 +133,8 @@ class GanStep:
     def _make_replicas_agree(self):
         """Once, before the first step: every replica starts from rank 0's initial weights."""
         if not self._replicas_agree:
-            for net in (self.G, self.D):
-                self.replicas.broadcast(net.collect_params())
+            for params in self.params.values():
+                self.replicas.broadcast(params)
             self._replicas_agree = True
 
     def _slices(self, real):
@@ -183,8 +184,8 @@ class GanStep:
         # Only D's weight gradients: dL_D/dfake is never used, so it is not computed (the fake batch's
         # first-layer data gradient is the largest single backward of D). The graph is kept for the
         # original's G step, which reuses it.
-        gradients_into(self.D.collect_params(), d_losses, retain_graph=self.config.g_step == "reuse")
-        self.replicas.sum_gradients(self.D.collect_params())
+        gradients_into(self.params["D"], d_losses, retain_graph=self.config.g_step == "reuse")
+        self.replicas.sum_gradients(self.params["D"])
         self.trainers["D"].step(1)
 
     def generator_step(self, slices):
@@ -215,15 +216,15 @@ class GanStep:
             to_video[i] = to_video[i] + extra
         # Then through G in one pass: dL/dvideo into the videos, the priors as heads of their own.
         autograd.backward([s.video for s in slices] + priors, head_grads=to_video + [None] * len(priors))
-        self.replicas.sum_gradients(self.G.collect_params())
+        self.replicas.sum_gradients(self.params["G"])
         self.trainers["G"].step(1)
 
     def _end_iteration(self):
         # BN running statistics are updated per replica (each from its slice). Averaged after every
         # iteration so all replicas hold the same state: Gluon's save_parameters averages over contexts
         # anyway, and an exact resume needs the saved state to be the state training continues from.
-        for net in (self.G, self.D):
-            self.replicas.average(net.collect_params())
+        for params in self.params.values():
+            self.replicas.average(params)
         if self.G_average:
             self.G_average.update(self.iteration)
         self.iteration += 1
