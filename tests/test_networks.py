@@ -217,7 +217,7 @@ def test_the_demo_preset_changes_sizes_and_its_named_deviations_only():
     changed = {k for k in original if original[k] != demo[k]}
     sizes = {"frames", "size", "ngf", "ndf", "batch_size", "iterations", "sample_every", "checkpoint_every", "log_every"}
     assert changed - sizes == set(DEMO_DEVIATIONS) == {"upsampling", "g_ema", "synthetic_clips", "minibatch_std",
-                                                         "mode_seeking", "mask_penalty"}
+                                                         "mode_seeking", "mask_penalty", "lr", "d_lr"}
     doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "deviations.md")).read()
     for key in DEMO_DEVIATIONS:
         assert f"`{key}" in doc, key

@@ -116,14 +116,15 @@ DISTRIBUTED_RANK_VARIABLES = ("DMLC_ROLE", "HOROVOD_RANK", "OMPI_COMM_WORLD_RANK
 @click.option("--out", "run_dir", type=click.Path(), default="runs/vgan", show_default=True,
               help="Run folder: checkpoints, logs, samples.")
 @click.option("--preset", type=click.Choice(["original", "demo", "tiny"]), default="original", show_default=True,
-              help="original = the paper's recipe; demo = 4-5 minutes of training on 2 CPU cores (smaller, plus the "
+              help="original = the paper's recipe; demo = minutes of training on 2 CPU cores (smaller, plus the "
                    "deviations in docs/deviations.md); tiny = seconds (smoke tests).")
 @click.option("--conditional", is_flag=True, help="Train the image-to-video model (main_conditional.lua).")
 @click.option("--cond-noise", type=NON_NEGATIVE, default=None,
               help="Conditional only: join a z of this size to the code for stochastic futures (0, as the original).")
 @click.option("--iterations", type=POSITIVE, default=None, help="Total iterations (default: 100 epochs, as niter=100).")
 @click.option("--batch-size", type=POSITIVE, default=None)
-@click.option("--lr", type=POSITIVE_FLOAT, default=None, help="Adam learning rate (2e-4).")
+@click.option("--lr", type=POSITIVE_FLOAT, default=None,
+              help="G's Adam learning rate, and D's unless --d-lr is given (2e-4; demo 6e-4).")
 @click.option("--frames", type=int, default=None, callback=multiple_of_16, help="Frames per clip, a multiple of 16 (32).")
 @click.option("--size", type=int, default=None, callback=multiple_of_16, help="Frame size, a multiple of 16 (64).")
 @click.option("--frame-height", type=POSITIVE, default=None, help="Rows per frame in the strips on disk (128).")
@@ -138,7 +139,8 @@ DISTRIBUTED_RANK_VARIABLES = ("DMLC_ROLE", "HOROVOD_RANK", "OMPI_COMM_WORLD_RANK
 @click.option("--temporal-padding", type=click.Choice(TEMPORAL_PADDINGS), default=None,
               help="With --upsampling resize: G's convolutions read zeros (original) or copies of the end "
               "frames (replicate) beyond the first and last frames.")
-@click.option("--d-lr", type=POSITIVE_FLOAT, default=None, help="D's Adam learning rate (default: --lr, as the original).")
+@click.option("--d-lr", type=POSITIVE_FLOAT, default=None,
+              help="D's Adam learning rate (default: --lr, as the original; demo 2e-4).")
 @click.option("--instance-noise", type=click.FloatRange(min=0.0), default=None,
               help="Std of Gaussian noise added to every clip D sees, falling linearly to 0 (0: off, as the original).")
 @click.option("--instance-noise-until", type=POSITIVE, default=None,
