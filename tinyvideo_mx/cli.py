@@ -124,7 +124,7 @@ DISTRIBUTED_RANK_VARIABLES = ("DMLC_ROLE", "HOROVOD_RANK", "OMPI_COMM_WORLD_RANK
 @click.option("--iterations", type=POSITIVE, default=None, help="Total iterations (default: 100 epochs, as niter=100).")
 @click.option("--batch-size", type=POSITIVE, default=None)
 @click.option("--lr", type=POSITIVE_FLOAT, default=None,
-              help="G's Adam learning rate, and D's unless --d-lr is given (2e-4; demo 4e-4).")
+              help="G's Adam learning rate, and D's unless --d-lr is given (2e-4; demo 6e-4).")
 @click.option("--frames", type=int, default=None, callback=multiple_of_16, help="Frames per clip, a multiple of 16 (32).")
 @click.option("--size", type=int, default=None, callback=multiple_of_16, help="Frame size, a multiple of 16 (64).")
 @click.option("--frame-height", type=POSITIVE, default=None, help="Rows per frame in the strips on disk (128).")
