@@ -153,7 +153,7 @@ DISTRIBUTED_RANK_VARIABLES = ("DMLC_ROLE", "HOROVOD_RANK", "OMPI_COMM_WORLD_RANK
               help="Weight of G's mode-seeking term: G loses this much / (how far apart two clips are per unit "
               "of z distance), over pairs of the batch (0: off, as the original; demo 2).")
 @click.option("--mask-penalty", type=click.FloatRange(min=0.0), default=None,
-              help="Weight of the mask prior: G pays this times the mask's mean (the original's 0.1; demo 0.3).")
+              help="Weight of the mask prior: G pays this times the mask's mean (the original's 0.1; demo 1.0).")
 @click.option("--mask-penalty-until", type=POSITIVE, default=None,
               help="Iteration at which the mask prior has fallen linearly to 0 (default: constant, as the original).")
 @click.option("--mask-bias", type=float, default=None,

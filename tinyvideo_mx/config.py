@@ -172,7 +172,7 @@ class TrainConfig:
 # as fast as D (whole objects over banded backgrounds by 1000 updates, which the original rate draws by
 # 2000). "tiny" runs in seconds, for tests.
 DEMO_DEVIATIONS = dict(upsampling="resize", g_ema=0.999, synthetic_clips=1024, minibatch_std=True, mode_seeking=2.0,
-                       mask_penalty=0.3, lr=6e-4, d_lr=2e-4)
+                       mask_penalty=1.0, lr=6e-4, d_lr=2e-4)
 PRESETS = {
     "original": {},
     # 16 frames of 32x32, quarter widths, 1000 iterations of batch 16: README command 1 in 3.5-13.5 minutes
