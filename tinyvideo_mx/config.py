@@ -168,9 +168,9 @@ class TrainConfig:
 # the studies in docs/learning.md chose, each listed in docs/deviations.md with its measured effect:
 # resize-convolutions in G (no checkerboard), sampling from a moving average of G's weights (steadier
 # samples), 1024 built-in clips instead of 256, D seeing the batch's spread and G paying for alike clips
-# (no collapse to a few backgrounds), a stronger mask prior (less flicker), and G learning three times
-# as fast as D (whole objects over banded backgrounds by 1000 updates, which the original rate draws by
-# 2000). "tiny" runs in seconds, for tests.
+# (no collapse to a few backgrounds), a stronger mask prior (the mask keeps the foreground's texture off
+# the scene), and G learning three times as fast as D (whole objects over banded backgrounds by 1000
+# updates, which the original rate draws by 2000). "tiny" runs in seconds, for tests.
 DEMO_DEVIATIONS = dict(upsampling="resize", g_ema=0.999, synthetic_clips=1024, minibatch_std=True, mode_seeking=2.0,
                        mask_penalty=1.0, lr=6e-4, d_lr=2e-4)
 PRESETS = {
