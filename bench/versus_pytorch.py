@@ -9,6 +9,9 @@ Full size (3 x 32 x 64 x 64 clips, z 100, ngf = ndf = 64). Every measurement run
 (OMP_NUM_THREADS and torch.set_num_threads), and the two frameworks alternate, round after round, so a
 machine that slows down during the run slows both. The table shows each row's best round (the
 round least disturbed by other load on a shared machine).
+tinyvideo-mx's training keeps the memory it frees (tinyvideo_mx/runtime/memory.py); ``--torch-kept``
+adds PyTorch given the same three malloc settings through the environment (MALLOC_MMAP_MAX_=0
+MALLOC_ARENA_MAX=1 MALLOC_TOP_PAD_=1073741824), for a comparison on equal malloc terms.
 fp32 compares plain float32; bf16 compares tinyvideo-mx ``--amp`` with ``torch.autocast(bfloat16)``.
 """
 import argparse
@@ -22,6 +25,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.environ.get("TINYVIDEO_MX_ROOT", os.path.dirname(HERE))]
 from machine import SHELL_ENVIRONMENT  # noqa: E402  (before anything imports tinyvideo_mx)
+
+# memory.SETTINGS as glibc's environment variables: what --torch-kept gives PyTorch
+KEPT_MEMORY_ENVIRONMENT = {"MALLOC_MMAP_MAX_": "0", "MALLOC_ARENA_MAX": "1", "MALLOC_TOP_PAD_": str(1 << 30)}
 
 
 def default_threads():
@@ -72,6 +78,9 @@ def measure(framework, batch, bf16, args):
     if framework == "before":
         env["TINYVIDEO_MX_ROOT"] = os.path.abspath(args.before)
         framework = "mxnet"
+    elif framework == "torch-kept":
+        env.update(KEPT_MEMORY_ENVIRONMENT, OMP_NUM_THREADS=str(args.threads))
+        framework = "torch"
     elif framework == "torch" or args.threads != default_threads():
         env["OMP_NUM_THREADS"] = str(args.threads)     # tinyvideo-mx sets its own default
     preset = "demo" if batch == "demo" else "original"
@@ -100,6 +109,8 @@ def main():
                         help="tinyvideo-mx's G step (reuse = the original's, the default)")
     parser.add_argument("--demo-iterations", type=int, default=100,
                         help="also time the demo preset (the README's first run) over this many iterations; 0: skip")
+    parser.add_argument("--torch-kept", action="store_true",
+                        help="also time PyTorch with glibc keeping freed memory, as tinyvideo-mx's training does")
     parser.add_argument("--worker", choices=["mxnet", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--preset", default="original", help=argparse.SUPPRESS)
     parser.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)
@@ -125,7 +136,7 @@ def main():
           f"ngf = ndf = 64; tinyvideo-mx G step: {args.g_step}; {args.iterations} timed iterations after 1 warm-up, "
           f"best of {args.rounds} alternating rounds")
     rows = [(b, p) for p in args.precision for b in args.batch]
-    frameworks = ("mxnet", "torch") + (("before",) if args.before else ())
+    frameworks = ("mxnet", "torch") + (("torch-kept",) if args.torch_kept else ()) + (("before",) if args.before else ())
     times = {(fw, b, p): [] for b, p in rows for fw in frameworks}
     rss = {}
     for r in range(args.rounds):
@@ -134,26 +145,31 @@ def main():
                 m = measure(fw, b, p == "bf16", args)
                 times[(fw, b, p)].append(m["seconds"])
                 rss[(fw, b, p)] = max(rss.get((fw, b, p), 0), m["peak_rss_gib"])
-                print(f"  round {r + 1}: {fw:6} batch {b:2} {p}: {m['seconds']:.2f} s/iteration", flush=True)
+                print(f"  round {r + 1}: {fw:10} batch {b:2} {p}: {m['seconds']:.2f} s/iteration", flush=True)
+    kept = f" | {'PyTorch kept clips/s':>20} {'ratio':>5}" if args.torch_kept else ""
     before = f" | {'before clips/s':>14} {'ratio':>5}" if args.before else ""
     if args.demo_iterations:
-        demo = {fw: [] for fw in frameworks if fw != "torch"}
+        demo = {fw: [] for fw in frameworks if not fw.startswith("torch")}
         for r in range(args.rounds):
             for fw in (demo if r % 2 == 0 else list(demo)[::-1]):
                 demo[fw].append(measure(fw, "demo", False, args)["seconds"])
                 print(f"  round {r + 1}: {fw:6} demo preset: {demo[fw][-1]:.3f} s/iteration", flush=True)
     print(f"\n{'precision':>9} {'batch':>5} | {'tinyvideo-mx clips/s':>20} {'RSS GiB':>7} | "
-          f"{'PyTorch clips/s':>15} {'RSS GiB':>7} | {'ratio':>5}{before}")
+          f"{'PyTorch clips/s':>15} {'RSS GiB':>7} | {'ratio':>5}{kept}{before}")
     for b, p in rows:
         mx_s = min(times[("mxnet", b, p)])
         th_s = min(times[("torch", b, p)])
         line = (f"{p:>9} {b:>5} | {b / mx_s:>20.2f} {rss[('mxnet', b, p)]:>7.2f} | {b / th_s:>15.2f} "
                 f"{rss[('torch', b, p)]:>7.2f} | {th_s / mx_s:>5.2f}x")
+        if args.torch_kept:
+            kept_s = min(times[("torch-kept", b, p)])
+            line += f" | {b / kept_s:>20.2f} {kept_s / mx_s:>5.2f}x"
         if args.before:
             old_s = min(times[("before", b, p)])
             line += f" | {b / old_s:>14.2f} {th_s / old_s:>5.2f}x"
         print(line)
-    print("ratio = PyTorch seconds per iteration / tinyvideo-mx seconds per iteration (> 1: tinyvideo-mx faster)")
+    print("ratio = PyTorch seconds per iteration / tinyvideo-mx seconds per iteration (> 1: tinyvideo-mx faster)"
+          + ("; before's ratio: PyTorch / the earlier checkout" if args.before else ""))
     if args.demo_iterations:
         line = f"demo preset (the README's first run: batch 16 of 3x16x32x32 clips, ngf = ndf = 16): " \
                f"{1 / min(demo['mxnet']):.2f} iterations/s"

@@ -3,7 +3,7 @@ import os
 import platform
 import sys
 
-from . import cpu, gpu_support, precision
+from . import cpu, gpu_support, memory, precision
 from .threads import SERIAL_COPIES, usable_cores
 
 ORIGINAL_WIDTH = 64      # ngf = ndf = 64 in the original (docs/original.md, §1 and §2)
@@ -79,6 +79,7 @@ def report(gpus=None, distributions=None, cpuinfo="/proc/cpuinfo"):
                  f"{os.environ.get('OMP_NUM_THREADS', 'unset')} (tinyvideo-mx sets it to the cores unless you do)")
     lines.append(f"           MXNET_CPU_PARALLEL_SIZE={os.environ.get('MXNET_CPU_PARALLEL_SIZE', 'unset')} (tinyvideo-mx "
                  f"sets it to {SERIAL_COPIES} unless you do: copies without OpenMP, one OpenMP team; docs/performance.md)")
+    lines.append(f"Memory     {memory.plan(os.environ)[1]} (runtime/memory.py)")
     cuda_build = bool(features.get("CUDA")) or any(gpu_support.is_cuda_distribution(n) for n, _ in distributions)
     if not gpus:
         lines.append("GPUs       none found (no nvidia-smi, or it lists none): train on CPU (--ctx cpu)")
