@@ -5,7 +5,7 @@ A full-size training step allocates and frees the same few hundred MiB of arrays
 serves blocks above its mmap threshold (at most 32 MiB, and blocks above a thread arena's 64 MiB always)
 with fresh ``mmap`` pages and unmaps them when freed, so every step touches them for the first time again:
 a page fault per 4 KiB. In MXNet 1.9.1's step that showed as the bfloat16 cast of D's largest weight gradient
-taking 46-49 ms in the step against 3.2 ms on reused memory, and whole full-size steps 4-14 % slower
+taking 46-49 ms in the step against 3.2 ms on reused memory, and full-size float32 steps 5-18 % slower
 (docs/performance.md, "Training keeps the memory it frees"). So ``keep_freed_memory`` tells glibc, with
 ``mallopt`` (which works after MXNet has loaded):
 
@@ -14,7 +14,7 @@ taking 46-49 ms in the step against 3.2 ms on reused memory, and whole full-size
   blocks are reused there too (a thread arena cannot hold a block above 64 MiB and would ``mmap`` it);
 * ``M_TOP_PAD`` 1 GiB - the heap grows and shrinks in steps of 1 GiB, not page by page.
 
-The price is memory: the process keeps its peak (4-10 % more RSS, flat over a run) until it ends. Only
+The price is memory: the process keeps its peak (4-15 % more RSS, flat over a run) until it ends. Only
 training asks for it; sampling and serving keep glibc's defaults (a server's memory must follow its load).
 
 The user's own malloc settings win: with any ``MALLOC_`` variable or a ``glibc.malloc`` tunable in
@@ -73,15 +73,15 @@ def glibc():
         return None
 
 
-def keep_freed_memory(environ=None):
+def keep_freed_memory():
     """Ask glibc to keep freed memory in this process, once (see the module's text); returns the decision
     in words. Later calls return the first decision and change nothing."""
     global _decision
     if _decision is not None:
         return _decision
-    apply, reason = plan(os.environ if environ is None else environ)
+    libc = glibc()
+    apply, reason = plan(os.environ, has_glibc=libc is not None)
     if apply:
-        libc = glibc()
         refused = [number for number, value in SETTINGS if libc.mallopt(number, value) != 1]
         if refused:       # mallopt returns 1 on success; a C library that refuses one keeps what it had
             reason = f"glibc refused mallopt parameters {refused}; the others were set"

@@ -64,7 +64,7 @@ class GanTraining(GanStep, RunState):
                 run_folder.take_ownership(run_dir, "--resume", steal=steal_lock)
             run_folder.clean_temporaries(run_dir)     # only ever by the folder's owner
         self.run_id = uuid.uuid4().hex   # checkpoints carry it: pruning touches only this run's
-        log.debug("malloc: %s", memory.keep_freed_memory())    # full-size steps 4-14 % faster (memory.py)
+        log.debug("malloc: %s", memory.keep_freed_memory())    # full-size fp32 steps 5-18 % faster (memory.py)
         self.precision.enable()          # before the networks exist (AMP rewrites operators)
         data_gradient.enable(data_gradient_by_forward(self.precision.dtype))     # also before they exist
         mx.random.seed(config.seed)    # initialisation only; training draws are counter-based
