@@ -112,7 +112,7 @@ def mxnet_layers(batch, repeats, amp=False):
 
     def remember(block, inputs, output):
         shapes.append((block, inputs[0].shape))
-    convs = [b for b in _blocks(G) + _blocks(D) if type(b).__name__.startswith("Conv")
+    convs = [b for b in _blocks(G) + _blocks(D) if type(b).__name__.startswith(("Conv", "StridedConv"))
              or type(b).__name__ in ("PhaseTransposedConvolution", "DenseTransposedConvolution", "PhaseConvolution")]
     handles = [b.register_forward_hook(remember) for b in convs]
     G(mx.nd.zeros((batch, 100)))

@@ -55,7 +55,7 @@ def forward_macs(net, x):
 def _convs(block):
     out = []
     for child in block._children.values():
-        if type(child).__name__ in ("Conv3D", "Conv3DTranspose", "Conv2D", "Conv2DTranspose"):
+        if type(child).__name__ in ("Conv3D", "StridedConv3D", "Conv3DTranspose", "Conv2D", "Conv2DTranspose"):
             out.append(child)
         out += _convs(child)
     return out
@@ -97,8 +97,8 @@ class RandomClips:
 
 
 def run_one(batch, hybridize, iterations, amp=False, ctx="cpu", g_step="reuse", preset="original", g_form="auto",
-            d_form="auto"):
-    """Seconds per training step after one warm-up step, and peak RSS. ``preset="original"``: full size on
+            d_form="auto", warmup=1):
+    """Seconds per training step after ``warmup`` warm-up steps, and peak RSS. ``preset="original"``: full size on
     random clips (the step, not the loader, is measured); ``preset="demo"``: the README's first run on
     its real data iterator (``batch`` is the preset's)."""
     import tempfile
@@ -113,11 +113,12 @@ def run_one(batch, hybridize, iterations, amp=False, ctx="cpu", g_step="reuse", 
     else:
         # forms only when asked for: an earlier checkout (--before) may not know them
         forms = {k: v for k, v in (("g_form", g_form), ("d_form", d_form)) if v != "auto"}
-        cfg = make_config(preset, batch_size=batch, hybridize=hybridize, iterations=iterations + 1, amp=amp, ctx=ctx,
+        cfg = make_config(preset, batch_size=batch, hybridize=hybridize, iterations=iterations + warmup, amp=amp, ctx=ctx,
                           g_step=g_step, **forms)
         run = GanTraining(cfg, tempfile.mkdtemp(prefix="bench-"), progress=False, iterator=RandomClips(batch))
         next_batch = lambda: run.data.batch  # noqa: E731
-    run.step(next_batch())                       # warm-up: graph building, oneDNN primitive creation
+    for _ in range(warmup):                     # graph building, oneDNN primitive creation, the heap's growth
+        run.step(next_batch())
     mx.nd.waitall()
     start = time.perf_counter()
     for _ in range(iterations):

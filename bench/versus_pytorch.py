@@ -42,20 +42,22 @@ def torch_available():
     return True
 
 
-def time_mxnet(batch, iterations, bf16, g_step, preset="original"):
+def time_mxnet(batch, iterations, bf16, g_step, preset="original", warmup=1):
     """Seconds per training step (bench/train_step.run_one)."""
     from train_step import run_one
-    return run_one(batch, True, iterations, amp=bf16, g_step=g_step, preset=preset)["seconds_per_iteration"]
+    return run_one(batch, True, iterations, amp=bf16, g_step=g_step, preset=preset,
+                   warmup=warmup)["seconds_per_iteration"]
 
 
-def time_torch(batch, iterations, bf16, threads):
+def time_torch(batch, iterations, bf16, threads, warmup=1):
     import torch
     from torch_vgan import Training
     torch.set_num_threads(threads)
     run = Training(batch, bf16=bf16)
     real = torch.rand(batch, 3, 32, 64, 64) * 2 - 1
     z = torch.randn(batch, 100)
-    run.step(real, z)                                 # warm-up
+    for _ in range(warmup):
+        run.step(real, z)
     start = time.perf_counter()
     for _ in range(iterations):
         run.step(real, z)
@@ -64,9 +66,9 @@ def time_torch(batch, iterations, bf16, threads):
 
 def worker(args):
     if args.worker == "mxnet":
-        seconds = time_mxnet(args.batch[0], args.iterations, args.bf16, args.g_step, args.preset)
+        seconds = time_mxnet(args.batch[0], args.iterations, args.bf16, args.g_step, args.preset, args.warmup)
     else:
-        seconds = time_torch(args.batch[0], args.iterations, args.bf16, args.threads)
+        seconds = time_torch(args.batch[0], args.iterations, args.bf16, args.threads, args.warmup)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
     print(json.dumps({"seconds": seconds, "peak_rss_gib": rss}))
 
@@ -87,7 +89,7 @@ def measure(framework, batch, bf16, args):
     iterations = args.demo_iterations if preset == "demo" else args.iterations
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--batch", "0" if preset == "demo" else
            str(batch), "--iterations", str(iterations), "--threads", str(args.threads), "--g-step", args.g_step,
-           "--preset", preset]
+           "--preset", preset, "--warmup", str(args.warmup)]
     if bf16:
         cmd.append("--bf16")
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -101,6 +103,9 @@ def main():
     parser.add_argument("--batch", type=int, nargs="+", default=[8, 16])
     parser.add_argument("--iterations", type=int, default=3, help="timed iterations per measurement")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; the table shows the best")
+    parser.add_argument("--warmup", type=int, default=3,
+                        help="untimed iterations first (both frameworks): the heap grows over the first two or three "
+                             "full-size steps; 1 until 2026-12-06")
     parser.add_argument("--threads", type=int, default=default_threads())
     parser.add_argument("--before", metavar="CHECKOUT",
                         help="also time an earlier tinyvideo-mx checkout (git worktree add /tmp/before COMMIT)")
@@ -133,7 +138,7 @@ def main():
               "on an AMD EPYC without AVX-512); compare fp32")
         args.precision = [p for p in args.precision if p != "bf16"]
     print(f"PyTorch {torch.__version__}, threads {args.threads} for both; shapes: clips 3x32x64x64, z 100, "
-          f"ngf = ndf = 64; tinyvideo-mx G step: {args.g_step}; {args.iterations} timed iterations after 1 warm-up, "
+          f"ngf = ndf = 64; tinyvideo-mx G step: {args.g_step}; {args.iterations} timed iterations after {args.warmup} warm-up, "
           f"best of {args.rounds} alternating rounds")
     rows = [(b, p) for p in args.precision for b in args.batch]
     frameworks = ("mxnet", "torch") + (("torch-kept",) if args.torch_kept else ()) + (("before",) if args.before else ())

@@ -98,8 +98,11 @@ def test_doctor_reports_this_machine_and_the_stand_in_gpus(stand_in_gpus):
     if precision.data_gradient_by_forward("bfloat16"):
         assert ("           G under --amp: phases form (g_form auto; its 3-D data gradients as forward convolutions: "
                 "no AMX backward-data kernel; docs/performance.md)") in lines
+        assert ("           D under --amp: its strided data gradients as float32 transposed convolutions (faster than "
+                "the bfloat16 kernel without AMX; docs/performance.md)") in lines
     elif precision.cpu_supports_bfloat16():
         assert "           G under --amp: phases form (g_form auto; docs/performance.md)" in lines
+        assert not any(line.startswith("           D under --amp") for line in lines)
     assert any(line.startswith("Threads    ") and "OMP_NUM_THREADS=" in line for line in lines)
     assert ("           MXNET_CPU_PARALLEL_SIZE=2147483647 (tinyvideo-mx sets it to 2147483647 unless you do: copies "
             "without OpenMP, one OpenMP team; docs/performance.md)") in lines

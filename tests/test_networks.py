@@ -87,13 +87,15 @@ def test_initialisation_follows_main_lua():
     assert not deconv.bias.data().asnumpy().any()
     gamma = G.foreground[1].bn.gamma.data().asnumpy()
     assert abs(gamma.mean() - 1) < 0.01 and abs(gamma.std() - 0.02) < 0.005
-    w = layers_of(D.features, "Conv3D")[2].weight.data().asnumpy()
+    w = layers_of(D.features, "StridedConv3D")[2].weight.data().asnumpy()
     assert w.shape == (256, 128, 4, 4, 4) and abs(w.std() - 0.01) < 1e-4
     bn_g, bn_d = G.foreground[1].bn, D.features[3].bn
     assert bn_g._kwargs["eps"] == 1e-5 and bn_d._kwargs["eps"] == 1e-3
     assert bn_g._kwargs["momentum"] == 0.9 and bn_d._kwargs["momentum"] == 0.9
     assert G.background[1]._kwargs["eps"] == 1e-5
-    assert [type(b).__name__ for b in D.features[:4]] == ["Conv3D", "LeakyReLU", "Conv3D", "BatchNorm3D"]  # none after conv 1
+    # no BatchNorm after conv 1
+    assert [type(b).__name__ for b in D.features[:4]] == ["StridedConv3D", "LeakyReLU", "StridedConv3D",
+                                                          "BatchNorm3D"]
 
 
 def test_mask_bias_starts_the_mask_at_its_sigmoid_and_changes_nothing_else(tmp_path):

@@ -1,7 +1,7 @@
 """Run in its own process by tests/test_precision.py (AMP rewrites MXNet's operators process-wide): the
-phase-form transposed convolution and the resize-convolution, hybridized under bfloat16 AMP, against the
-float64 reference; with
-``--data-gradient-by-forward``, its data gradient computed as a forward convolution (data_gradient.py)."""
+phase-form transposed convolution, the resize-convolution and D's strided convolution, hybridized under
+bfloat16 AMP, against the float64 reference; with ``--data-gradient-by-forward``, their data gradients
+computed as a forward convolution or, for the strided one, a float32 transposed one (data_gradient.py)."""
 import json
 import os
 import sys
@@ -19,7 +19,7 @@ from mxnet.contrib import amp  # noqa: E402
 # isort: on
 
 from tinyvideo_mx.models import data_gradient  # noqa: E402
-from tinyvideo_mx.models.layers import PhaseTransposedConvolution, ResizeConvolution  # noqa: E402
+from tinyvideo_mx.models.layers import PhaseTransposedConvolution, ResizeConvolution, conv3d  # noqa: E402
 
 from support import reference_conv  # noqa: E402
 from support.gradients import gradient_errors  # noqa: E402
@@ -45,6 +45,12 @@ def main():
             [ResizeConvolution(16, 32, 3, (depth, 4, 4), padding)],
             lambda x, w, stride, pad, replicate=padding == "replicate": reference_conv.resize_conv(x, w, replicate),
             x, None, None, hybridize=True)
+    # D's strided convolution with the remedy, its data gradient as a float32 transposed convolution (the
+    # remedy's cast hands the reference float32; at input depth 4 inside the depth-2 workaround)
+    for depth in ((4, 8) if "--data-gradient-by-forward" in sys.argv else ()):
+        x = rng.standard_normal((2, 16, depth, 4, 6))
+        errors[f"strided 3d depth {depth}"] = gradient_errors(conv3d(32, 4, 2, 1, 16, depth)[0], reference_conv.conv3d,
+                                                              x, 2, 1, hybridize=True)
     print(json.dumps({k: [float(e) for e in v] for k, v in errors.items()}))
 
 

@@ -59,7 +59,7 @@ def run_sequential(seq, x, params):
         x = x[:, :, None]
     for block in seq:
         kind = type(block).__name__
-        if kind in ("Conv3DTranspose", "Conv2DTranspose", "Conv3D", "Conv2D"):
+        if kind in ("Conv3DTranspose", "Conv2DTranspose", "Conv3D", "Conv2D", "StridedConv3D"):
             kw = block._kwargs
             w = params[block.weight.name]
             stride, pad = kw["stride"], kw["pad"]

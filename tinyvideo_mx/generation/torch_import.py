@@ -23,11 +23,13 @@ import os
 import re
 
 import numpy as np
+from mxnet.gluon import nn
 
 from .. import checkpoint
 from ..config import TrainConfig
 from ..errors import FileProblem
 from ..models.factory import build_networks, prepare
+from ..models.layers import BatchNorm3D
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +88,10 @@ def _expect(path, what, items, count):
 
 
 def _layers(block, kind):
-    """Our blocks of type ``kind`` inside a HybridSequential, in order (BatchNorm3D -> its inner BN)."""
-    out = []
-    for child in block._children.values():
-        name = type(child).__name__
-        if name == kind:
-            out.append(child.bn if kind == "BatchNorm3D" else child)
-    return out
+    """Our blocks of class ``kind`` (or a subclass: D's StridedConv3D is an nn.Conv3D) inside a
+    HybridSequential, in order (BatchNorm3D -> its inner BN)."""
+    return [child.bn if kind is BatchNorm3D else child for child in block._children.values()
+            if isinstance(child, kind)]
 
 
 def _set(param, array, path, torch_name):
@@ -128,7 +127,7 @@ def load_generator_weights(G, modules, path):
     if sorted(heads) != [1, 3]:
         raise FileProblem(path, f"not a VGAN generator: the last two 3-D layers should output 3 and 1 "
                                 f"channels, they output {sorted(heads)}")
-    ours = _layers(G.foreground, "Conv3DTranspose")
+    ours = _layers(G.foreground, nn.Conv3DTranspose)
     for i, (layer, fields) in enumerate(zip(ours[:4], convs[:4])):
         _set(layer.weight, _array(fields, "weight"), path, f"foreground layer {i + 1} weight")
         _set(layer.bias, _array(fields, "bias"), path, f"foreground layer {i + 1} bias")
@@ -136,12 +135,12 @@ def load_generator_weights(G, modules, path):
     head = ours[4]
     _set(head.weight, np.concatenate([_array(heads[3], "weight"), _array(heads[1], "weight")], axis=1), path, "heads' weights")
     _set(head.bias, np.concatenate([_array(heads[3], "bias"), _array(heads[1], "bias")]), path, "heads' biases")
-    for i, (bn, fields) in enumerate(zip(_layers(G.foreground, "BatchNorm3D"), bns)):
+    for i, (bn, fields) in enumerate(zip(_layers(G.foreground, BatchNorm3D), bns)):
         _set_bn(bn, fields, path, f"foreground BN {i + 1}")
-    for i, (layer, fields) in enumerate(zip(_layers(G.background, "Conv2DTranspose"), convs2d)):
+    for i, (layer, fields) in enumerate(zip(_layers(G.background, nn.Conv2DTranspose), convs2d)):
         _set(layer.weight, _array(fields, "weight"), path, f"background layer {i + 1} weight")
         _set(layer.bias, _array(fields, "bias"), path, f"background layer {i + 1} bias")
-    for i, (bn, fields) in enumerate(zip(_layers(G.background, "BatchNorm"), bns2d)):
+    for i, (bn, fields) in enumerate(zip(_layers(G.background, nn.BatchNorm), bns2d)):
         _set_bn(bn, fields, path, f"background BN {i + 1}")
 
 
@@ -156,12 +155,12 @@ def load_discriminator_weights(D, modules, path):
     convs, bns = family(modules, "VolumetricConvolution"), family(modules, "VolumetricBatchNormalization")
     _expect(path, "discriminator (VolumetricConvolution)", convs, 5)
     _expect(path, "discriminator (VolumetricBatchNormalization)", bns, 3)
-    ours = _layers(D.features, "Conv3D") + [D.classifier]
+    ours = _layers(D.features, nn.Conv3D) + [D.classifier]
     for i, (layer, fields) in enumerate(zip(ours, convs)):
         _set(layer.weight, _array(fields, "weight"), path, f"discriminator layer {i + 1} weight")
         if layer.bias is not None:
             _set(layer.bias, _array(fields, "bias"), path, f"discriminator layer {i + 1} bias")
-    for i, (bn, fields) in enumerate(zip(_layers(D.features, "BatchNorm3D"), bns)):
+    for i, (bn, fields) in enumerate(zip(_layers(D.features, BatchNorm3D), bns)):
         _set_bn(bn, fields, path, f"discriminator BN {i + 1}")
 
 

@@ -478,12 +478,29 @@ def phase_conv3d_transpose(channels, in_channels, in_size, **kwargs):
     return [layer], 2 * in_size[0]
 
 
+class StridedConv3D(nn.Conv3D):
+    """``nn.Conv3D`` (the same parameters, names and function) whose data gradient, where the remedy is on
+    when the layer is built (data_gradient.enabled: bfloat16 on AMX), is the float32 transposed convolution
+    it is (data_gradient.strided_convolution) instead of oneDNN's bfloat16 backward-data."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.data_gradient_by_transposed = data_gradient.enabled()
+
+    def hybrid_forward(self, F, x, weight, bias=None):
+        if not self.data_gradient_by_transposed:
+            return super().hybrid_forward(F, x, weight, bias)
+        k = self._kwargs
+        return data_gradient.strided_convolution(F, x, weight, bias, k["kernel"], k["stride"], k["pad"],
+                                                 k["num_filter"])
+
+
 def conv3d(channels, kernel, stride, pad, in_channels, in_depth, **kwargs):
     """A Conv3D as a list of blocks (with the depth-2 workaround where it applies), and its output depth.
     Its convolution side is its output; one more output frame needs ``stride`` more input frames."""
     kt = kernel[0] if isinstance(kernel, tuple) else kernel
     out_depth = (in_depth + 2 * pad - kt) // stride + 1
-    layer = nn.Conv3D(channels, kernel, stride, pad, **conv_kwargs(in_channels), **kwargs)
+    layer = StridedConv3D(channels, kernel, stride, pad, **conv_kwargs(in_channels), **kwargs)
     return _depth_safe(layer, out_depth, stride, out_depth), out_depth
 
 

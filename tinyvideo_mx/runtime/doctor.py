@@ -51,6 +51,9 @@ def cpu_lines(cpuinfo="/proc/cpuinfo"):
         lines.append(f"           G under --amp: {precision.generator_form('auto', 'bfloat16')} form (g_form auto"
                      + ("; its 3-D data gradients as forward convolutions: no AMX backward-data kernel"
                         if by_forward else "") + "; docs/performance.md)")
+        if by_forward:
+            lines.append("           D under --amp: its strided data gradients as float32 transposed convolutions "
+                         "(faster than the bfloat16 kernel without AMX; docs/performance.md)")
     return lines
 
 

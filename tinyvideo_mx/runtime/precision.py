@@ -87,8 +87,9 @@ def _float32_phases_pay(dtype, flags, device, width):
 
 
 def data_gradient_by_forward(dtype, flags=None, isa=None):
-    """True where the phase layers' data gradients should run as forward convolutions
-    (models/data_gradient.py): bfloat16 on AMX, where oneDNN 2.4.4 has AMX kernels for the forward and
+    """True where the 3-D data gradients should avoid oneDNN's bfloat16 backward-data kernel
+    (models/data_gradient.py: G's phase layers as forward convolutions, D's strided layers as float32
+    transposed ones): bfloat16 on AMX, where oneDNN 2.4.4 has AMX kernels for the forward and
     weight-gradient passes but none for backward-data. ``flags``: the CPU's (None: this machine's)."""
     if os.environ.get("TINYVIDEO_MX_DATA_GRADIENT") in ("0", "1"):      # A/B measurement (bench/)
         return os.environ["TINYVIDEO_MX_DATA_GRADIENT"] == "1"
