@@ -175,6 +175,36 @@ def test_cpuinfo_is_read_once_per_call_and_amx_is_decided_from_it(tmp_path, monk
     assert cpu.ISA_VARIABLE not in os.environ
 
 
+def test_amp_says_when_amx_stays_off_on_a_cpu_that_has_it():
+    """bfloat16 without AMX on an AMX CPU runs slower than float32: one line says why and what to do."""
+    imported = "mxnet was imported before tinyvideo_mx: AMX left off"
+    assert precision.amx_warning("bfloat16", imported) == (
+        "--amp: this CPU has AMX but it stays off (mxnet was imported before tinyvideo_mx: AMX left off), so "
+        "bfloat16 runs on slower kernels than float32 here (docs/performance.md): import tinyvideo_mx before mxnet")
+    refused = "the kernel refused the AMX tile permission: AMX left off"
+    assert precision.amx_warning("bfloat16", refused).endswith(f"({refused}), so bfloat16 runs on slower kernels "
+                                                               "than float32 here (docs/performance.md)")
+    assert precision.amx_warning("bfloat16", "DNNL_MAX_CPU_ISA=X, but the kernel refused the AMX tile permission")
+    for quiet in ("AMX on", "no AMX on this CPU", "DNNL_MAX_CPU_ISA=AVX512_CORE_BF16 set in the environment"):
+        assert precision.amx_warning("bfloat16", quiet) is None
+    assert precision.amx_warning(None, imported) is None and precision.amx_warning("float16", imported) is None
+
+
+@pytest.mark.skipif("amx_bf16" not in open("/proc/cpuinfo").read(), reason="needs a CPU with AMX")
+@pytest.mark.parametrize("mxnet_first", [True, False])
+def test_amp_warns_a_python_user_who_imported_mxnet_first(mxnet_first):
+    """The import order of a Python script, as a user writes it: mxnet first leaves AMX off and --amp's
+    precision says so on stderr; tinyvideo_mx first turns AMX on and says nothing."""
+    order = "import mxnet as mx; import tinyvideo_mx" if mxnet_first else "import tinyvideo_mx; import mxnet as mx"
+    code = (f"{order}; from tinyvideo_mx.runtime.precision import Precision; "
+            "Precision(True, [mx.cpu()]).enable()")
+    env = {k: v for k, v in os.environ.items() if k != "DNNL_MAX_CPU_ISA"}     # as a fresh shell has it
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    warned = "--amp: this CPU has AMX but it stays off (mxnet was imported before tinyvideo_mx" in out.stderr
+    assert warned == mxnet_first, out.stderr[-2000:]
+
+
 def test_data_gradients_run_as_forward_convolutions_only_for_bfloat16_on_amx(monkeypatch):
     """oneDNN 2.4.4 has AMX kernels for the forward and weight-gradient passes and none for 3-D
     backward-data: the remedy (models/data_gradient.py) is for bfloat16 on AMX only."""

@@ -105,6 +105,13 @@ def _decide_amx(flags):
     return "AMX on"
 
 
+def amx_left_off(decision=None):
+    """Why AMX stays off on a CPU that has it - the import order or the kernel's refusal - or None (AMX on,
+    absent, or set by the user's own ``DNNL_MAX_CPU_ISA``). ``decision``: what ``enable_amx`` decided."""
+    decision = amx_decision if decision is None else decision
+    return decision if decision.endswith("AMX left off") or "refused" in decision else None
+
+
 def bfloat16_path(flags, isa=None):
     """Which kernels bfloat16 convolutions run on in this process: "AMX", "AVX512-BF16" or None."""
     isa = os.environ.get(ISA_VARIABLE, "") if isa is None else isa

@@ -96,6 +96,18 @@ def data_gradient_by_forward(dtype, flags=None, isa=None):
     return dtype == "bfloat16" and cpu.bfloat16_path(cpu.flags_or_this_machine(flags), isa) == "AMX"
 
 
+def amx_warning(dtype, decision=None):
+    """One line for a bfloat16 run on an AMX CPU whose AMX kernels stay off (``cpu.amx_left_off``), or None:
+    there bfloat16 runs on ``jit_bf16`` kernels, slower than float32 for VGAN's 3-D convolutions
+    (docs/performance.md) - most often because ``mxnet`` was imported before ``tinyvideo_mx``."""
+    reason = cpu.amx_left_off(decision)
+    if dtype != "bfloat16" or reason is None:
+        return None
+    hint = ": import tinyvideo_mx before mxnet" if "imported before" in reason else ""
+    return (f"--amp: this CPU has AMX but it stays off ({reason}), so bfloat16 runs on slower kernels than float32 "
+            f"here (docs/performance.md){hint}")
+
+
 class Precision:
     """float32 (``enabled=False``) or AMP on ``contexts``. Call ``enable()`` before building networks."""
 
@@ -117,6 +129,9 @@ class Precision:
             from mxnet.contrib import amp
             amp.init(target_dtype=self.dtype)      # idempotent: a second call in one process does nothing
             log.info("AMP on: %s", self.dtype)
+            warning = amx_warning(self.dtype)
+            if warning:
+                log.warning(warning)
 
     def attach(self, trainers):
         """Give each trainer AMP's dynamic loss scaler (float16 only)."""
