@@ -199,6 +199,9 @@ def test_amp_warns_a_python_user_who_imported_mxnet_first(mxnet_first):
     code = (f"{order}; from tinyvideo_mx.runtime.precision import Precision; "
             "Precision(True, [mx.cpu()]).enable()")
     env = {k: v for k, v in os.environ.items() if k != "DNNL_MAX_CPU_ISA"}     # as a fresh shell has it
+    if mxnet_first and subprocess.run([sys.executable, "-c", "import mxnet"], capture_output=True, env=env,
+                                      timeout=120).returncode:
+        pytest.skip("mxnet alone does not import with this numpy (tinyvideo_mx adds the aliases it needs)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     warned = "--amp: this CPU has AMX but it stays off (mxnet was imported before tinyvideo_mx" in out.stderr
