@@ -8,9 +8,8 @@ SHELL_ENVIRONMENT = dict(os.environ)
 
 
 def describe():
+    import tinyvideo_mx  # noqa: F401, I001  (first: it sets MXNet's thread count, as the CLI does, before mxnet loads)
     import mxnet as mx
-
-    import tinyvideo_mx  # noqa: F401  (first: it sets MXNet's thread count, as the CLI does, before mxnet loads)
     from tinyvideo_mx.runtime import cpu
     model, flags = cpu.read_cpuinfo()
     return (f"device: CPU {model} ({os.cpu_count()} cores), MXNet {mx.__version__} (oneDNN on), bfloat16 "

@@ -68,12 +68,11 @@ def print_kinds(title, by_kind, wall_ms):
 
 # -- MXNet ------------------------------------------------------------------------------------------
 def mxnet_iteration(batch, amp):
+    import tinyvideo_mx  # noqa: F401, I001  (first: the thread count and copy threshold, set before mxnet loads)
     import tempfile
 
     import mxnet as mx
     from train_step import RandomClips
-
-    import tinyvideo_mx  # noqa: F401  (sets the thread count before mxnet loads)
     from tinyvideo_mx.config import make_config
     from tinyvideo_mx.training import GanTraining
     cfg = make_config("original", batch_size=batch, iterations=10, amp=amp)
@@ -100,10 +99,9 @@ def mxnet_layers(batch, repeats, amp=False):
     shape, in the forms full-size training takes on this CPU (the networks are built as training builds
     them, ``factory.build_networks``). ``amp``: under bfloat16 AMP (on in this process since
     ``mxnet_iteration``), G in the phase form, so its layers are the Convolutions that run in bfloat16."""
+    import tinyvideo_mx  # noqa: F401, I001  (first, as in mxnet_iteration)
     import mxnet as mx
     from mxnet import autograd
-
-    import tinyvideo_mx  # noqa: F401
     from tinyvideo_mx.config import make_config
     from tinyvideo_mx.models.factory import HYBRIDIZE_FLAGS, build_networks, prepare
     G, D = (prepare(net, [mx.cpu()], hybridize=False)
