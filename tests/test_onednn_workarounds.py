@@ -310,6 +310,11 @@ def data_gradient_by_forward():
     data_gradient.enable(False)
 
 
+def holds_the_custom_op(net):
+    """True if the graph a hybridized ``net`` last ran holds the remedy's CustomOp."""
+    return data_gradient.OP_TYPE in net._cached_graph[1].tojson()
+
+
 def uses_the_custom_op(blocks, x):
     """True if the hybridized graph of ``blocks`` on input ``x`` holds the remedy's CustomOp."""
     net = gluon.nn.HybridSequential()
@@ -337,8 +342,7 @@ def run_with_remedy_on_and_off(build, x):
             loss = (out * out).sum()
         loss.backward()
         grads = [p.grad().asnumpy() for p in net.collect_params().values() if p.grad_req != "null"]
-        results.append((out.asnumpy(), xx.grad.asnumpy(), grads,
-                        data_gradient.OP_TYPE in net._cached_graph[1].tojson()))
+        results.append((out.asnumpy(), xx.grad.asnumpy(), grads, holds_the_custom_op(net)))
     return results
 
 
