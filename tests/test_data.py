@@ -54,6 +54,9 @@ def test_jpeg_round_trip_and_atomic_write(tmp_path):
     error = np.abs(clip - area_reference(frames, 8))
     assert error.mean() < 0.02 and error.max() < 0.05     # a few grey levels of JPEG loss
     assert [p.name for p in tmp_path.iterdir()] == ["j.jpg"]   # no temporary left behind
+    # a reversed-stride view (the stabiliser's BGR -> RGB) encodes as its contiguous copy does
+    bgr = np.ascontiguousarray(frames[..., ::-1])
+    assert encode_strip(bgr[..., ::-1]) == (tmp_path / "j.jpg").read_bytes()
 
 
 @pytest.mark.parametrize("make, reason", [
@@ -204,8 +207,11 @@ def test_synthetic_clips_have_a_static_background_and_a_moving_object(tmp_path):
     np.testing.assert_array_equal(a, b)                      # deterministic
     changing = (np.abs(a.astype(int) - a[:1]).max(axis=(0, 3)) > 8)
     assert 0.02 < changing.mean() < 0.4                      # an object moves over a static scene
-    list_path = synthetic.ensure_dataset(str(tmp_path / "syn"), clips=3, frames=8, frame_height=32)
-    assert read_list(list_path) == [str(tmp_path / "syn" / f"clip{i:05d}.jpg") for i in range(3)]
+    list_path = synthetic.ensure_dataset(str(tmp_path / "syn"), clips=5, frames=8, frame_height=32)
+    assert read_list(list_path) == [str(tmp_path / "syn" / f"clip{i:05d}.jpg") for i in range(5)]
+    for i in range(5):            # written by two threads in any order: still clip i in file i, byte for byte
+        written = (tmp_path / "syn" / f"clip{i:05d}.jpg").read_bytes()
+        assert written == encode_strip(synthetic.clip(0, i, frames=8, size=32))
     assert load_strip(str(tmp_path / "syn" / "clip00002.jpg"), frame_height=32, frames=8, size=16).shape == (3, 8, 16, 16)
 
 
