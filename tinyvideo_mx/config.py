@@ -175,7 +175,8 @@ DEMO_DEVIATIONS = dict(upsampling="resize", g_ema=0.999, synthetic_clips=1024, m
                        mask_penalty=1.0, lr=6e-4, d_lr=2e-4)
 PRESETS = {
     "original": {},
-    # 16 frames of 32x32, quarter widths, 1000 iterations of batch 16: README command 1 in 3.5-13.5 minutes
+    # 16 frames of 32x32, quarter widths, 1000 iterations of batch 16: README command 1 in 2.5-5 minutes
+    # measured on 2026-12-05/06, about 10.5 in the slowest hour seen (README, "How long the first command takes")
     "demo": dict(frames=16, size=32, ngf=16, ndf=16, batch_size=16, iterations=1000,
                  sample_every=500, checkpoint_every=500, log_every=20, **DEMO_DEVIATIONS),
     # seconds: for tests and smoke runs
