@@ -9,6 +9,9 @@ training itself is unchanged - the average is never trained and D never sees it.
 
 Warm-up as TensorFlow's ExponentialMovingAverage with ``num_updates``: the decay at step t is
 min(decay, (1 + t) / (10 + t)), so early steps do not drag the average back towards the initialisation.
+At the demo's 800 iterations that caps the decay at 0.989, an average over about the last 90 iterations;
+a shorter one (the twelfth study in docs/learning.md) and a longer one (the nineteenth: 4 instead of 10,
+about 270 iterations) sampled clips further from the training clips.
 BatchNorm running statistics are copied, not averaged, at every step; but they describe the current
 weights' activations, not the average's, and sampling with them washed the colours out (docs/learning.md).
 So every network made to run (``snapshot``) first re-estimates them from its own activations, as SWA does
