@@ -25,7 +25,8 @@ class StabilizeConfig:
     corner_every: int = 2            # corners searched on every k-th frame (1: all); in between the flow starts where the
                                      # previous pair's flow ended (homography.FlowTracker.start_points)
     carry_min: float = 0.5           # ... if at least this share of the points it started from got there; else it searches
-    flow_window: int = 15            # Lucas-Kanade window, pixels of that copy
+    flow_window: int = 15            # Lucas-Kanade window on that copy's own level, pixels
+    flow_coarse_window: int = 9      # ... and on the pyramid's coarser levels (0: flow_window; homography.track)
     flow_agreement: float = 0.5      # fraction of followed corners the homography must fit, else matching decides
     features: str = "sift"           # sift | orb
     feature_size: int = 192          # short side of the grey copy features are found on (0: full resolution, as the original)
@@ -53,6 +54,9 @@ class StabilizeConfig:
         if not (isinstance(self.corner_every, int) and self.corner_every >= 1):
             raise SettingError(f"corner_every must be a whole number >= 1 (1: corners on every frame), "
                                f"got {self.corner_every!r}")
+        if not (isinstance(self.flow_coarse_window, int) and (self.flow_coarse_window == 0 or self.flow_coarse_window >= 3)):
+            raise SettingError(f"flow_coarse_window must be 0 (flow_window on every level) or a whole number >= 3 "
+                               f"(pixels), got {self.flow_coarse_window!r}")
 
     @classmethod
     def faithful(cls, **overrides):

@@ -111,14 +111,10 @@ class FlowTracker:
         start = self.start_points(previous)
         if len(start) < cfg.min_inliers:
             return None, f"too few corners ({len(start)})"
-        window = (cfg.flow_window, cfg.flow_window)
-        ended, found, _ = cv2.calcOpticalFlowPyrLK(previous["grey"], current["grey"], start.reshape(-1, 1, 2), None,
-                                                   winSize=window, maxLevel=3,
-                                                   criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
-        found = found.ravel() == 1
+        ended, found = track(previous["grey"], current["grey"], start, cfg.flow_window, cfg.flow_coarse_window)
         if found.sum() < cfg.min_inliers:
             return None, f"too few corners followed ({int(found.sum())})"
-        ended = ended.reshape(-1, 2)[found]
+        ended = ended[found]
         # Flow that lost its way (motion beyond the pyramid's reach) still yields a homography, but one
         # that few corners agree with: 5-31 % for camera jumps of 40-200 px at 640x480, against a median
         # of 92-100 % on the opencv-doc videos (1 % of their pairs below 49-83 %; the damaged stream's
@@ -128,6 +124,34 @@ class FlowTracker:
         if M is not None and len(ended) >= cfg.carry_min * len(start):
             current["followed"] = ended      # where the next pair's flow may start (start_points)
         return M, reason
+
+
+FLOW_LEVELS = 3   # pyramid levels above the grey copy's own (calcOpticalFlowPyrLK's maxLevel)
+FLOW_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)
+
+
+def track(previous, current, points, window, coarse_window=0):
+    """Pyramidal Lucas-Kanade from grey image ``previous`` into ``current``: (where ``points`` ((n, 2) float32)
+    ended, (n, 2); which were found, (n,) bool). ``window`` (pixels) on the finest level; ``coarse_window``
+    on the coarser ones (0: ``window`` everywhere, one call). The coarse levels only bring each point near
+    its place; the finest level alone decides where it ends. A point's cost grows with its window's area
+    (400 points on a 400-px copy: 3.6 ms with 15 px on every level, 2.0 ms with 9 px on the coarse ones, one
+    thread; docs/performance.md), so the coarse levels are followed first, on ``cv2.pyrDown`` copies - the
+    images of OpenCV's own pyramid: with ``coarse_window == window`` the two calls end where one call does,
+    bit for bit -, and the finest level starts from there."""
+    start = points.reshape(-1, 1, 2)
+    if not coarse_window:
+        ended, found, _ = cv2.calcOpticalFlowPyrLK(previous, current, start, None, winSize=(window, window),
+                                                   maxLevel=FLOW_LEVELS, criteria=FLOW_CRITERIA)
+        return ended.reshape(-1, 2), found.ravel() == 1
+    # A point the coarse levels lose goes on from where they left it, as in one call: only the finest level
+    # says whether it was found.
+    near, _, _ = cv2.calcOpticalFlowPyrLK(cv2.pyrDown(previous), cv2.pyrDown(current), start * 0.5, None,
+                                          winSize=(coarse_window, coarse_window), maxLevel=FLOW_LEVELS - 1,
+                                          criteria=FLOW_CRITERIA)
+    ended, found, _ = cv2.calcOpticalFlowPyrLK(previous, current, start, near * 2, winSize=(window, window),
+                                               maxLevel=0, criteria=FLOW_CRITERIA, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
+    return ended.reshape(-1, 2), found.ravel() == 1
 
 
 def spread_corners(grey, count, tiles):

@@ -413,6 +413,47 @@ def test_between_corner_searches_the_flow_starts_where_it_ended():
     assert strict.start_points(second) is second["corners"] and len(second["corners"]) > 100
 
 
+def _grey_pair(shift):
+    """Grey 480x640 frames of a textured scene, the second moved by ``shift`` = (dx, dy) px, and corners of the first."""
+    from stabilize.homography import spread_corners
+    shots = camera(texture(1, 1280), 2, lambda t: (shift[0] * t, shift[1] * t, 0.0, 1.0), size=(480, 640))
+    previous, current = (cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in shots)
+    return previous, current, spread_corners(previous, 400, 4)
+
+
+def test_the_coarse_levels_followed_first_end_where_one_call_ends():
+    """homography.track with the coarse window equal to the fine one: the coarse levels on cv2.pyrDown copies,
+    then the finest level from there, give the points and statuses of one calcOpticalFlowPyrLK call, bit for bit."""
+    from stabilize.homography import track
+    previous, current, points = _grey_pair((6.3, -2.2))
+    one_call, two_calls = track(previous, current, points, 15, 0), track(previous, current, points, 15, 15)
+    assert np.array_equal(one_call[0], two_calls[0]) and np.array_equal(one_call[1], two_calls[1])
+    assert one_call[1].mean() > 0.9
+
+
+@pytest.mark.parametrize("shift", [(2.5, 0.4), (-16.0, 7.0)])
+def test_a_small_coarse_window_still_finds_the_motion(shift):
+    """The default's 9-px window on the coarse levels (15 px on the finest): the points of a shifted textured
+    scene found to a small fraction of a pixel, also 17 px away. (From about 20 px at this size it
+    loses and misleads more points than one window does: RANSAC leaves those out, and where fewer than half
+    agree the pair goes to matching, homography.FlowTracker.follow.)"""
+    from stabilize.homography import track
+    previous, current, points = _grey_pair(shift)
+    ended, found = track(previous, current, points, 15, 9)
+    inside = (points[:, 0] + shift[0] > 8) & (points[:, 0] + shift[0] < 631) & (points[:, 1] + shift[1] > 8) \
+        & (points[:, 1] + shift[1] < 471)                 # the point is still in the second frame
+    assert found[inside].mean() > 0.98
+    error = np.abs(ended[found & inside] - points[found & inside] - np.float32(shift))
+    assert error.max() < 0.1, error.max()
+
+
+def test_flow_coarse_window_below_three_is_one_clear_error():
+    with pytest.raises(ValueError) as error:
+        StabilizeConfig.from_options(settings=["flow_coarse_window=2"])
+    assert str(error.value) == ("flow_coarse_window must be 0 (flow_window on every level) or a whole number >= 3 "
+                                "(pixels), got 2")
+
+
 def test_corner_every_below_one_is_one_clear_error():
     with pytest.raises(ValueError) as error:
         StabilizeConfig.from_options(settings=["corner_every=0"])
