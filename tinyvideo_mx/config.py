@@ -176,8 +176,8 @@ DEMO_DEVIATIONS = dict(upsampling="resize", g_ema=0.999, synthetic_clips=1024, m
 PRESETS = {
     "original": {},
     # 16 frames of 32x32, quarter widths, 800 iterations of batch 16 (1000 drew the same look, a longer wait:
-    # docs/learning.md, eighteenth study): README command 1 in the minutes the README states, the slowest hour
-    # seen included (README, "How long the first command takes")
+    # docs/learning.md, eighteenth study): README command 1 in the minutes the README states, measured in quiet
+    # hours and estimated for the slowest hour seen (README, "How long the first command takes")
     "demo": dict(frames=16, size=32, ngf=16, ndf=16, batch_size=16, iterations=800,
                  sample_every=400, checkpoint_every=400, log_every=20, **DEMO_DEVIATIONS),
     # seconds: for tests and smoke runs
