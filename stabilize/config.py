@@ -3,6 +3,8 @@ import dataclasses
 
 from tinyvideo_mx.errors import SettingError
 
+from .video import check_decoder
+
 
 @dataclasses.dataclass
 class StabilizeConfig:
@@ -49,6 +51,8 @@ class StabilizeConfig:
     warp_full_frame: bool = False    # warp every frame at full resolution, then resize (the original); else frames
                                      # over twice the output's side go straight into it (stabilizer.direct_square)
     fps: float = 0.0                 # resample to this frame rate (0: native, as the original)
+    decoder: str = "opencv"          # opencv (OpenCV's FFmpeg libraries in this process; the program where they cannot
+                                     # follow) | ffmpeg (the ffmpeg program through a pipe, as the original; video.frames)
 
     def __post_init__(self):
         if not (isinstance(self.corner_every, int) and self.corner_every >= 1):
@@ -57,14 +61,16 @@ class StabilizeConfig:
         if not (isinstance(self.flow_coarse_window, int) and (self.flow_coarse_window == 0 or self.flow_coarse_window >= 3)):
             raise SettingError(f"flow_coarse_window must be 0 (flow_window on every level) or a whole number >= 3 "
                                f"(pixels), got {self.flow_coarse_window!r}")
+        check_decoder(self.decoder)
 
     @classmethod
     def faithful(cls, **overrides):
         """The original algorithm: full-resolution SIFT + FLANN (exact), no quality gates, no cut detection;
-        a frame that fails to match is skipped; one thread."""
+        a frame that fails to match is skipped; one thread; the ffmpeg program's frames."""
         values = dict(motion="features", features="sift", feature_size=0, max_features=0, matcher="flann",
                       quality_gate=False, max_residual=0.0, scene_cuts=False,
-                      restart_at_unmatched=False, lookahead=0, warp_full_frame=True)
+                      restart_at_unmatched=False, lookahead=0, warp_full_frame=True,
+                      decoder="ffmpeg")
         values.update(overrides)
         return cls(**values)
 

@@ -48,7 +48,7 @@ def clips(path, config, notes=None, homographies=None):
 
     def describe(index, frame):
         return index, frame, tracker.describe(frame, index), signature(frame) if config.scene_cuts else None
-    stream = ahead(decoded_ahead(frames(path, config.fps, notes), config.lookahead), describe,
+    stream = ahead(decoded_ahead(frames(path, config.fps, notes, config.decoder), config.lookahead), describe,
                    config.skip_frames, config.lookahead)
     try:
         yield from _clips(stream, tracker, kernel, config, homographies)
@@ -146,9 +146,10 @@ def still_moving(clip, config):
 def decoded_ahead(frames_, depth):
     """``frames_`` (a ``video.frames`` generator), read from the decoder by a thread of their own up to
     ``depth`` frames ahead when the frames have at least OWN_DECODER_THREAD_MIN pixels: the describing
-    thread then does not wait on ffmpeg. Measured per video, alternating (docs/performance.md): 1.06-1.27x
-    the frames/s at 640x480 and more, 0.85-0.95x on smaller frames, where decoding is cheap and the
-    hand-over between threads is not. The same frames either way."""
+    thread then does not wait on the decoder. Measured per video, alternating (docs/performance.md): with
+    the ffmpeg program, 1.06-1.27x the frames/s at 640x480 and more, 0.85-0.95x on smaller frames, where
+    decoding is cheap and the hand-over between threads is not; with OpenCV's decoder in the process
+    (``decoder``), 1.00-1.02x at 640x480, 0.95-1.12x above and 0.97-0.99x below. The same frames either way."""
     first = next(frames_, None)
     if first is None:
         return

@@ -5,7 +5,12 @@ import cv2
 import imageio_ffmpeg
 import numpy as np
 
-from tinyvideo_mx.errors import FileProblem
+from tinyvideo_mx.errors import FileProblem, SettingError
+
+# OpenCV's FFmpeg libraries print their complaints about damaged streams to stderr; where a stream is damaged
+# the ffmpeg program decodes it again and its reason goes into the notes (_opencv_decoded), so they stay quiet
+# (read when OpenCV first opens a video; a value the user set is kept).
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "0")
 
 
 class VideoError(FileProblem):
@@ -32,26 +37,55 @@ def _open(path):
     return reader, meta
 
 
-def frames(path, fps=0.0, notes=None):
-    """Yield the video's BGR frames, decoded by ffmpeg at the native size and rate (as the original:
-    ``-f image2pipe`` raw frames; its rgb24 flipped to BGR is ffmpeg's bgr24) or resampled to ``fps``
-    (nearest earlier frame). A stream that ends early or breaks mid-way adds a note to ``notes`` (the
-    frames read are still used). Unreadable files raise VideoError with the reason."""
+DECODERS = ("opencv", "ffmpeg")
+# How far from where OpenCV's decoder stopped ``_opencv_decoded`` looks, in FFmpeg's frames, for the last frame
+# OpenCV gave: the ffmpeg program repeats a frame where timestamps leave a gap (the first frame of Megamind.avi
+# and tree.avi), so its frame numbers can run ahead of OpenCV's.
+REALIGN_WINDOW = 4
+
+
+def check_decoder(decoder):
+    if decoder not in DECODERS:
+        raise SettingError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
+
+
+def frames(path, fps=0.0, notes=None, decoder="opencv"):
+    """Yield the video's BGR frames at the native size and rate, or resampled to ``fps`` (nearest earlier
+    frame). ``decoder``: "opencv" (OpenCV's FFmpeg libraries, in this process; ``_opencv_decoded``) or
+    "ffmpeg" (the ffmpeg program's raw frames through a pipe, as the original: ``-f image2pipe``, its
+    rgb24 flipped to BGR being ffmpeg's bgr24). A stream that ends early or breaks mid-way adds a note to
+    ``notes`` (the frames read are still used). Unreadable files raise VideoError with the reason."""
+    check_decoder(decoder)
     if not os.path.exists(path):
         raise VideoError(path, "file not found")
     if os.path.getsize(path) == 0:
         raise VideoError(path, "empty file")
+    source = _opencv_decoded(path, notes) if decoder == "opencv" else _ffmpeg_decoded(path, notes)
+    try:
+        native_fps = next(source)                 # each decoder's first item: the stream's frame rate
+        step = native_fps / fps if fps and native_fps else 1.0
+        next_kept = 0.0
+        for read, frame in enumerate(source):
+            if read + 1e-9 >= next_kept:
+                yield frame
+                next_kept += step
+    finally:
+        source.close()
+
+
+def _ffmpeg_decoded(path, notes, announced=0):
+    """The frame rate, then the frames, of the ffmpeg program decoding ``path``; VideoError if none decode.
+    ``announced``: the frames the container announces, where another reader knows better than the program's
+    duration (a truncated AVI's header still counts them all)."""
     reader, meta = _open(path)
     w, h = meta["size"]
     native_fps = float(meta.get("fps") or 0.0)
-    announced = int(round(float(meta.get("duration") or 0.0) * native_fps))
-    step = native_fps / fps if fps and native_fps else 1.0
-    read, next_kept = 0, 0.0
+    announced = max(announced, int(round(float(meta.get("duration") or 0.0) * native_fps)))
+    read = 0
     try:
+        yield native_fps
         for raw in reader:
-            if read + 1e-9 >= next_kept:
-                yield np.frombuffer(raw, np.uint8).reshape(h, w, 3)
-                next_kept += step
+            yield np.frombuffer(raw, np.uint8).reshape(h, w, 3)
             read += 1
     except (OSError, RuntimeError) as e:
         if notes is not None:
@@ -62,6 +96,75 @@ def frames(path, fps=0.0, notes=None):
         raise VideoError(path, "no video frames could be decoded (corrupt, truncated or audio only)")
     if notes is not None and announced and read < announced * 0.95:
         notes.append(f"truncated: decoded {read} of about {announced} frames")
+
+
+def _opencv_decoded(path, notes):
+    """The frame rate, then the frames, of OpenCV's VideoCapture: the same FFmpeg decoding as the program's,
+    bit for bit on every bench video, in this process - no second process, no copy through a pipe: 0.9-1.4
+    ms of CPU per 480p-720p frame against 3.5-4.7 ms (docs/performance.md). But it gives no reasons, it skips
+    the frames a stream marks as repeated (tree.avi holds 68 pictures shown as 444 frames; the program
+    repeats them, as the time base needs) and it ends a stream early at damage. So it is trusted only while
+    each frame's timestamp is the next frame's time: at a gap, or where it stops short of the length the
+    container announces, the program decodes on from the frame after the last one OpenCV gave (``_after``),
+    and says why if it stops too. A file OpenCV cannot open, or whose length or rate it cannot tell, the
+    program decodes from the start."""
+    capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    opened = capture.isOpened()
+    announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if opened else 0
+    fps = capture.get(cv2.CAP_PROP_FPS) if opened else 0.0
+    if announced <= 0 or not fps > 0:
+        capture.release()
+        yield from _ffmpeg_decoded(path, notes)
+        return
+    read, last, start, gap = 0, None, None, False
+    try:
+        yield fps
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            seconds = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000    # 0: no timestamp (Megamind.avi's last frame)
+            start = seconds if start is None else start
+            if seconds and abs((seconds - start) * fps - read) > 0.5:
+                gap = True
+                break
+            yield frame
+            read, last = read + 1, frame
+    finally:
+        capture.release()
+    if not gap and read >= announced - 1:     # the whole stream (a length estimated from the duration may be 1 over)
+        return
+    rest = _ffmpeg_decoded(path, notes, announced)
+    try:
+        next(rest)
+        yield from _after(rest, last, read, notes)
+    finally:
+        rest.close()
+
+
+def _after(frames_, last, count, notes):
+    """The frames of ``frames_`` after ``last``, the ``count``-th frame another decoder gave: after the first
+    frame equal to it within REALIGN_WINDOW frames of that position, else (with a note) from frame ``count``
+    on. ``last`` None (no frame given): all of them."""
+    if last is None:
+        yield from frames_
+        return
+    first = max(0, count - 1 - REALIGN_WINDOW)
+    near = []                                      # frames first, first + 1, ... looked at
+    for index, frame in enumerate(frames_):
+        if index < first:
+            continue
+        near.append(frame)
+        if np.array_equal(frame, last):
+            yield from frames_
+            return
+        if index >= count - 1 + REALIGN_WINDOW:
+            break
+    if notes is not None:
+        notes.append(f"OpenCV's decoder stopped after {count} frames and FFmpeg's nearby frames differ from its "
+                     f"last: continued at FFmpeg's frame {count}")
+    yield from near[count - first:]
+    yield from frames_
 
 
 def reduced_grey(frame, short_side):

@@ -170,6 +170,76 @@ def test_fps_resampling_halves_the_frames(tmp_path):
         next(frames(str(tmp_path / "nope.avi")))
 
 
+def decoded(path, decoder):
+    notes = []
+    return list(frames(path, notes=notes, decoder=decoder)), notes
+
+
+def same_frames(a, b):
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_opencv_decodes_what_the_ffmpeg_program_decodes_without_a_process(tmp_path):
+    from stabilize.synthetic import shaky_video
+    path = str(tmp_path / "v.avi")
+    write_video(path, shaky_video(2, 30, (240, 320))[0], fps=25)
+    (program, notes), (in_process, in_notes) = decoded(path, "ffmpeg"), decoded(path, "opencv")
+    assert len(program) == 30 and same_frames(in_process, program) and notes == in_notes == []
+
+
+def ffmpeg_program(*arguments):
+    import imageio_ffmpeg
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", *arguments], check=True)
+
+
+def test_frames_a_stream_marks_as_repeated_come_from_the_program(tmp_path):
+    """An AVI of 10 pictures at 5 fps stored at 25 fps holds empty packets for the repeats (as opencv-doc's
+    tree.avi): OpenCV's reader skips them; the frames are still the program's 49, so the time base holds."""
+    path = str(tmp_path / "repeats.avi")
+    ffmpeg_program("-f", "lavfi", "-i", "testsrc=size=160x120:rate=5", "-t", "2", "-vsync", "vfr", "-r", "25",
+                   "-c:v", "mjpeg", path)
+    capture, alone = cv2.VideoCapture(path), 0
+    while capture.read()[0]:
+        alone += 1
+    assert alone == 10                      # what OpenCV alone would give
+    (program, notes), (in_process, in_notes) = decoded(path, "ffmpeg"), decoded(path, "opencv")
+    assert len(program) == 49 and same_frames(in_process, program) and notes == in_notes == []
+    assert sum(1 for _ in frames(path, fps=5)) == 10          # resampling sees the stream's own rate
+
+
+def test_a_truncated_stream_gets_the_programs_frames_and_reasons(tmp_path):
+    long = str(tmp_path / "long.avi")
+    write_video(long, camera(texture(6, 480, (1, 1, 1)), 60, MOTIONS["translate"]), fps=25)
+    data = open(long, "rb").read()
+    path = str(tmp_path / "truncated.avi")
+    open(path, "wb").write(data[: len(data) // 2])
+    (program, notes), (in_process, in_notes) = decoded(path, "ffmpeg"), decoded(path, "opencv")
+    assert 10 < len(program) < 60 and same_frames(in_process, program)
+    # the program's estimate of the length comes from what is left; the AVI's header still counts 60 frames
+    assert notes == [] and in_notes == [f"truncated: decoded {len(program)} of about 60 frames"]
+
+
+def test_the_program_goes_on_after_the_last_frame_opencv_gave():
+    from stabilize.video import REALIGN_WINDOW, _after
+    stream = [np.full((2, 2), i, np.uint8) for i in range(20)]
+    repeated_first = stream[:1] + stream           # the program's numbers run one ahead, as for Megamind.avi
+    notes = []
+    assert same_frames(list(_after(iter(repeated_first), stream[7], 8, notes)), stream[8:]) and notes == []
+    assert same_frames(list(_after(iter(stream), None, 0, notes)), stream) and notes == []
+    # nothing equal to the last frame near its position: on from the same position, said in a note
+    assert same_frames(list(_after(iter(stream), np.full((2, 2), 99, np.uint8), 8, notes)), stream[8:])
+    assert notes == ["OpenCV's decoder stopped after 8 frames and FFmpeg's nearby frames differ from its last: "
+                     "continued at FFmpeg's frame 8"]
+    far = stream[:1] * (REALIGN_WINDOW + 2) + stream     # further ahead than the window: not looked for
+    assert same_frames(list(_after(iter(far), stream[7], 8, [])), far[8:])
+
+
+def test_an_unknown_decoder_is_one_clear_error():
+    with pytest.raises(ValueError) as error:
+        StabilizeConfig.from_options(settings=["decoder=vlc"])
+    assert str(error.value) == "decoder must be one of opencv, ffmpeg, got 'vlc'"
+
+
 @pytest.mark.skipif(not os.path.exists(f"{OPENCV_DATA}/tree.avi"), reason="Debian's opencv-doc is not installed")
 def test_a_real_clip_from_opencv_doc(tmp_path):
     report = stabilize_many([f"{OPENCV_DATA}/tree.avi"], str(tmp_path), StabilizeConfig(max_clips=2))
@@ -240,8 +310,8 @@ def test_faithful_mode_computes_what_the_original_computes(tmp_path, video, firs
         assert np.abs(ours.astype(int) - theirs).max() <= 1    # float32 vs float64 blending at most
 
 
-def cut_indices(path, config=StabilizeConfig()):
-    looks = [signature(f) for f in frames(path)]
+def cut_indices(path, config=StabilizeConfig(), decoder="opencv"):
+    looks = [signature(f) for f in frames(path, decoder=decoder)]
     return [i for i in range(1, len(looks)) if is_cut(looks[i - 1], looks[i], config)]
 
 
@@ -249,7 +319,9 @@ def cut_indices(path, config=StabilizeConfig()):
 def test_scene_cuts_are_found_in_real_footage_and_nowhere_else(tmp_path):
     """The trailer's three hard cuts (and its fade in from black) are found; the hand-held clip whose
     frames stutter and the static street scene have none; joins of different real videos are cuts."""
-    assert cut_indices(f"{OPENCV_DATA}/Megamind.avi") == [2, 99, 155, 201]
+    assert cut_indices(f"{OPENCV_DATA}/Megamind.avi") == [1, 98, 154, 200]
+    # the ffmpeg program repeats the trailer's first frame (its timestamps start one frame late)
+    assert cut_indices(f"{OPENCV_DATA}/Megamind.avi", decoder="ffmpeg") == [2, 99, 155, 201]
     assert cut_indices(f"{OPENCV_DATA}/tree.avi") == []
     assert cut_indices(f"{OPENCV_DATA}/vtest.avi") == []
     size = (320, 240)
@@ -264,12 +336,12 @@ def test_scene_cuts_are_found_in_real_footage_and_nowhere_else(tmp_path):
 def test_no_clip_straddles_a_real_cut_and_clips_end_at_cuts():
     found = [v for kind, v in clips(f"{OPENCV_DATA}/Megamind.avi", StabilizeConfig()) if kind == "clip"]
     spans, _ = spans_and_strips(found)
-    cuts = [2, 99, 155, 201]
+    cuts = [1, 98, 154, 200]
     assert all(not (a < cut < b) for a, b in spans for cut in cuts), spans
     ends = {b for _, b in spans}
-    # the clips that reach a cut end there and are kept (the last piece of the shot 155-201, 12 frames
+    # the clips that reach a cut end there and are kept (the last piece of the shot 154-200, 12 frames
     # after a full clip of 34, is too short)
-    assert {99, 155} <= ends
+    assert {98, 154} <= ends
     assert len(found) >= 6            # the original keeps 6 clips here
 
 
@@ -595,7 +667,7 @@ def test_decoding_and_describing_ahead_write_what_one_thread_writes(tmp_path, mo
     """The default finds corners on a thread of its own, and reads the decoder on another when the frames
     are large (stabilizer.OWN_DECODER_THREAD_MIN pixels; lowered here so small test frames qualify): the
     same clips, drops and homographies as the original's single thread, and a consumer that stops early
-    leaves neither a thread nor an ffmpeg process behind."""
+    leaves neither a thread nor an ffmpeg process behind, whichever decoder."""
     from stabilize import stabilizer
     from stabilize.synthetic import shaky_video
     if own_decoder_thread:
@@ -620,13 +692,14 @@ def test_decoding_and_describing_ahead_write_what_one_thread_writes(tmp_path, mo
     def live_children():
         return {c for c in children_of(os.getpid()) if alive(c)}
     threads, processes = threading.active_count(), live_children()
-    stream = clips(path, StabilizeConfig())
-    next(stream)
-    assert stages() == (2 if own_decoder_thread else 1)
-    assert live_children() > processes     # ffmpeg, still decoding
-    stream.close()
-    assert stages() == 0 and threading.active_count() == threads
-    assert live_children() == processes
+    for decoder in ("opencv", "ffmpeg"):
+        stream = clips(path, StabilizeConfig(decoder=decoder))
+        next(stream)
+        assert stages() == (2 if own_decoder_thread else 1)
+        assert live_children() > processes if decoder == "ffmpeg" else live_children() == processes  # the program, decoding
+        stream.close()
+        assert stages() == 0 and threading.active_count() == threads
+        assert live_children() == processes
 
 
 def test_the_commands_options_become_one_configuration():
