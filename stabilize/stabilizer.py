@@ -35,6 +35,9 @@ from .video import frames, resize_and_crop, to_square
 DIRECT_WARP_MIN = 2
 AHEAD_THREAD = "stabilize-ahead"    # the name of ``ahead``'s threads
 OWN_DECODER_THREAD_MIN = 640 * 480  # pixels per frame from which decoding gets a thread of its own (decoded_ahead)
+# The clip gate's frame pairs are measured on this many threads (metrics.dominant_motion, the same value): while
+# the main thread judges a clip, the threads ahead of it stop once their queues are full, and a core would idle.
+GATE_THREADS = 2
 
 
 def clips(path, config, notes=None, homographies=None):
@@ -137,7 +140,7 @@ def direct_square(frame_shape, config):
 def still_moving(clip, config):
     """Why a stabilised clip (uint8 RGB (T, S, S, 3)) is not kept - its dominant motion above
     ``config.max_residual`` output px per frame - or None (also when the gate is off, 0)."""
-    residual = dominant_motion(clip) if config.max_residual else 0.0
+    residual = dominant_motion(clip, threads=GATE_THREADS if config.lookahead else 1) if config.max_residual else 0.0
     if residual > config.max_residual:
         return f"residual motion ({residual:.2f} output px per frame > {config.max_residual})"
     return None

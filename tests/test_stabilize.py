@@ -608,6 +608,30 @@ def test_dominant_motion_follows_the_camera_not_an_object_moving_on_its_own():
     assert dominant_motion([np.zeros((128, 128, 3), np.uint8)] * 5) == 0.0     # nothing to judge
 
 
+def test_dominant_motion_on_threads_is_the_same_to_the_last_bit(monkeypatch):
+    """The clip gate splits its frame pairs over threads: the same steps, the same mean; an error on a helper
+    thread reaches the caller."""
+    from stabilize import metrics
+    from stabilize.synthetic import shaky_video
+    frames_, _, _ = shaky_video(3, 34, (128, 171))
+    clip = np.ascontiguousarray(np.stack(frames_)[:, :, 21:149, ::-1])
+    one = metrics.dominant_motion(clip)
+    assert one > 0.5 and all(metrics.dominant_motion(clip, threads=n) == one for n in (2, 3, 40))
+    assert metrics.dominant_motion(clip[:1], threads=2) == 0.0        # no pair to judge
+    before = threading.active_count()
+    seen = []
+
+    def failing(a, b, *rest):
+        seen.append(threading.current_thread().name)
+        if threading.current_thread().name == "dominant-motion":
+            raise RuntimeError("broken step")
+        return 1.0
+    monkeypatch.setattr(metrics, "_step", failing)
+    with pytest.raises(RuntimeError, match="broken step"):
+        metrics.dominant_motion(clip, threads=2)
+    assert "dominant-motion" in seen and threading.active_count() == before
+
+
 def test_a_clip_that_still_moves_is_dropped_with_its_residual(tmp_path):
     path = str(tmp_path / "translate.avi")
     write_video(path, camera(texture(1, 480), 40, MOTIONS["translate"]), fps=25)
