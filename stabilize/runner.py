@@ -21,6 +21,7 @@ from tinyvideo_mx.data.listfile import write_list
 from tinyvideo_mx.data.strips import write_strip
 from tinyvideo_mx.errors import SettingError
 from tinyvideo_mx.fsutil import write_text_atomic
+from tinyvideo_mx.runtime.memory import keep_freed_memory
 
 from .config import StabilizeConfig
 from .homography import make_tracker
@@ -99,6 +100,10 @@ def stabilize_video(path, out_dir, config):
 
 
 def _work(args):
+    if args[2].motion == "features":
+        # once per process: matching full frames (the faithful mode) runs 1.5x faster on reused memory; the flow
+        # measured within noise, more often below than above, so it keeps glibc's defaults (runtime/memory.py)
+        keep_freed_memory()
     return stabilize_video(*args)
 
 

@@ -1,4 +1,4 @@
-"""Training keeps the memory it frees (runtime/memory.py): a large block freed and allocated again is not
+"""Training and the stabiliser keep the memory they free (runtime/memory.py): a large block freed and allocated again is not
 fresh pages (no page faults) once training has started, unless the user set malloc up themselves."""
 import json
 import os
@@ -61,7 +61,8 @@ def test_after_keep_freed_memory_a_freed_block_is_reused_without_faults(tmp_path
     result = probe("from tinyvideo_mx.runtime import memory\n"
                    "decision = memory.keep_freed_memory()\n"
                    "assert memory.keep_freed_memory() == decision   # once: later calls report the first", tmp_path)
-    assert result["decision"] == "training keeps freed memory (mallopt: no mmap, one arena, 1 GiB top pad)"
+    assert result["decision"] == ("training and the stabiliser's feature matching keep freed memory "
+                                  "(mallopt: no mmap, one arena, 1 GiB top pad)")
     assert result["faults"] < 0.05 * PAGES
 
 
@@ -71,8 +72,27 @@ def test_training_keeps_freed_memory(tmp_path):
                    "from tinyvideo_mx.training.loop import GanTraining\n"
                    "GanTraining(make_config('tiny', iterations=1), 'run', progress=False)\n"
                    "decision = memory.keep_freed_memory()", tmp_path)
-    assert result["decision"].startswith("training keeps freed memory")
+    assert result["decision"].startswith("training and the stabiliser's feature matching keep freed memory")
     assert result["faults"] < 0.05 * PAGES
+
+
+@pytest.mark.parametrize("faithful", [True, False])
+def test_the_stabilisers_feature_matching_keeps_freed_memory(tmp_path, faithful):
+    """The faithful mode (features matched on full frames) keeps freed memory; the default's flow does not ask."""
+    result = probe("from stabilize import StabilizeConfig, stabilize_many\n"
+                   "from stabilize.synthetic import MOTIONS, camera, texture\n"
+                   "from stabilize.video import write_video\n"
+                   "from tinyvideo_mx.runtime import memory\n"
+                   "write_video('v.avi', camera(texture(1, 480, (1, 1, 1)), 20, MOTIONS['translate']), fps=25)\n"
+                   "assert memory._decision is None\n"
+                   f"config = StabilizeConfig.faithful() if {faithful} else StabilizeConfig()\n"
+                   "assert stabilize_many(['v.avi'], 'out', config)['clips_written'] == 1\n"
+                   "decision = memory._decision            # what stabilize_many decided (None: it did not ask)", tmp_path)
+    if faithful:
+        assert result["decision"].startswith("training and the stabiliser's feature matching keep freed memory")
+        assert result["faults"] < 0.05 * PAGES
+    else:
+        assert result["decision"] is None and result["faults"] >= 0.9 * PAGES
 
 
 @pytest.mark.parametrize("variable, value", [("MALLOC_ARENA_MAX", "2"),

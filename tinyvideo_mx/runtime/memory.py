@@ -1,5 +1,5 @@
-"""Training keeps the memory it frees: glibc's malloc asked, once per training process, not to give large
-blocks back to the kernel.
+"""Training and the stabiliser's feature matching keep the memory they free: glibc's malloc asked, once per
+process, not to give large blocks back to the kernel.
 
 A full-size training step allocates and frees the same few hundred MiB of arrays every iteration. glibc
 serves blocks above its mmap threshold (at most 32 MiB, and blocks above a thread arena's 64 MiB always)
@@ -14,8 +14,12 @@ taking 46-49 ms in the step against 3.2 ms on reused memory, and full-size float
   blocks are reused there too (a thread arena cannot hold a block above 64 MiB and would ``mmap`` it);
 * ``M_TOP_PAD`` 1 GiB - the heap grows and shrinks in steps of 1 GiB, not page by page.
 
-The price is memory: the process keeps its peak (4-15 % more RSS, flat over a run) until it ends. Only
-training asks for it; sampling and serving keep glibc's defaults (a server's memory must follow its load).
+The price is memory: the process keeps its peak (4-15 % more RSS, flat over a run) until it ends. The
+stabiliser's workers (stabilize/runner.py) ask for it when they match features, as the faithful mode does: SIFT
+builds and frees pyramids of full frames for every frame, which ran 12.4-12.9 frames/s on fresh pages and
+18.9-20.6 on reused memory (2 cores, 640x480; docs/performance.md). The default's optical flow measured within
+noise either way, more often below than above, and keeps glibc's defaults, as sampling and serving do (a
+server's memory must follow its load).
 
 The user's own malloc settings win: with any ``MALLOC_`` variable or a ``glibc.malloc`` tunable in
 ``GLIBC_TUNABLES`` set, nothing is changed. (Setting one of them by hand also turns off glibc's own
@@ -47,7 +51,7 @@ def users_malloc_setting(environ):
 
 
 def plan(environ, platform_name=sys.platform, has_glibc=None):
-    """(apply, reason): whether training changes malloc here, and why, in words for doctor and the log.
+    """(apply, reason): whether training and stabilising change malloc here, and why, in words for doctor and the log.
     ``has_glibc`` None: look at this process's C library."""
     if environ.get(SWITCH, "1") == "0":
         return False, f"off ({SWITCH}=0)"
@@ -58,7 +62,7 @@ def plan(environ, platform_name=sys.platform, has_glibc=None):
     setting = users_malloc_setting(environ)
     if setting:
         return False, f"your {setting} is in force: malloc left as you set it"
-    return True, "training keeps freed memory (mallopt: no mmap, one arena, 1 GiB top pad)"
+    return True, "training and the stabiliser's feature matching keep freed memory (mallopt: no mmap, one arena, 1 GiB top pad)"
 
 
 def glibc():
