@@ -100,11 +100,12 @@ def stabilize_video(path, out_dir, config):
 
 
 def _work(args):
-    if args[2].motion == "features":
+    path, out_dir, config = args
+    if config.motion == "features":
         # once per process: matching full frames (the faithful mode) runs 1.5x faster on reused memory; the flow
         # measured within noise, more often below than above, so it keeps glibc's defaults (runtime/memory.py)
         keep_freed_memory()
-    return stabilize_video(*args)
+    return stabilize_video(path, out_dir, config)
 
 
 _held = []    # the lock this process holds while it works on a video

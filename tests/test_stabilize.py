@@ -74,9 +74,7 @@ def make_bad_inputs(folder):
     (folder / "garbage.mp4").write_bytes(os.urandom(4096))
     good = str(folder / "short.avi")
     write_video(good, camera(texture(5, 480, (1, 1, 1)), 10, MOTIONS["translate"]), fps=25)
-    import imageio_ffmpeg
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i",
-                    "sine=frequency=440:duration=1", "-c:a", "aac", str(folder / "audio.mp4")], check=True)
+    ffmpeg_program("-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "aac", str(folder / "audio.mp4"))
     long = str(folder / "long.avi")
     write_video(long, camera(texture(6, 480, (1, 1, 1)), 60, MOTIONS["translate"]), fps=25)
     data = open(long, "rb").read()
