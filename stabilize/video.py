@@ -1,5 +1,7 @@
 """Reading video files (anything FFmpeg decodes), with clear reasons for bad ones."""
 import os
+import signal
+import subprocess
 
 import cv2
 import imageio_ffmpeg
@@ -17,24 +19,48 @@ class VideoError(FileProblem):
     """A video file that cannot be read: ``path`` and ``reason``."""
 
 
-def _first_line(error):
+def _last_line(error):
+    """The last line of an error's text: where the ffmpeg program's complaint is, after its banner."""
     lines = [line for line in str(error).splitlines() if line.strip()]
     return lines[-1].strip()[:200] if lines else type(error).__name__
 
 
-def _open(path):
-    """(reader, meta) of ffmpeg decoding ``path`` to BGR, or VideoError with the reason."""
+def _open(path, alone=False):
+    """(reader, meta) of ffmpeg decoding ``path`` to BGR, or VideoError with the reason. ``alone``: the
+    program is the only decoder asked for (``decoder="ffmpeg"``), so a crash's reason names OpenCV's."""
     try:
         reader = imageio_ffmpeg.read_frames(path, pix_fmt="bgr24")
         meta = next(reader)
     except (OSError, RuntimeError, StopIteration) as e:
         if "does not contain any stream" in str(e):      # ffmpeg found no video stream to decode
             raise VideoError(path, "no video stream (audio only?)") from None
-        raise VideoError(path, f"cannot be decoded as a video ({_first_line(e)})") from None
+        crash = _crash_signal(path) if "Could not load meta information" in str(e) else None
+        if crash:
+            reason = f"the ffmpeg program crashed reading it ({crash})"
+            raise VideoError(path, reason + ("; OpenCV's decoder may read it: --set decoder=opencv" if alone else "")) from None
+        raise VideoError(path, f"cannot be decoded as a video ({_last_line(e)})") from None
     if not meta.get("size") or meta["size"] == (0, 0):
         reader.close()
         raise VideoError(path, "no video stream (audio only?)")
     return reader, meta
+
+
+def _crash_signal(path):
+    """The signal's name if the ffmpeg program dies of one while opening ``path``, else None. Asked only after
+    the program ended without describing the stream, which then leaves only its banner to quote: the static
+    ffmpeg 4.2.2 that imageio-ffmpeg 0.5.1 ships dies of SIGSEGV opening any MPEG transport stream (.ts) on
+    the machines of docs/performance.md."""
+    try:
+        ended = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", path],
+                               stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if ended.returncode >= 0:
+        return None
+    try:
+        return signal.Signals(-ended.returncode).name
+    except ValueError:
+        return f"signal {-ended.returncode}"
 
 
 DECODERS = ("opencv", "ffmpeg")
@@ -60,7 +86,7 @@ def frames(path, fps=0.0, notes=None, decoder="opencv"):
         raise VideoError(path, "file not found")
     if os.path.getsize(path) == 0:
         raise VideoError(path, "empty file")
-    source = _opencv_decoded(path, notes) if decoder == "opencv" else _ffmpeg_decoded(path, notes)
+    source = _opencv_decoded(path, notes) if decoder == "opencv" else _ffmpeg_decoded(path, notes, alone=True)
     try:
         native_fps = next(source)                 # each decoder's first item: the stream's frame rate
         step = native_fps / fps if fps and native_fps else 1.0
@@ -73,11 +99,11 @@ def frames(path, fps=0.0, notes=None, decoder="opencv"):
         source.close()
 
 
-def _ffmpeg_decoded(path, notes, announced=0):
+def _ffmpeg_decoded(path, notes, announced=0, alone=False):
     """The frame rate, then the frames, of the ffmpeg program decoding ``path``; VideoError if none decode.
     ``announced``: the frames the container announces, where another reader knows better than the program's
-    duration (a truncated AVI's header still counts them all)."""
-    reader, meta = _open(path)
+    duration (a truncated AVI's header still counts them all). ``alone``: as ``_open``."""
+    reader, meta = _open(path, alone)
     w, h = meta["size"]
     native_fps = float(meta.get("fps") or 0.0)
     announced = max(announced, int(round(float(meta.get("duration") or 0.0) * native_fps)))
@@ -89,7 +115,7 @@ def _ffmpeg_decoded(path, notes, announced=0):
             read += 1
     except (OSError, RuntimeError) as e:
         if notes is not None:
-            notes.append(f"decoding stopped after {read} frames ({_first_line(e)})")
+            notes.append(f"decoding stopped after {read} frames ({_last_line(e)})")
     finally:
         reader.close()
     if read == 0:

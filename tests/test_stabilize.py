@@ -238,6 +238,28 @@ def test_an_unknown_decoder_is_one_clear_error():
     assert str(error.value) == "decoder must be one of opencv, ffmpeg, got 'vlc'"
 
 
+def test_an_ffmpeg_program_that_crashes_is_named_with_its_signal(tmp_path, monkeypatch):
+    """The program imageio-ffmpeg runs dies of a signal before describing the stream (its bundled ffmpeg 4.2.2
+    does on MPEG transport streams): the reason says so, not the banner it printed; where the program was the
+    decoder asked for, the reason names OpenCV's."""
+    video = str(tmp_path / "clip.avi")
+    write_video(video, [texture(1, 64)] * 4, fps=25)
+    crashing = tmp_path / "ffmpeg"
+    crashing.write_text("#!/bin/sh\nkill -SEGV $$\n")
+    crashing.chmod(0o755)
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(crashing))
+    with pytest.raises(VideoError) as error:
+        list(frames(video, decoder="ffmpeg"))
+    assert error.value.reason == ("the ffmpeg program crashed reading it (SIGSEGV); "
+                                  "OpenCV's decoder may read it: --set decoder=opencv")
+    garbage = tmp_path / "garbage.avi"          # OpenCV cannot open it, so the program is asked, and crashes
+    garbage.write_bytes(b"not a video" * 100)
+    with pytest.raises(VideoError) as error:
+        list(frames(str(garbage)))
+    assert error.value.reason == "the ffmpeg program crashed reading it (SIGSEGV)"
+    assert len(list(frames(video))) == 4        # OpenCV's decoder alone: no program needed
+
+
 @pytest.mark.skipif(not os.path.exists(f"{OPENCV_DATA}/tree.avi"), reason="Debian's opencv-doc is not installed")
 def test_a_real_clip_from_opencv_doc(tmp_path):
     report = stabilize_many([f"{OPENCV_DATA}/tree.avi"], str(tmp_path), StabilizeConfig(max_clips=2))
