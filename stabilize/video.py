@@ -48,8 +48,8 @@ def _open(path, alone=False):
 def _crash_signal(path):
     """The signal's name if the ffmpeg program dies of one while opening ``path``, else None. Asked only after
     the program ended without describing the stream, which then leaves only its banner to quote: the static
-    ffmpeg 4.2.2 that imageio-ffmpeg 0.5.1 ships dies of SIGSEGV opening any MPEG transport stream (.ts) on
-    the machines of docs/performance.md."""
+    ffmpeg 4.2.2 that imageio-ffmpeg 0.5.1 ships died of SIGSEGV opening every MPEG transport stream (.ts)
+    tried on the AVX2-only EPYC that docs/performance.md names (2026-12-07)."""
     try:
         ended = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", path],
                                stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
