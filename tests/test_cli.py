@@ -101,6 +101,46 @@ def test_regulariser_weights_reach_the_run_configuration(tmp_path):
         make_config("tiny", mask_penalty_until=0)
 
 
+@pytest.mark.parametrize("settings, message", [
+    (dict(lr_end=0.0), "lr_end needs lr_fall_from (the iteration the learning rates start to fall at)"),
+    (dict(lr_end=0.0, d_lr_end=0.0), "lr_end, d_lr_end needs lr_fall_from (the iteration the learning rates start to fall at)"),
+    (dict(lr_fall_until=3), "lr_fall_until needs lr_fall_from (the iteration the learning rates start to fall at)"),
+    (dict(lr_fall_from=2), "lr_fall_from needs lr_end or d_lr_end (the rate G's or D's learning rate falls to)"),
+    (dict(lr_fall_from=2, lr_end=-1e-4), "lr_end must be a finite number >= 0, got -0.0001"),
+    (dict(lr_fall_from=2, d_lr_end=float("nan")), "d_lr_end must be a finite number >= 0, got nan"),
+    (dict(lr_fall_from=3, lr_fall_until=3, lr_end=0.0), "lr_fall_until (3) must come after lr_fall_from (3)"),
+    (dict(lr_fall_from=4, lr_end=0.0), "lr_fall_from (4) must come before the run's end (iteration 4), or give lr_fall_until"),
+])
+def test_falling_learning_rates_are_checked(settings, message):
+    from tinyvideo_mx.config import make_config
+    from tinyvideo_mx.errors import SettingError
+    with pytest.raises(SettingError) as error:
+        make_config("tiny", **settings)
+    assert str(error.value) == message
+
+
+def test_falling_rates_are_logged_and_must_start_before_the_runs_end(tmp_path):
+    """--lr-fall-from 1 --lr-end 0 in a 4-iteration run: G's rate, as logged, falls by thirds from step 1 and
+    D's stays. Without --iterations the run's length (100 epochs) is known once the data is: the start is
+    checked there, before anything is trained."""
+    result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--iterations", "4", "--lr-fall-from", "1",
+                                       "--lr-end", "0", "--quiet", "--out", str(tmp_path / "ok")])
+    assert result.exit_code == 0, result.output
+    import json
+    with open(tmp_path / "ok" / "metrics.jsonl") as f:      # logged after iterations 1-4 (steps 0-3)
+        rates = [(r["lr_g"], r["lr_d"]) for r in map(json.loads, f) if "lr_g" in r]
+    assert rates == [(2e-4, 2e-4), (2e-4, 2e-4), (pytest.approx(2e-4 * 2 / 3), 2e-4), (pytest.approx(2e-4 / 3), 2e-4)]
+    import dataclasses
+
+    from tinyvideo_mx.config import make_config
+    from tinyvideo_mx.errors import SettingError
+    from tinyvideo_mx.training import GanTraining
+    no_length = dataclasses.replace(make_config("tiny"), iterations=None, lr_fall_from=400, lr_end=0.0)
+    with pytest.raises(SettingError) as error:     # 16 built-in clips, batch 4: 100 epochs of 4 batches
+        GanTraining(no_length, str(tmp_path / "e"), progress=False)
+    assert str(error.value) == "lr_fall_from (400) must come before the run's end (iteration 400), or give lr_fall_until"
+
+
 def test_every_train_option_but_the_commands_own_is_a_run_setting():
     """train's options go straight into TrainConfig: each is named as the field it sets, except the few the
     command itself uses (where to write, resuming, output)."""

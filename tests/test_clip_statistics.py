@@ -127,7 +127,8 @@ def test_training_logs_the_statistics_and_report_draws_them(trained_run):
     result = CliRunner().invoke(main, ["report", str(trained_run)])
     assert result.exit_code == 0, result.output
     page = (trained_run / "report.html").read_text()
-    assert page.count('class="curve"') == 5 and page.count("data:image/gif;base64,") == 4     # 2 grids x (video, mask)
+    assert page.count('class="curve"') == 6 and page.count("data:image/gif;base64,") == 4     # 2 grids x (video, mask)
+    assert 'alt="Learning rates (Adam; constant unless --lr-fall-from)"' in page
     assert "http://" not in page and '"g_step": "reuse"' in page
 
 

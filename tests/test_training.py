@@ -210,6 +210,49 @@ def test_the_mask_prior_falls_linearly_to_zero_when_asked(tmp_path):
         assert constant.mask_penalty(mask).asscalar() == pytest.approx(0.4 * mean, rel=1e-6)
 
 
+def test_learning_rates_fall_linearly_when_asked(tmp_path):
+    """--lr-fall-from B --lr-fall-until U --lr-end E: G's rate is lr up to iteration B, lr + (E - lr) * (i - B) /
+    (U - B) between, E from U on; D's, without --d-lr-end, stays; without --lr-fall-from both stay."""
+    run = GanTraining(tiny_config(lr=1e-3, d_lr=5e-4, lr_fall_from=2, lr_fall_until=6, lr_end=2e-4),
+                      str(tmp_path / "g"), progress=False)
+    for iteration, g_rate in ((0, 1e-3), (2, 1e-3), (3, 8e-4), (4, 6e-4), (5, 4e-4), (6, 2e-4), (9, 2e-4)):
+        run.iteration = iteration
+        run.set_learning_rates()
+        assert run.trainers["G"].learning_rate == pytest.approx(g_rate, rel=1e-12)
+        assert run.trainers["D"].learning_rate == 5e-4
+    d_only = GanTraining(tiny_config(lr=1e-3, lr_fall_from=0, d_lr_end=0.0), str(tmp_path / "d"), progress=False)
+    assert d_only.config.lr_fall_until == 4          # the run's length, fixed at the start and saved
+    assert checkpoint.read_meta(d_only.save_checkpoint())["config"]["lr_fall_until"] == 4
+    d_only.iteration = 1
+    d_only.set_learning_rates()
+    assert (d_only.trainers["G"].learning_rate, d_only.trainers["D"].learning_rate) == (1e-3, pytest.approx(7.5e-4))
+    constant = GanTraining(tiny_config(lr=1e-3), str(tmp_path / "c"), progress=False)
+    constant.iteration = 3
+    constant.set_learning_rates()
+    assert (constant.trainers["G"].learning_rate, constant.trainers["D"].learning_rate) == (1e-3, 1e-3)
+
+
+@pytest.mark.parametrize("fall", [True, False])
+def test_rates_fallen_to_zero_leave_the_weights_where_they_are(fall, tmp_path):
+    """With both rates at 0 from iteration 1 on, the weights after three iterations are those after one (the
+    step really uses the falling rates); with constant rates they move on."""
+    cfg = tiny_config(lr_fall_from=0, lr_fall_until=1, lr_end=0.0, d_lr_end=0.0) if fall else tiny_config()
+    run = GanTraining(cfg, str(tmp_path / "run"), progress=False)
+    trainable = {name: [k for k, p in net.collect_params().items() if p.grad_req != "null"]
+                 for name, net in (("G", run.G), ("D", run.D))}
+
+    def weights():
+        return {k: p.data().asnumpy().copy() for name, net in (("G", run.G), ("D", run.D))
+                for k, p in net.collect_params().items() if k in trainable[name]}
+    run.step(run.next_batch())
+    after_one = weights()
+    run.step(run.next_batch())
+    run.step(run.next_batch())
+    run.data.close()
+    moved = [k for k, v in weights().items() if not np.array_equal(v, after_one[k])]
+    assert (moved == []) if fall else len(moved) > len(after_one) // 2
+
+
 def use_sgd(run, lr=0.1):
     """Plain SGD, so a step moves every parameter by exactly -lr * gradient (Adam's first step is
     ~lr * sign(g) and would turn rounding noise in tiny gradients into full-size differences)."""
@@ -269,11 +312,13 @@ def test_exact_resume_gives_identical_parameters(tmp_path):
 
 
 def test_exact_resume_with_the_demo_deviations_keeps_the_average(tmp_path):
-    """Resize-convolutions with replicated end frames, G's weight average and D's regularisers (noise drawn
-    per iteration): resume is still bit-exact, the average included, and sampling reads the average."""
+    """Resize-convolutions with replicated end frames, G's weight average, D's regularisers (noise drawn
+    per iteration) and falling learning rates: resume is still bit-exact, the average included, and sampling
+    reads the average."""
     from tinyvideo_mx.generation.inference import load_generator
     cfg = dict(checkpoint_every=2, sample_every=0, upsampling="resize", g_ema=0.9, temporal_padding="replicate",
-               instance_noise=0.3, instance_noise_until=4, label_smoothing=0.1, d_lr=1e-4, mode_seeking=0.5)
+               instance_noise=0.3, instance_noise_until=4, label_smoothing=0.1, d_lr=1e-4, mode_seeking=0.5,
+               lr_fall_from=1, lr_fall_until=4, lr_end=1e-4, d_lr_end=0.0)
     straight = GanTraining(tiny_config(iterations=4, **cfg), str(tmp_path / "straight"), progress=False).run()
     GanTraining(tiny_config(iterations=2, **cfg), str(tmp_path / "split"), progress=False).run()
     resumed = GanTraining.resume(str(tmp_path / "split"), progress=False, iterations=4).run()

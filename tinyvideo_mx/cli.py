@@ -141,6 +141,15 @@ DISTRIBUTED_RANK_VARIABLES = ("DMLC_ROLE", "HOROVOD_RANK", "OMPI_COMM_WORLD_RANK
               "frames (replicate) beyond the first and last frames.")
 @click.option("--d-lr", type=POSITIVE_FLOAT, default=None,
               help="D's Adam learning rate (default: --lr, as the original; demo 2e-4).")
+@click.option("--lr-fall-from", type=NON_NEGATIVE, default=None,
+              help="From this iteration the rates --lr-end / --d-lr-end name fall linearly, reaching them at "
+              "--lr-fall-until (default: constant rates, as the original).")
+@click.option("--lr-fall-until", type=POSITIVE, default=None,
+              help="Iteration at which falling rates reach --lr-end / --d-lr-end (default: the run's length).")
+@click.option("--lr-end", type=click.FloatRange(min=0.0), default=None,
+              help="With --lr-fall-from: G's learning rate at --lr-fall-until (default: G's rate does not fall).")
+@click.option("--d-lr-end", type=click.FloatRange(min=0.0), default=None,
+              help="With --lr-fall-from: D's learning rate at --lr-fall-until (default: D's rate does not fall).")
 @click.option("--instance-noise", type=click.FloatRange(min=0.0), default=None,
               help="Std of Gaussian noise added to every clip D sees, falling linearly to 0 (0: off, as the original).")
 @click.option("--instance-noise-until", type=POSITIVE, default=None,

@@ -25,6 +25,13 @@ def check_temporal_padding(temporal_padding, upsampling):
     return temporal_padding
 
 
+def check_fall_before_end(lr_fall_from, total):
+    """Falling rates whose end is the run's own (no lr_fall_until) must start before it."""
+    if lr_fall_from >= total:
+        raise SettingError(f"lr_fall_from ({lr_fall_from}) must come before the run's end (iteration {total}), "
+                           "or give lr_fall_until")
+
+
 def check_upsampling(upsampling):
     if upsampling not in UPSAMPLING:
         raise SettingError(f"upsampling must be one of {UPSAMPLING}, got {upsampling!r}")
@@ -76,6 +83,12 @@ class TrainConfig:
                                        # so a resumed run that is extended keeps the schedule it began with)
     label_smoothing: float = 0.0   # one-sided: D's target for real clips is 1 - this (fakes stay 0)
     minibatch_std: bool = False    # D's last layer also sees the batch's feature spread (networks.with_batch_spread)
+    # learning rates that fall over the last iterations, off in the original (step.falling_rate)
+    lr_fall_from: int = None       # from this iteration the rates named by lr_end / d_lr_end fall linearly ...
+    lr_fall_until: int = None      # ... reaching them at this iteration; None: the run's length when it starts (then
+                                   # saved, so a resumed run that is extended keeps the schedule it began with)
+    lr_end: float = None           # G's rate at lr_fall_until; None: G's rate does not fall
+    d_lr_end: float = None         # D's rate at lr_fall_until; None: D's rate does not fall
     # a regulariser of G, off in the original (losses.mode_seeking)
     mode_seeking: float = 0.0      # weight of 1 / (|G(z1) - G(z2)| / |z1 - z2|) over pairs of the batch
     l1_weight: float = 10.0        # conditional only: 10 * mean|G(x0)[:, :, 0] - x0|
@@ -115,6 +128,7 @@ class TrainConfig:
         for name in ("mask_penalty_until", "instance_noise_until"):     # None: constant / the run's length
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise SettingError(f"{name} must be >= 1, got {getattr(self, name)}")
+        self._check_falling_rates()
         if not 0.0 <= self.label_smoothing < 0.5:
             raise SettingError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if not (isinstance(self.cache_mb, int) and self.cache_mb >= 0):
@@ -142,6 +156,30 @@ class TrainConfig:
                                     or self.mask_bias or self.mask_penalty_until or self.background_size):
             raise SettingError("minibatch_std, mode_seeking, temporal_padding, mask_bias, mask_penalty_until and "
                                "background_size are options of the unconditional model")
+
+    def _check_falling_rates(self):
+        ends = {name: getattr(self, name) for name in ("lr_end", "d_lr_end") if getattr(self, name) is not None}
+        if self.lr_fall_from is None:
+            if ends or self.lr_fall_until is not None:
+                raise SettingError(f"{', '.join(ends) or 'lr_fall_until'} needs lr_fall_from (the iteration the "
+                                   "learning rates start to fall at)")
+            return
+        if not (isinstance(self.lr_fall_from, int) and self.lr_fall_from >= 0):
+            raise SettingError(f"lr_fall_from must be a whole number >= 0, got {self.lr_fall_from!r}")
+        if not ends:
+            raise SettingError("lr_fall_from needs lr_end or d_lr_end (the rate G's or D's learning rate falls to)")
+        for name, value in ends.items():
+            if not (math.isfinite(value) and value >= 0):
+                raise SettingError(f"{name} must be a finite number >= 0, got {value}")
+        if self.lr_fall_until is not None and not self.lr_fall_until > self.lr_fall_from:
+            raise SettingError(f"lr_fall_until ({self.lr_fall_until}) must come after lr_fall_from ({self.lr_fall_from})")
+        if self.lr_fall_until is None and self.iterations is not None:
+            check_fall_before_end(self.lr_fall_from, self.iterations)
+
+    @property
+    def rates(self):
+        """Adam's starting learning rates: {"G": lr, "D": d_lr, or lr as the original}."""
+        return {"G": self.lr, "D": self.d_lr or self.lr}
 
     @property
     def is_conditional(self):

@@ -22,6 +22,7 @@ CURVES = [
     ("Colour, variety and ends, generated / real (collapse: spread and diversity < 1; fading ends: end contrast < 1)",
      ["stats/colour_spread_ratio", "stats/colour_std_ratio", "stats/diversity_ratio", "stats/end_contrast_ratio"], 1.0),
     ("Speed", ["clips_per_s"], None),
+    ("Learning rates (Adam; constant unless --lr-fall-from)", ["lr_g", "lr_d"], None),
 ]
 
 

@@ -11,7 +11,7 @@ import mxnet as mx
 from mxnet import gluon
 
 from .. import run_folder
-from ..config import TrainConfig
+from ..config import TrainConfig, check_fall_before_end
 from ..data.sources import make_iterator
 from ..errors import SettingError
 from ..fsutil import write_text_atomic
@@ -75,6 +75,9 @@ class GanTraining(GanStep, RunState):
         self.total = config.iterations or 100 * self.data.batches_per_epoch   # niter = 100 epochs
         if config.instance_noise and config.instance_noise_until is None:   # fixed now, saved with the config
             self.config = config = dataclasses.replace(config, instance_noise_until=self.total)
+        if config.lr_fall_from is not None and config.lr_fall_until is None:   # the same for falling rates
+            check_fall_before_end(config.lr_fall_from, self.total)     # known only now without --iterations
+            self.config = config = dataclasses.replace(config, lr_fall_until=self.total)
         self.checkpoint_failures = 0
         self.last_checkpoint_error = None
         self.monitor = Monitor(config, run_dir, self.contexts[0])
@@ -87,9 +90,8 @@ class GanTraining(GanStep, RunState):
         prepare(self.D, self.contexts, config.hybridize)
         self.params = {"G": self.G.collect_params(), "D": self.D.collect_params()}
         adam = dict(beta1=config.beta1, beta2=config.beta2, epsilon=config.epsilon, wd=0.0)
-        rates = {"G": config.lr, "D": config.d_lr or config.lr}
         # The optimiser runs on every replica, on gradients Replicas has summed (see replicas.py).
-        self.trainers = {name: gluon.Trainer(params, "adam", dict(adam, learning_rate=rates[name]), kvstore=None)
+        self.trainers = {name: gluon.Trainer(params, "adam", dict(adam, learning_rate=config.rates[name]), kvstore=None)
                          for name, params in self.params.items()}
         self.precision.attach(self.trainers)
         self.G_average = None            # the moving average of G's weights that samples come from (g_ema)
@@ -171,6 +173,7 @@ class GanTraining(GanStep, RunState):
             started, last = self._clock
             values["clips_per_s"] = (self.iteration - last) * cfg.batch_size / max(time.time() - started, 1e-9)
             values["bad_clips"] = len(self.data.bad)
+            values.update(lr_g=self.trainers["G"].learning_rate, lr_d=self.trainers["D"].learning_rate)  # as last used
             self._clock = (time.time(), self.iteration)
             scalars.write(self.iteration, values)
             bar.set_postfix(D=f"{values['loss_d']:.3f}", G=f"{values['loss_g_adv']:.3f}",

@@ -59,6 +59,15 @@ def remaining_share(iteration, until):
     return max(0.0, 1.0 - iteration / until) if until else 1.0
 
 
+def falling_rate(start, end, iteration, begin, until):
+    """A learning rate that is ``start`` up to iteration ``begin``, then falls linearly to ``end`` at ``until``
+    and stays there; ``end`` None: ``start`` throughout (the original's constant rates)."""
+    if end is None:
+        return start
+    share = min(1.0, max(0.0, (iteration - begin) / (until - begin)))
+    return start * (1.0 - share) + end * share
+
+
 def with_noise(clips, noise):
     """What D sees: the clips, plus instance noise when there is some."""
     return clips if noise is None else clips + noise
@@ -124,11 +133,23 @@ class GanStep:
         G, and the G step first collects dL/dfake and then back-propagates it through G in one pass
         (``net:backward(noise, df_dg)``)."""
         self._make_replicas_agree()
+        self.set_learning_rates()
         slices = self._slices(real)
         self.discriminator_step(slices)
         self.generator_step(slices)
         self._end_iteration()
         return self.replicas.sum_scalars(self._scalars(slices))
+
+    def set_learning_rates(self):
+        """Adam's rates for this iteration: the starting ones (the original), or, with ``lr_fall_from``, falling
+        linearly to ``lr_end`` (G) and ``d_lr_end`` (D) at ``lr_fall_until`` (set by __init__). A function of the
+        iteration alone, so resume stays exact."""
+        cfg = self.config
+        if cfg.lr_fall_from is None:
+            return
+        for name, end in (("G", cfg.lr_end), ("D", cfg.d_lr_end)):
+            self.trainers[name].set_learning_rate(
+                falling_rate(cfg.rates[name], end, self.iteration, cfg.lr_fall_from, cfg.lr_fall_until))
 
     def _make_replicas_agree(self):
         """Once, before the first step: every replica starts from rank 0's initial weights."""
