@@ -122,7 +122,7 @@ def test_falling_learning_rates_are_checked(settings, message):
 def test_falling_rates_are_logged_and_must_start_before_the_runs_end(tmp_path):
     """--lr-fall-from 1 --lr-end 0 in a 4-iteration run: G's rate, as logged, falls by thirds from step 1 and
     D's stays. Without --iterations the run's length (100 epochs) is known once the data is: the start is
-    checked there, before anything is trained."""
+    checked there, before anything is trained, and the folder's lock is given back."""
     result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--iterations", "4", "--lr-fall-from", "1",
                                        "--lr-end", "0", "--quiet", "--out", str(tmp_path / "ok")])
     assert result.exit_code == 0, result.output
@@ -139,6 +139,10 @@ def test_falling_rates_are_logged_and_must_start_before_the_runs_end(tmp_path):
     with pytest.raises(SettingError) as error:     # 16 built-in clips, batch 4: 100 epochs of 4 batches
         GanTraining(no_length, str(tmp_path / "e"), progress=False)
     assert str(error.value) == "lr_fall_from (400) must come before the run's end (iteration 400), or give lr_fall_until"
+    from tinyvideo_mx import run_folder
+    assert not os.path.exists(run_folder.owner_lock(str(tmp_path / "e")))     # released: the next run starts clean
+    result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--quiet", "--out", str(tmp_path / "e")])
+    assert result.exit_code == 0 and "took over" not in result.output, result.output
 
 
 def test_every_train_option_but_the_commands_own_is_a_run_setting():

@@ -63,6 +63,19 @@ class GanTraining(GanStep, RunState):
             else:
                 run_folder.take_ownership(run_dir, "--resume", steal=steal_lock)
             run_folder.clean_temporaries(run_dir)     # only ever by the folder's owner
+        try:
+            self._start(config, iterator, rank, workers)
+        except BaseException:
+            # A run that never started leaves no lock behind (the next trainer would take it over, warning),
+            # and no decoding threads of its own.
+            if iterator is None and getattr(self, "data", None) is not None:
+                self.data.close()
+            if self.replicas.is_chief:
+                run_folder.release_ownership(run_dir)
+            raise
+
+    def _start(self, config, iterator, rank, workers):
+        """What __init__ sets up once the run folder is this process's: the networks, the data, the length."""
         self.run_id = uuid.uuid4().hex   # checkpoints carry it: pruning touches only this run's
         log.debug("malloc: %s", memory.keep_freed_memory())    # full-size fp32 steps 5-18 % faster (memory.py)
         self.precision.enable()          # before the networks exist (AMP rewrites operators)
@@ -80,7 +93,7 @@ class GanTraining(GanStep, RunState):
             self.config = config = dataclasses.replace(config, lr_fall_until=self.total)
         self.checkpoint_failures = 0
         self.last_checkpoint_error = None
-        self.monitor = Monitor(config, run_dir, self.contexts[0])
+        self.monitor = Monitor(config, self.run_dir, self.contexts[0])
 
     def _build_networks(self, config):
         """G, D, their Adam optimisers and, with ``g_ema``, the moving average of G's weights."""
