@@ -253,6 +253,21 @@ def test_rates_fallen_to_zero_leave_the_weights_where_they_are(fall, tmp_path):
     assert (moved == []) if fall else len(moved) > len(after_one) // 2
 
 
+@pytest.mark.parametrize("ends, message", [
+    (dict(lr_end=0.0, d_lr_end=0.0), "G's and D's learning rates fell to 0 at iteration 2 (--lr-fall-until): "
+                                     "iterations 3-5 leave their weights where they are"),
+    (dict(d_lr_end=0.0), "D's learning rate fell to 0 at iteration 2 (--lr-fall-until): iterations 3-5 leave its "
+                         "weights where they are"),
+    (dict(lr_end=1e-5), None)])
+def test_extending_a_run_whose_rates_fell_to_zero_says_so(ends, message, tmp_path, caplog):
+    cfg = tiny_config(iterations=2, checkpoint_every=2, sample_every=0, lr_fall_from=0, **ends)
+    GanTraining(cfg, str(tmp_path / "run"), progress=False).run()
+    with caplog.at_level("WARNING"):
+        GanTraining.resume(str(tmp_path / "run"), progress=False, iterations=5).data.close()
+    warned = [m for m in caplog.messages if "fell to 0" in m]
+    assert warned == ([message] if message else [])
+
+
 def use_sgd(run, lr=0.1):
     """Plain SGD, so a step moves every parameter by exactly -lr * gradient (Adam's first step is
     ~lr * sign(g) and would turn rounding noise in tiny gradients into full-size differences)."""

@@ -55,6 +55,13 @@ class RunState:
                   new_run=False, steal_lock=steal_lock)
         run.restore(ckpt.folder)
         log.info("resumed %s at iteration %d", ckpt, run.iteration)
+        cfg = run.config
+        stopped = [f"{name}'s" for name, end in (("G", cfg.lr_end), ("D", cfg.d_lr_end)) if end == 0]
+        if stopped and run.total > max(run.iteration, cfg.lr_fall_until):     # an extended run (falling_rate)
+            log.warning("%s learning %s fell to 0 at iteration %d (--lr-fall-until): iterations %d-%d leave %s "
+                        "weights where they are", " and ".join(stopped), "rates" if len(stopped) > 1 else "rate",
+                        cfg.lr_fall_until, max(run.iteration, cfg.lr_fall_until) + 1, run.total,
+                        "their" if len(stopped) > 1 else "its")
         return run
 
     def _checkpoint(self, final):
