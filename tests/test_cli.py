@@ -103,7 +103,7 @@ def test_regulariser_weights_reach_the_run_configuration(tmp_path):
 
 @pytest.mark.parametrize("settings, message", [
     (dict(lr_end=0.0), "lr_end needs lr_fall_from (the iteration the learning rates start to fall at)"),
-    (dict(lr_end=0.0, d_lr_end=0.0), "lr_end, d_lr_end needs lr_fall_from (the iteration the learning rates start to fall at)"),
+    (dict(lr_end=0.0, d_lr_end=0.0), "lr_end and d_lr_end need lr_fall_from (the iteration the learning rates start to fall at)"),
     (dict(lr_fall_until=3), "lr_fall_until needs lr_fall_from (the iteration the learning rates start to fall at)"),
     (dict(lr_fall_from=2), "lr_fall_from needs lr_end or d_lr_end (the rate G's or D's learning rate falls to)"),
     (dict(lr_fall_from=2, lr_end=-1e-4), "lr_end must be a finite number >= 0, got -0.0001"),

@@ -161,8 +161,9 @@ class TrainConfig:
         ends = {name: getattr(self, name) for name in ("lr_end", "d_lr_end") if getattr(self, name) is not None}
         if self.lr_fall_from is None:
             if ends or self.lr_fall_until is not None:
-                raise SettingError(f"{', '.join(ends) or 'lr_fall_until'} needs lr_fall_from (the iteration the "
-                                   "learning rates start to fall at)")
+                named = list(ends) or ["lr_fall_until"]
+                raise SettingError(f"{' and '.join(named)} {'need' if len(named) > 1 else 'needs'} lr_fall_from (the "
+                                   "iteration the learning rates start to fall at)")
             return
         if not (isinstance(self.lr_fall_from, int) and self.lr_fall_from >= 0):
             raise SettingError(f"lr_fall_from must be a whole number >= 0, got {self.lr_fall_from!r}")
