@@ -97,10 +97,10 @@ class RandomClips:
 
 
 def run_one(batch, hybridize, iterations, amp=False, ctx="cpu", g_step="reuse", preset="original", g_form="auto",
-            d_form="auto", warmup=1):
+            d_form="auto", warmup=1, kernels=None):
     """Seconds per training step after ``warmup`` warm-up steps, and peak RSS. ``preset="original"``: full size on
     random clips (the step, not the loader, is measured); ``preset="demo"``: the README's first run on
-    its real data iterator (``batch`` is the preset's)."""
+    its real data iterator (``batch`` is the preset's), on the preset's oneDNN kernels or ``kernels``."""
     import tempfile
 
     import mxnet as mx
@@ -108,7 +108,9 @@ def run_one(batch, hybridize, iterations, amp=False, ctx="cpu", g_step="reuse", 
     from tinyvideo_mx.config import make_config
     from tinyvideo_mx.training import GanTraining
     if preset == "demo":
-        run = GanTraining(make_config("demo", sample_every=0), tempfile.mkdtemp(prefix="bench-"), progress=False)
+        chosen = {"kernels": kernels} if kernels else {}     # an earlier checkout (--before) may not know them
+        run = GanTraining(make_config("demo", sample_every=0, **chosen), tempfile.mkdtemp(prefix="bench-"),
+                          progress=False)
         next_batch = run.next_batch
     else:
         # forms only when asked for: an earlier checkout (--before) may not know them

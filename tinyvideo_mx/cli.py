@@ -7,7 +7,7 @@ import warnings
 import click
 
 # MXNet-free: the CLI starts without it
-from .config import G_STEP_MODES, TEMPORAL_PADDINGS, UPSAMPLING, make_config
+from .config import G_STEP_MODES, KERNELS, TEMPORAL_PADDINGS, UPSAMPLING, make_config
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)   # mxnet 1.9.1 on numpy 1.23 / Python 3.11
 
@@ -195,6 +195,9 @@ DISTRIBUTED_RANK_VARIABLES = ("DMLC_ROLE", "HOROVOD_RANK", "OMPI_COMM_WORLD_RANK
 @click.option("--fvd-samples", type=click.IntRange(min=2), default=None, help="Clips per FVD during training (256).")
 @click.option("--amp", is_flag=True, default=None,
               help="Mixed precision (MXNet AMP): bfloat16 on CPU (needs avx512_bf16), float16 on GPU.")
+@click.option("--kernels", type=click.Choice(KERNELS), default=None,
+              help="oneDNN's kernels: native = the fastest this CPU has (default); avx2 = AVX2's on every CPU, "
+              "so the run draws the same samples on any x86-64 CPU (demo; slower with AVX-512).")
 @click.option("--no-hybridize", is_flag=True, help="Run the networks imperatively (debugging).")
 @click.option("--overwrite", is_flag=True,
               help="--out already holds a run: move it aside to <out>.old-<time> and start afresh (nothing is deleted).")

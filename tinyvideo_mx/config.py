@@ -13,6 +13,9 @@ D_FORMS = ("auto", "strided", "phases")         # how D's stride-2 convolutions 
 # what G's 3-D resize-convolutions read beyond the first and last frames: "zeros" (as every convolution of
 # the original pads) or "replicate" (copies of the end frames; layers.ResizeConvolution)
 TEMPORAL_PADDINGS = ("zeros", "replicate")
+# which of oneDNN's kernels the networks compute on: the fastest this CPU has, or AVX2's on every CPU, where
+# a run draws the same samples whichever x86-64 CPU runs it (runtime/kernels.py)
+KERNELS = ("native", "avx2")
 
 
 def check_temporal_padding(temporal_padding, upsampling):
@@ -101,6 +104,7 @@ class TrainConfig:
     kvstore: str = "device"
     hybridize: bool = True
     amp: bool = False              # MXNet AMP: bfloat16 on CPU, float16 on GPU (runtime/precision.py)
+    kernels: str = "native"        # oneDNN's kernels (KERNELS): "avx2" draws the same samples on every x86-64 CPU
     checkpoint_every: int = 1000
     sample_every: int = 100
     log_every: int = 10
@@ -137,6 +141,11 @@ class TrainConfig:
             raise SettingError(f"g_form must be one of {G_FORMS}, got {self.g_form!r}")
         if self.d_form not in D_FORMS:
             raise SettingError(f"d_form must be one of {D_FORMS}, got {self.d_form!r}")
+        if self.kernels not in KERNELS:
+            raise SettingError(f"kernels must be one of {KERNELS}, got {self.kernels!r}")
+        if self.amp and self.kernels != "native" and "gpu" not in self.ctx:
+            raise SettingError(f"amp needs kernels 'native' (--kernels native): oneDNN's bfloat16 kernels are AVX-512's, not "
+                               f"{self.kernels.upper()}'s")
         if self.model not in ("unconditional", "conditional"):
             raise SettingError(f"model must be 'unconditional' or 'conditional', got {self.model!r}")
         if not self.mode_seeking >= 0:
@@ -217,8 +226,10 @@ PRESETS = {
     # 16 frames of 32x32, quarter widths, 800 iterations of batch 16 (1000 drew the same look, a longer wait:
     # docs/learning.md, eighteenth study): README command 1 in the minutes the README states, measured in quiet
     # hours and estimated for the slowest hour seen (README, "How long the first command takes")
+    # AVX2's kernels on every CPU, so that its samples and its table are the README's on any x86-64 CPU of
+    # 2 cores (runtime/kernels.py; not a change of recipe, the same arithmetic summed in one order)
     "demo": dict(frames=16, size=32, ngf=16, ndf=16, batch_size=16, iterations=800,
-                 sample_every=400, checkpoint_every=400, log_every=20, **DEMO_DEVIATIONS),
+                 sample_every=400, checkpoint_every=400, log_every=20, kernels="avx2", **DEMO_DEVIATIONS),
     # seconds: for tests and smoke runs
     "tiny": dict(frames=16, size=16, ngf=8, ndf=8, batch_size=4, iterations=4, synthetic_clips=16,
                  sample_every=2, checkpoint_every=2, log_every=1, decode_threads=1),

@@ -1,6 +1,7 @@
 """Build, initialise and hybridize the networks a configuration describes."""
 import mxnet as mx
 
+from ..runtime import kernels
 from ..runtime.precision import discriminator_form, generator_form
 from .conditional_networks import ConditionalDiscriminator, ConditionalGenerator
 from .networks import Discriminator, Generator
@@ -15,7 +16,9 @@ HYBRIDIZE_FLAGS = dict(static_alloc=True)
 def build_generator(config, form=None):
     """G for ``config.model``; not yet initialised. Every G of a config has the same parameter names
     (prefix ``G_``) whatever its ``form`` (networks.TRANSPOSED_FORMS; default: what ``config.g_form``
-    means in float32), so the trained G's and the averaged G's files load into either."""
+    means in float32), so the trained G's and the averaged G's files load into either. It computes on the
+    oneDNN kernels ``config.kernels`` names (runtime/kernels.py), as every network of the process."""
+    kernels.use(config.kernels)
     if config.is_conditional:
         return ConditionalGenerator(ngf=config.ngf, frames=config.frames, size=config.size,
                                     noise=config.cond_noise, prefix="G_")
@@ -27,7 +30,9 @@ def build_generator(config, form=None):
 
 def build_networks(config, dtype=None, device="cpu"):
     """(G, D) for ``config.model``, each in the form ``config`` asks for at arithmetic ``dtype`` (None:
-    float32) on ``device`` (precision.generator_form and discriminator_form); not yet initialised."""
+    float32) on ``device`` (precision.generator_form and discriminator_form), on the kernels ``config``
+    names; not yet initialised."""
+    kernels.use(config.kernels)     # first: which forms run faster depends on the kernels
     d_form = discriminator_form(config.d_form, dtype, device=device, ndf=config.ndf)
     if config.is_conditional:
         return build_generator(config), ConditionalDiscriminator(ndf=config.ndf, frames=config.frames,

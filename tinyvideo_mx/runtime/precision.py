@@ -21,7 +21,7 @@ import logging
 import os
 
 from ..errors import SettingError
-from . import cpu
+from . import cpu, kernels
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def _float32_phases_pay(dtype, flags, device, width):
     PHASE_FORM_MIN_WIDTH wide. ``flags``: the CPU's (None: this machine's /proc/cpuinfo)."""
     if device != "cpu" or dtype is not None or width < PHASE_FORM_MIN_WIDTH:
         return False
-    return not cpu.direct_strided_backward(cpu.flags_or_this_machine(flags))
+    return not cpu.direct_strided_backward(kernels.flags_in_force(flags))
 
 
 def data_gradient_by_forward(dtype, flags=None, isa=None):
@@ -93,7 +93,7 @@ def data_gradient_by_forward(dtype, flags=None, isa=None):
     weight-gradient passes but none for backward-data. ``flags``: the CPU's (None: this machine's)."""
     if os.environ.get("TINYVIDEO_MX_DATA_GRADIENT") in ("0", "1"):      # A/B measurement (bench/)
         return os.environ["TINYVIDEO_MX_DATA_GRADIENT"] == "1"
-    return dtype == "bfloat16" and cpu.bfloat16_path(cpu.flags_or_this_machine(flags), isa) == "AMX"
+    return dtype == "bfloat16" and cpu.bfloat16_path(kernels.flags_in_force(flags), isa) == "AMX"
 
 
 def amx_warning(dtype, decision=None):

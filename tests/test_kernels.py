@@ -1,0 +1,113 @@
+"""Which of oneDNN's kernels a run computes on (runtime/kernels.py). oneDNN fixes them once per process, so
+each run here is a process of its own, started as a user starts one."""
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tinyvideo_mx.config import TrainConfig, make_config
+from tinyvideo_mx.errors import SettingError
+from tinyvideo_mx.runtime import cpu, kernels
+
+HAS_AVX2 = "avx2" in cpu.read_cpuinfo()[1]
+ISA_LINE = "dnnl_verbose,info,cpu,isa:"
+
+
+def train_tiny(run_dir, options=(), env=None):
+    """``tinyvideo-mx train --preset tiny`` in its own process with oneDNN's verbose log on: (the ISA
+    oneDNN says it runs on, the SHA-256 of each file of the last checkpoint)."""
+    env = dict(os.environ if env is None else env, DNNL_VERBOSE="1")
+    out = subprocess.run([sys.executable, "-m", "tinyvideo_mx.cli", "train", "--preset", "tiny", "--out",
+                          str(run_dir), "--quiet", *options], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    isa = [line[len(ISA_LINE):] for line in out.stdout.splitlines() if line.startswith(ISA_LINE)]
+    meta = json.load(open(run_dir / "ckpt-00000004" / "meta.json"))
+    return isa, meta["files"], meta["config"]["kernels"]
+
+
+def without_isa_variable():
+    """This environment as a fresh shell has it: no DNNL_MAX_CPU_ISA (the package may have set one for AMX)."""
+    return {k: v for k, v in os.environ.items() if k != cpu.ISA_VARIABLE}
+
+
+@pytest.mark.skipif(not HAS_AVX2, reason="needs a CPU with AVX2")
+def test_a_run_held_to_avx2_kernels_computes_what_exporting_the_variable_computes(tmp_path):
+    """--kernels avx2 puts oneDNN on its AVX2 kernels whatever the CPU (on an AVX-512 CPU its own log says
+    "AVX-512" without it) and trains to the bit what ``DNNL_MAX_CPU_ISA=AVX2`` exported before the command
+    trains; the run records its kernels, so a resume computes on the same ones."""
+    fresh = without_isa_variable()
+    held_isa, held_files, recorded = train_tiny(tmp_path / "held", ["--kernels", "avx2"], fresh)
+    exported_isa, exported_files, _ = train_tiny(tmp_path / "exported", [], dict(fresh, DNNL_MAX_CPU_ISA="AVX2"))
+    assert held_isa == exported_isa == ["Intel AVX2"]
+    assert held_files == exported_files
+    assert recorded == "avx2"
+    native_isa, _, recorded = train_tiny(tmp_path / "native", [], fresh)
+    assert recorded == "native" and len(native_isa) == 1
+    assert ("AVX-512" in native_isa[0]) == ("avx512f" in cpu.read_cpuinfo()[1])
+
+
+def test_holding_the_kernels_sets_the_variable_for_the_first_primitive_only(tmp_path):
+    """The variable is put back once oneDNN has read it: processes this one starts choose for themselves
+    (AMX for an AMP run on a Xeon, say). A second run in the process that asks for other kernels gets the
+    first's, with one warning naming both."""
+    code = ("import os, logging; logging.basicConfig(); import tinyvideo_mx; from tinyvideo_mx.runtime import kernels; "
+            "os.environ['DNNL_MAX_CPU_ISA'] = 'AVX512_CORE'; print(kernels.in_force()); print(kernels.use('avx2')); "
+            "print(os.environ['DNNL_MAX_CPU_ISA']); print(kernels.use('native')); "
+            "print(sorted(f for f in kernels.flags_in_force() if f.startswith(('avx512', 'amx'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env=dict(without_isa_variable(), DNNL_VERBOSE="1"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    printed = [line for line in out.stdout.splitlines() if not line.startswith("dnnl_verbose")]
+    assert printed == ["None", "avx2", "AVX512_CORE", "avx2", "[]"]
+    if HAS_AVX2:
+        assert f"{ISA_LINE}Intel AVX2" in out.stdout.splitlines()
+    assert ("WARNING:tinyvideo_mx.runtime.kernels:this run asks for oneDNN's native kernels, but this process "
+            "computes on the avx2 kernels of its first network (oneDNN keeps them for a process's life): run it "
+            "in a process of its own for the samples the native kernels draw") in out.stderr
+
+
+def test_the_machines_flags_stand_until_a_run_holds_the_kernels(monkeypatch):
+    """Which form of a network runs faster depends on the kernels (runtime/precision.py): the flags of the
+    instruction sets AVX2's kernels leave unused drop out once a run holds them; a CPU's flags passed in
+    (tests of other CPUs) stand as given."""
+    flags = {"sse4_2", "avx2", "avx512f", "avx512_bf16", "amx_bf16"}
+    monkeypatch.setattr(cpu, "read_cpuinfo", lambda *args: ("Test CPU", flags))
+    monkeypatch.setattr(kernels, "_in_force", None)
+    assert kernels.flags_in_force() == flags
+    monkeypatch.setattr(kernels, "_in_force", "avx2")
+    assert kernels.flags_in_force() == {"sse4_2", "avx2"}
+    assert kernels.flags_in_force({"avx512f"}) == {"avx512f"}
+
+
+def test_kernels_are_checked_where_they_are_named(caplog):
+    assert make_config("demo").kernels == "avx2" and make_config("original").kernels == "native"
+    with pytest.raises(SettingError) as err:
+        TrainConfig(kernels="avx512")
+    assert str(err.value) == "kernels must be one of ('native', 'avx2'), got 'avx512'"
+    with pytest.raises(SettingError) as err:
+        make_config("demo", amp=True)
+    assert str(err.value) == ("amp needs kernels 'native' (--kernels native): oneDNN's bfloat16 kernels are "
+                              "AVX-512's, not AVX2's")
+    assert make_config("demo", amp=True, ctx="gpu0").amp       # a GPU's AMP is float16 on the GPU
+    with pytest.raises(SettingError):
+        kernels.use("avx512")
+    # older runs' configurations have no kernels: they computed on the native ones, and resume on them
+    old = TrainConfig().to_dict()
+    del old["kernels"]
+    assert TrainConfig.from_dict(old).kernels == "native"
+
+
+def test_a_cpu_without_avx2_is_named_when_a_run_asks_for_its_kernels(monkeypatch, caplog):
+    calls = []
+    monkeypatch.setattr(cpu, "read_cpuinfo", lambda *args: ("Old CPU", {"sse4_2", "avx"}))
+    import mxnet as mx
+    monkeypatch.setattr(mx.nd, "Convolution", lambda *args, **kw: calls.append(os.environ[cpu.ISA_VARIABLE])
+                        or mx.nd.ones((1,)))
+    with caplog.at_level(logging.WARNING, logger="tinyvideo_mx.runtime.kernels"):
+        kernels._hold_to("avx2")
+    assert calls == ["AVX2"]
+    assert caplog.messages == ["this CPU (Old CPU) has no AVX2: oneDNN computes on the kernels it has, and this "
+                               "run draws other samples than on a CPU with AVX2"]
