@@ -11,7 +11,10 @@ table is then every user's; it trains about 1.6 times slower on an AVX-512 CPU, 
 oneDNN reads the variable once, when a process creates its first primitive, and keeps it for the
 process's life. So ``use`` sets it, creates that first primitive at once (a convolution of a few
 numbers) and puts the variable back as it was: processes started later (a test's, `launch`'s workers)
-choose for themselves.
+choose for themselves. A Python script that runs MXNet operators of its own before building a network from a
+configuration has fixed oneDNN's kernels already; ``use`` cannot tell, so such a script exports
+``DNNL_MAX_CPU_ISA=AVX2`` itself. The thread count orders sums too (README): the draw is the same for the
+same number of threads.
 """
 import logging
 import os
