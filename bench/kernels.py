@@ -5,22 +5,17 @@ its own (oneDNN fixes its kernels once per process), alternating, so both see th
     python bench/kernels.py --iterations 200 --rounds 3
 """
 import argparse
-import json
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from machine import describe  # noqa: E402  (bench/ is the script's folder)
+from train_step import run_in_subprocess  # noqa: E402
 
 
 def seconds_per_iteration(kernels, iterations):
     """The demo's step on ``kernels`` in a fresh process (train_step.run_one on its data iterator)."""
-    code = (f"import sys, json, warnings; sys.path[:0] = [{os.path.dirname(os.path.abspath(__file__))!r}];"
-            f"warnings.filterwarnings('ignore'); from train_step import run_one;"
-            f"print(json.dumps(run_one(16, True, {iterations}, preset='demo', kernels={kernels!r}, warmup=5)))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])["seconds_per_iteration"]
+    return run_in_subprocess(16, iterations, preset="demo", kernels=kernels, warmup=5)["seconds_per_iteration"]
 
 
 def main():

@@ -130,11 +130,12 @@ def run_one(batch, hybridize, iterations, amp=False, ctx="cpu", g_step="reuse", 
     return {"seconds_per_iteration": seconds, "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
 
 
-def run_in_subprocess(batch, iterations, hybridize=True, amp=False, ctx="cpu"):
-    """``run_one`` in a fresh process (its own peak RSS; AMP is process-wide)."""
+def run_in_subprocess(batch, iterations, hybridize=True, **options):
+    """``run_one`` in a fresh process (its own peak RSS; AMP and oneDNN's kernels are process-wide);
+    ``options``: run_one's other keywords (amp, ctx, preset, kernels, warmup...)."""
     code = (f"import sys, json, warnings; sys.path[:0] = [{os.path.dirname(os.path.abspath(__file__))!r}];"
             f"warnings.filterwarnings('ignore'); from train_step import run_one;"
-            f"print(json.dumps(run_one({batch}, {hybridize}, {iterations}, amp={amp}, ctx={ctx!r})))")
+            f"print(json.dumps(run_one({batch}, {hybridize}, {iterations}, **{options!r})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
