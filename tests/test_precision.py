@@ -161,6 +161,10 @@ def test_cpuinfo_is_read_once_per_call_and_amx_is_decided_from_it(tmp_path, monk
     model, flags = cpu.read_cpuinfo(str(info))
     assert model == "Test CPU" and {"avx512_bf16", "amx_bf16"} <= flags and cpu.has_bfloat16(flags)
     assert cpu.read_cpuinfo(str(tmp_path / "missing"))[1] == set()
+    # a virtual machine's short name gets the first processor's family and model numbers
+    info.write_text("processor\t: 0\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\nflags\t\t: avx2\n\n"
+                    "processor\t: 1\ncpu family\t: 6\nmodel\t\t: 143\nmodel name\t: Other\n")
+    assert cpu.read_cpuinfo(str(info)) == ("AMD EPYC (family 25, model 17)", {"avx2"})
     assert cpu.enable_amx({"avx512_bf16"}) == "no AMX on this CPU"
     assert cpu.bfloat16_path({"avx512_bf16"}) == "AVX512-BF16" and cpu.bfloat16_path({"avx2"}) is None
     # a value the user chose is kept (and reported), never overwritten
