@@ -49,6 +49,42 @@ def test_a_run_held_to_avx2_kernels_computes_what_exporting_the_variable_compute
     assert ("AVX-512" in native_isa[0]) == ("avx512f" in cpu.read_cpuinfo()[1])
 
 
+def run_python(code, env):
+    """``code`` in a Python process of its own with oneDNN's verbose log on: (the ISA oneDNN says it runs on,
+    the other lines it printed)."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env=dict(env, DNNL_VERBOSE="1"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    return [line[len(ISA_LINE):] for line in lines if line.startswith(ISA_LINE)], \
+        [line for line in lines if not line.startswith("dnnl_verbose")]
+
+
+@pytest.mark.skipif(not HAS_AVX2, reason="needs a CPU with AVX2")
+def test_a_served_model_computes_on_its_runs_kernels_and_gives_samples_numbers(tmp_path):
+    """A model exported from a run on AVX2's kernels is served on them too, whatever the CPU: the response
+    for a seed holds, to the bit, the numbers that sampling the run computes in a process of its own (on an
+    AVX-512 CPU, native kernels would differ in the last bits)."""
+    import numpy as np
+    fresh = without_isa_variable()
+    train_tiny(tmp_path / "run", ["--kernels", "avx2"], fresh)
+    prefix = str(tmp_path / "export" / "generator")
+    out = subprocess.run([sys.executable, "-m", "tinyvideo_mx.cli", "export", str(tmp_path / "run"), "--out", prefix],
+                         capture_output=True, text=True, timeout=300, env=fresh)
+    assert out.returncode == 0, out.stderr[-2000:]
+    served_isa, printed = run_python(
+        "import io, numpy as np; from tinyvideo_mx.serving.contract import SamplingService; "
+        f"status, _, body = SamplingService({prefix!r}).respond(b'{{\"seed\": 5, \"n\": 4}}'); "
+        f"np.save({str(tmp_path / 'served.npy')!r}, np.load(io.BytesIO(body))['video']); print(status)", fresh)
+    local_isa, _ = run_python(
+        "import numpy as np; from tinyvideo_mx.generation.inference import latents, load_generator, run_generator; "
+        f"G, config = load_generator({str(tmp_path / 'run')!r}); "
+        f"np.save({str(tmp_path / 'local.npy')!r}, run_generator(G, latents(5, 4, config.nz))['video'])", fresh)
+    assert printed == ["200"] and served_isa == local_isa == ["Intel AVX2"]
+    served, local = np.load(tmp_path / "served.npy"), np.load(tmp_path / "local.npy")
+    assert served.shape == local.shape == (4, 3, 16, 16, 16) and np.array_equal(served, local)
+
+
 def test_holding_the_kernels_sets_the_variable_for_the_first_primitive_only(tmp_path):
     """The variable is put back once oneDNN has read it: processes this one starts choose for themselves
     (AMX for an AMP run on a Xeon, say). A second run in the process that asks for other kernels gets the

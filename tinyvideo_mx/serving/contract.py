@@ -33,6 +33,7 @@ from ..data.image_input import ImageError, ImageTooLarge, check_pixels, decode_i
 from ..errors import FileProblem, TinyVideoError
 from ..generation import media
 from ..generation.inference import OUTPUT_RANGES, OUTPUTS, generator_inputs, run_generator
+from ..runtime import kernels
 from .batching import Busy, InferenceQueue
 
 FORMATS = {"npz": "application/octet-stream", "json": "application/json", "gif": "image/gif", "mp4": "video/mp4"}
@@ -64,6 +65,9 @@ class SamplingService:
         self.prefix, self.ctx, self.max_n = prefix, ctx, max_n
         self.generate_timeout = generate_timeout      # s a request may wait for its forward (None: no limit)
         self.config = TrainConfig.from_dict(self.meta["config"])
+        # oneDNN's kernels of the run (a demo model's are AVX2's: runtime/kernels.py), before this process's first
+        # network, so responses hold the numbers ``sample`` computes for the seed on any CPU
+        kernels.use(self.config.kernels)
         # Requests are padded to a bucket size and each bucket has its own network (own weight
         # arrays): oneDNN reorders weights in place for one inference batch size and then fails at
         # another (see inference.run_generator). Buckets 1, 4, 16, ... up to max_n.
