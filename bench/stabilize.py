@@ -179,7 +179,8 @@ def report(videos, labels=None, truths=None):
             continue
         ratios.append((d[key] / max(f[key], 1e-9), d["frames"] / max(1, f["frames"]),
                        d["fps"] / max(f["fps"], 1e-9), name))
-        line = (f"{name}: the default keeps {d['frames'] / max(1, f['frames']):.0%} of the faithful frames at "
+        line = (f"{name}: the default keeps {d['frames']} of the faithful mode's {f['frames']} frames "
+                f"({d['frames'] / max(1, f['frames']):.1%}) at "
                 f"{d['fps'] / max(f['fps'], 1e-9):.1f}x the frames/s; residual {d['motion']:.3f} vs {f['motion']:.3f} px "
                 f"over all kept clips")
         if truth:
@@ -192,10 +193,10 @@ def report(videos, labels=None, truths=None):
     print("\n" + "\n".join(summary))
     if not ratios:
         return
-    worst = max(ratios)
+    worst, fewest, slowest = max(ratios), min(ratios, key=lambda r: r[1]), min(ratios, key=lambda r: r[2])
     print(f"\nworst residual{' against the true camera path' if truth else ''}, default / faithful: "
-          f"{worst[0]:.2f}x ({worst[3]}); fewest frames kept: {min(r[1] for r in ratios):.0%} of the faithful's; "
-          f"slowest: {min(r[2] for r in ratios):.1f}x its frames/s")
+          f"{worst[0]:.2f}x ({worst[3]}); fewest frames kept: {fewest[1]:.1%} of the faithful's ({fewest[3]}); "
+          f"slowest: {slowest[2]:.1f}x its frames/s ({slowest[3]})")
 
 if __name__ == "__main__":
     main()
