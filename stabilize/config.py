@@ -3,6 +3,7 @@ import dataclasses
 
 from tinyvideo_mx.errors import SettingError
 
+from .homography import GUIDES_FOLLOWED_MIN
 from .video import check_decoder
 
 
@@ -29,7 +30,9 @@ class StabilizeConfig:
     carry_min: float = 0.5           # ... if at least this share of the points it started from got there; else it searches
     flow_window: int = 15            # Lucas-Kanade window on that copy's own level, pixels
     flow_coarse_window: int = 9      # ... and on the pyramid's coarser levels (0: flow_window; homography.track)
-    flow_agreement: float = 0.5      # fraction of followed corners the homography must fit, else matching decides
+    flow_agreement: float = 0.5      # fraction of followed corners the homography must fit, else the flow is tried again:
+    flow_guides: int = 64            # ... this many of its points followed through the coarse levels, the motion they agree
+                                     # on placing all on the finest (0: no second try; homography.guided_track); else matching
     features: str = "sift"           # sift | orb
     feature_size: int = 192          # short side of the grey copy features are found on (0: full resolution, as the original)
     max_features: int = 500          # strongest keypoints kept per frame (0: all, as the original); matching is quadratic
@@ -61,6 +64,9 @@ class StabilizeConfig:
         if not (isinstance(self.flow_coarse_window, int) and (self.flow_coarse_window == 0 or self.flow_coarse_window >= 3)):
             raise SettingError(f"flow_coarse_window must be 0 (flow_window on every level) or a whole number >= 3 "
                                f"(pixels), got {self.flow_coarse_window!r}")
+        if not (isinstance(self.flow_guides, int) and (self.flow_guides == 0 or self.flow_guides >= GUIDES_FOLLOWED_MIN)):
+            raise SettingError(f"flow_guides must be 0 (no second try) or a whole number >= {GUIDES_FOLLOWED_MIN}, "
+                               f"got {self.flow_guides!r}")
         check_decoder(self.decoder)
 
     @classmethod
