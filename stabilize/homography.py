@@ -149,17 +149,28 @@ def track(previous, current, points, window, coarse_window=0):
     thread; docs/performance.md), so the coarse levels are followed first, on ``cv2.pyrDown`` copies - the
     images of OpenCV's own pyramid: with ``coarse_window == window`` the two calls end where one call does,
     bit for bit -, and the finest level starts from there."""
-    start = points.reshape(-1, 1, 2)
     if not coarse_window:
-        ended, found, _ = cv2.calcOpticalFlowPyrLK(previous, current, start, None, winSize=(window, window),
-                                                   maxLevel=FLOW_LEVELS, criteria=FLOW_CRITERIA)
+        ended, found, _ = cv2.calcOpticalFlowPyrLK(previous, current, points.reshape(-1, 1, 2), None,
+                                                   winSize=(window, window), maxLevel=FLOW_LEVELS, criteria=FLOW_CRITERIA)
         return ended.reshape(-1, 2), found.ravel() == 1
     # A point the coarse levels lose goes on from where they left it, as in one call: only the finest level
     # says whether it was found.
-    near, _, _ = cv2.calcOpticalFlowPyrLK(cv2.pyrDown(previous), cv2.pyrDown(current), start * 0.5, None,
-                                          winSize=(coarse_window, coarse_window), maxLevel=FLOW_LEVELS - 1,
-                                          criteria=FLOW_CRITERIA)
-    ended, found, _ = cv2.calcOpticalFlowPyrLK(previous, current, start, near * 2, winSize=(window, window),
+    near, _ = coarse_levels(previous, current, points, coarse_window)
+    return finest_level(previous, current, points, near, window)
+
+
+def coarse_levels(previous, current, points, window):
+    """Where ``points`` ((n, 2)) go on the pyramid's coarse levels (on ``cv2.pyrDown`` copies), in the grey
+    copy's pixels as (n, 1, 2) float32, and which got there ((n,) bool)."""
+    near, found, _ = cv2.calcOpticalFlowPyrLK(cv2.pyrDown(previous), cv2.pyrDown(current), points.reshape(-1, 1, 2) * 0.5,
+                                              None, winSize=(window, window), maxLevel=FLOW_LEVELS - 1,
+                                              criteria=FLOW_CRITERIA)
+    return near * 2, found.ravel() == 1
+
+
+def finest_level(previous, current, points, starts, window):
+    """``track``'s (ended, found) for ``points`` followed on the grey copies' own level from ``starts`` ((n, 1, 2))."""
+    ended, found, _ = cv2.calcOpticalFlowPyrLK(previous, current, points.reshape(-1, 1, 2), starts, winSize=(window, window),
                                                maxLevel=0, criteria=FLOW_CRITERIA, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
     return ended.reshape(-1, 2), found.ravel() == 1
 
@@ -180,22 +191,15 @@ def guided_track(previous, current, points, window, coarse_window, guides):
     and videos whose flow never fails are untouched (docs/performance.md). Returns ``track``'s (ended,
     found); none found where the guides give no motion."""
     picked = points if len(points) <= guides else points[np.linspace(0, len(points) - 1, guides).astype(int)]
-    coarse = coarse_window or window
-    near, followed, _ = cv2.calcOpticalFlowPyrLK(cv2.pyrDown(previous), cv2.pyrDown(current), picked.reshape(-1, 1, 2) * 0.5,
-                                                 None, winSize=(coarse, coarse), maxLevel=FLOW_LEVELS - 1,
-                                                 criteria=FLOW_CRITERIA)
-    followed = followed.ravel() == 1
+    near, followed = coarse_levels(previous, current, picked, coarse_window or window)
     M = None
     if followed.sum() >= GUIDES_FOLLOWED_MIN:
-        M, _ = cv2.estimateAffinePartial2D(picked[followed], near.reshape(-1, 2)[followed] * 2, method=cv2.RANSAC,
+        M, _ = cv2.estimateAffinePartial2D(picked[followed], near.reshape(-1, 2)[followed], method=cv2.RANSAC,
                                            ransacReprojThreshold=GUIDE_RANSAC_PX)
     if M is None:
         return points.copy(), np.zeros(len(points), bool)
-    start = points.reshape(-1, 1, 2)
-    ended, found, _ = cv2.calcOpticalFlowPyrLK(previous, current, start, cv2.transform(start, M).astype(np.float32),
-                                               winSize=(window, window), maxLevel=0, criteria=FLOW_CRITERIA,
-                                               flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
-    return ended.reshape(-1, 2), found.ravel() == 1
+    starts = cv2.transform(points.reshape(-1, 1, 2), M).astype(np.float32)
+    return finest_level(previous, current, points, starts, window)
 
 
 def spread_corners(grey, count, tiles):
