@@ -16,14 +16,22 @@ HAS_AVX2 = "avx2" in cpu.read_cpuinfo()[1]
 ISA_LINE = "dnnl_verbose,info,cpu,isa:"
 
 
+def run_python(args, env=None, timeout=300):
+    """``python ARGS`` in a process of its own with oneDNN's verbose log on; it must succeed: (the ISAs oneDNN
+    says it runs on, the other lines it printed, its standard error)."""
+    out = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout,
+                         env=dict(os.environ if env is None else env, DNNL_VERBOSE="1"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    return ([line[len(ISA_LINE):] for line in lines if line.startswith(ISA_LINE)],
+            [line for line in lines if not line.startswith("dnnl_verbose")], out.stderr)
+
+
 def train_tiny(run_dir, options=(), env=None):
     """``tinyvideo-mx train --preset tiny`` in its own process with oneDNN's verbose log on: (the ISA
     oneDNN says it runs on, the SHA-256 of each file of the last checkpoint)."""
-    env = dict(os.environ if env is None else env, DNNL_VERBOSE="1")
-    out = subprocess.run([sys.executable, "-m", "tinyvideo_mx.cli", "train", "--preset", "tiny", "--out",
-                          str(run_dir), "--quiet", *options], capture_output=True, text=True, timeout=300, env=env)
-    assert out.returncode == 0, out.stderr[-2000:]
-    isa = [line[len(ISA_LINE):] for line in out.stdout.splitlines() if line.startswith(ISA_LINE)]
+    isa, _, _ = run_python(["-m", "tinyvideo_mx.cli", "train", "--preset", "tiny", "--out", str(run_dir), "--quiet",
+                            *options], env)
     meta = json.load(open(run_dir / "ckpt-00000004" / "meta.json"))
     return isa, meta["files"], meta["config"]["kernels"]
 
@@ -49,17 +57,6 @@ def test_a_run_held_to_avx2_kernels_computes_what_exporting_the_variable_compute
     assert ("AVX-512" in native_isa[0]) == ("avx512f" in cpu.read_cpuinfo()[1])
 
 
-def run_python(code, env):
-    """``code`` in a Python process of its own with oneDNN's verbose log on: (the ISA oneDNN says it runs on,
-    the other lines it printed)."""
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         env=dict(env, DNNL_VERBOSE="1"))
-    assert out.returncode == 0, out.stderr[-2000:]
-    lines = out.stdout.splitlines()
-    return [line[len(ISA_LINE):] for line in lines if line.startswith(ISA_LINE)], \
-        [line for line in lines if not line.startswith("dnnl_verbose")]
-
-
 @pytest.mark.skipif(not HAS_AVX2, reason="needs a CPU with AVX2")
 def test_a_served_model_computes_on_its_runs_kernels_and_gives_samples_numbers(tmp_path):
     """A model exported from a run on AVX2's kernels is served on them too, whatever the CPU: the response
@@ -69,17 +66,15 @@ def test_a_served_model_computes_on_its_runs_kernels_and_gives_samples_numbers(t
     fresh = without_isa_variable()
     train_tiny(tmp_path / "run", ["--kernels", "avx2"], fresh)
     prefix = str(tmp_path / "export" / "generator")
-    out = subprocess.run([sys.executable, "-m", "tinyvideo_mx.cli", "export", str(tmp_path / "run"), "--out", prefix],
-                         capture_output=True, text=True, timeout=300, env=fresh)
-    assert out.returncode == 0, out.stderr[-2000:]
-    served_isa, printed = run_python(
+    run_python(["-m", "tinyvideo_mx.cli", "export", str(tmp_path / "run"), "--out", prefix], fresh)
+    served_isa, printed, _ = run_python(["-c",
         "import io, numpy as np; from tinyvideo_mx.serving.contract import SamplingService; "
         f"status, _, body = SamplingService({prefix!r}).respond(b'{{\"seed\": 5, \"n\": 4}}'); "
-        f"np.save({str(tmp_path / 'served.npy')!r}, np.load(io.BytesIO(body))['video']); print(status)", fresh)
-    local_isa, _ = run_python(
+        f"np.save({str(tmp_path / 'served.npy')!r}, np.load(io.BytesIO(body))['video']); print(status)"], fresh)
+    local_isa, _, _ = run_python(["-c",
         "import numpy as np; from tinyvideo_mx.generation.inference import latents, load_generator, run_generator; "
         f"G, config = load_generator({str(tmp_path / 'run')!r}); "
-        f"np.save({str(tmp_path / 'local.npy')!r}, run_generator(G, latents(5, 4, config.nz))['video'])", fresh)
+        f"np.save({str(tmp_path / 'local.npy')!r}, run_generator(G, latents(5, 4, config.nz))['video'])"], fresh)
     assert printed == ["200"] and served_isa == local_isa == ["Intel AVX2"]
     served, local = np.load(tmp_path / "served.npy"), np.load(tmp_path / "local.npy")
     assert served.shape == local.shape == (4, 3, 16, 16, 16) and np.array_equal(served, local)
@@ -93,16 +88,13 @@ def test_holding_the_kernels_sets_the_variable_for_the_first_primitive_only(tmp_
             "os.environ['DNNL_MAX_CPU_ISA'] = 'AVX512_CORE'; print(kernels.in_force()); print(kernels.use('avx2')); "
             "print(os.environ['DNNL_MAX_CPU_ISA']); print(kernels.use('native')); "
             "print(sorted(f for f in kernels.flags_in_force() if f.startswith(('avx512', 'amx'))))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env=dict(without_isa_variable(), DNNL_VERBOSE="1"))
-    assert out.returncode == 0, out.stderr[-2000:]
-    printed = [line for line in out.stdout.splitlines() if not line.startswith("dnnl_verbose")]
+    isa, printed, stderr = run_python(["-c", code], without_isa_variable(), timeout=120)
     assert printed == ["None", "avx2", "AVX512_CORE", "avx2", "[]"]
     if HAS_AVX2:
-        assert f"{ISA_LINE}Intel AVX2" in out.stdout.splitlines()
+        assert "Intel AVX2" in isa
     assert ("WARNING:tinyvideo_mx.runtime.kernels:this run asks for oneDNN's native kernels, but this process "
             "computes on the avx2 kernels of its first network (oneDNN keeps them for a process's life): run it "
-            "in a process of its own for the samples the native kernels draw") in out.stderr
+            "in a process of its own for the samples the native kernels draw") in stderr
 
 
 def test_the_machines_flags_stand_until_a_run_holds_the_kernels(monkeypatch):
