@@ -124,6 +124,22 @@ def _ffmpeg_decoded(path, notes, announced=0, alone=False):
         notes.append(f"truncated: decoded {read} of about {announced} frames")
 
 
+def _quietly_opened(path):
+    """cv2.VideoCapture of ``path`` through FFmpeg, without OpenCV's own warning where it cannot open it
+    ("[ WARN:0@0.06] global cap.cpp:204 open VIDEOIO(FFMPEG): backend is generally available but can't be used
+    to capture by name", printed into the progress bar): the program then decodes the file, and a file neither
+    reads is named once, with the program's reason (VideoError). OpenCV's log level is restored after."""
+    level = cv2.getLogLevel()
+    cv2.setLogLevel(min(level, LOG_LEVEL_ERROR))
+    try:
+        return cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    finally:
+        cv2.setLogLevel(level)
+
+
+LOG_LEVEL_ERROR = 2     # cv::utils::logging::LOG_LEVEL_ERROR (the Python binding names no constants for it)
+
+
 def _opencv_decoded(path, notes):
     """The frame rate, then the frames, of OpenCV's VideoCapture: the same FFmpeg decoding as the program's,
     bit for bit on every bench video, in this process - no second process, no copy through a pipe: 0.9-1.4
@@ -134,7 +150,7 @@ def _opencv_decoded(path, notes):
     container announces, the program decodes on from the frame after the last one OpenCV gave (``_after``),
     and says why if it stops too. A file OpenCV cannot open, or whose length or rate it cannot tell, the
     program decodes from the start."""
-    capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    capture = _quietly_opened(path)
     opened = capture.isOpened()
     announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if opened else 0
     fps = capture.get(cv2.CAP_PROP_FPS) if opened else 0.0

@@ -169,3 +169,27 @@ def test_checkpoints_and_logs_cannot_be_switched_off():
     with pytest.raises(SettingError, match=r"^log_every must be a whole number >= 1, got 0$"):
         make_config("tiny", log_every=0)
     assert make_config("tiny", sample_every=0).sample_every == 0
+
+
+def test_a_warning_while_a_progress_bar_is_drawn_gets_a_line_of_its_own(capsys):
+    """The commands' console lines (the package's and the stabiliser's loggers) go through tqdm: the bar steps
+    aside, so the line starts at the left margin instead of after the bar's text."""
+    import logging
+    import sys
+
+    from tqdm import tqdm
+
+    from tinyvideo_mx.cli import _setup_logging
+    _setup_logging()
+    bar = tqdm(total=4, unit="video", desc="stabilize", file=sys.stderr)
+    bar.update(1)
+    logging.getLogger("stabilize.runner").warning("skipped bad.mp4: cannot be decoded as a video")
+    logging.getLogger("tinyvideo_mx.data.iterator").warning("bad clip skipped: a.jpg: not an image")
+    bar.update(1)
+    bar.close()
+    err = capsys.readouterr().err
+    for message in ("WARNING skipped bad.mp4: cannot be decoded as a video", "WARNING bad clip skipped: a.jpg: not an image"):
+        lines = [line for line in err.split("\n") if message in line]
+        assert len(lines) == 1, err
+        assert lines[0].split("\r")[-1] == message      # what the terminal shows of that line, the bar cleared
+    assert "2/4" in err.split("not an image")[-1]     # the bar is drawn again, below

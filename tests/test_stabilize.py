@@ -82,6 +82,19 @@ def make_bad_inputs(folder):
     os.remove(long)
 
 
+def test_a_file_opencv_cannot_open_is_named_once_without_opencvs_own_warning(tmp_path, capfd):
+    """OpenCV's warning for a file its FFmpeg backend cannot open went to the terminal (file descriptor 2)
+    beside the stabiliser's own line naming the file; the log level the caller had is kept."""
+    garbage = tmp_path / "notes.mp4"
+    garbage.write_text("not a video")
+    level = cv2.getLogLevel()
+    with pytest.raises(VideoError, match=r"cannot be decoded as a video"):
+        list(frames(str(garbage)))
+    err = capfd.readouterr().err
+    assert "cap.cpp" not in err and "WARN" not in err, err
+    assert cv2.getLogLevel() == level
+
+
 def test_bad_inputs_are_reported_and_never_fatal(tmp_path):
     make_bad_inputs(tmp_path / "in")
     report = stabilize_many([str(tmp_path / "in"), str(tmp_path / "missing.mp4")], str(tmp_path / "out"))

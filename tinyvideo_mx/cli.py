@@ -13,7 +13,9 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)   # mxnet 1.9.1 o
 
 
 class _CurrentStderr(logging.StreamHandler):
-    """Writes to whatever sys.stderr is when a record is emitted (a test runner may swap it)."""
+    """Writes to whatever sys.stderr is when a record is emitted (a test runner may swap it), through tqdm: a
+    progress bar drawn there (training's, the stabiliser's) steps aside for the line and is drawn again below
+    it, where a plain write would glue the message to the end of the bar."""
 
     @property
     def stream(self):
@@ -23,15 +25,28 @@ class _CurrentStderr(logging.StreamHandler):
     def stream(self, _):
         pass
 
+    def emit(self, record):
+        try:
+            from tqdm import tqdm
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:       # noqa: BLE001 - logging's own convention: report, never raise
+            self.handleError(record)
+
+
+# The loggers the commands' console lines come from: the package's, and the stabiliser's (a package of its own).
+CONSOLE_LOGGERS = ("tinyvideo_mx", "stabilize")
+
 
 def _setup_logging(run_dir=None, verbose=False):
+    for name in CONSOLE_LOGGERS:
+        console_logger = logging.getLogger(name)
+        console_logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+        if not any(isinstance(h, _CurrentStderr) for h in console_logger.handlers):
+            console = _CurrentStderr()
+            console.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+            console.setLevel(logging.WARNING if not verbose else logging.DEBUG)
+            console_logger.addHandler(console)
     logger = logging.getLogger("tinyvideo_mx")
-    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
-    if not logger.handlers:
-        console = _CurrentStderr()
-        console.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-        console.setLevel(logging.WARNING if not verbose else logging.DEBUG)
-        logger.addHandler(console)
     if run_dir:
         # One run log at a time: the previous run's (an earlier command in this process) is closed, so
         # handlers do not pile up, nor write to a folder that is gone or a disk that filled since.
