@@ -514,6 +514,34 @@ def test_where_the_flow_loses_a_plain_wall_its_guided_second_try_finds_the_camer
     assert (unguided.guided, unguided.fallbacks) == (0, 1)
 
 
+def test_the_flows_ransac_draws_only_the_samples_its_agreement_needs():
+    """With an agreement, fit's RANSAC draws at most ransac_samples(agreement) four-point samples: for a half,
+    log(1 - 0.995) / log(1 - 0.5**4) = 82.1, so 83. Where most points fit one homography, OpenCV's own stopping
+    rule ends the search sooner, and the homography is the uncapped search's, bit for bit. Where a quarter fit,
+    the uncapped search drew until it found them (and failed the agreement all the same); the capped one stops
+    at 83 samples, with fewer points agreeing, and fails alike."""
+    from stabilize.homography import fit, ransac_samples
+    assert ransac_samples(0.5) == 83 and ransac_samples(0.8) == 11          # 0.8**4 = 0.4096: 10.05 -> 11
+    cfg, shape = StabilizeConfig(), (480, 640, 3)
+    truth = np.array([[1.01, 0.02, 12.0], [-0.015, 0.99, -7.0], [1e-5, -2e-5, 1.0]])
+    rng = np.random.default_rng(0)
+    src = rng.uniform(0, (640, 480), (400, 2)).astype(np.float32)
+    exact = cv2.perspectiveTransform(src.reshape(-1, 1, 2), truth).reshape(-1, 2) + rng.normal(0, 0.1, (400, 2))
+    scattered = rng.uniform(0, (640, 480), (400, 2))
+
+    def agreeing(share):
+        dst = np.where((np.arange(400) < share * 400)[:, None], exact, scattered).astype(np.float32)
+        full, inliers = cv2.findHomography(src, dst, cv2.RANSAC, cfg.ransac_threshold)
+        return dst, full, int(inliers.sum())
+    dst, full, _ = agreeing(0.65)
+    M, reason = fit(src, dst, shape, cfg, agreement=0.5)
+    assert reason is None and np.array_equal(M, full)
+    dst, _, found_by_all = agreeing(0.25)
+    M, reason = fit(src, dst, shape, cfg, agreement=0.5)
+    found = int(re.match(r"too few points agree \((\d+) of 400\)", reason).group(1))
+    assert M is None and found < found_by_all < 200, (found, found_by_all)
+
+
 def test_flow_guides_below_twelve_is_one_clear_error():
     with pytest.raises(ValueError) as error:
         StabilizeConfig.from_options(settings=["flow_guides=5"])
