@@ -254,7 +254,7 @@ def fit(src, dst, frame_shape, cfg, agreement=0.0):
     With an ``agreement``, RANSAC draws at most ``ransac_samples(agreement)`` samples. OpenCV stops as soon as
     the best homography so far says that enough were drawn for it (at most 82 for one that half the points
     fit), so a pair with the agreement asked for ends the same; without the cap a pair that few points fit
-    - the flow lost on a plain wall or in a whip pan - drew the full 2,000 samples, 13-26 ms each time, only to
+    - the flow lost on a plain wall or in a whip pan - drew the full 2,000 samples, 16-18 ms a fit on average, only to
     fail the agreement test: on generated seed 4 eight such fits took 141 of the 171 ms its RANSAC took
     (docs/performance.md)."""
     if agreement > 0:

@@ -124,6 +124,9 @@ def _ffmpeg_decoded(path, notes, announced=0, alone=False):
         notes.append(f"truncated: decoded {read} of about {announced} frames")
 
 
+LOG_LEVEL_ERROR = 2     # cv::utils::logging::LOG_LEVEL_ERROR (the Python binding names no constants for it)
+
+
 def _quietly_opened(path):
     """cv2.VideoCapture of ``path`` through FFmpeg, without OpenCV's own warning where it cannot open it
     ("[ WARN:0@0.06] global cap.cpp:204 open VIDEOIO(FFMPEG): backend is generally available but can't be used
@@ -136,8 +139,6 @@ def _quietly_opened(path):
     finally:
         cv2.setLogLevel(level)
 
-
-LOG_LEVEL_ERROR = 2     # cv::utils::logging::LOG_LEVEL_ERROR (the Python binding names no constants for it)
 
 
 def _opencv_decoded(path, notes):
