@@ -140,7 +140,6 @@ def _quietly_opened(path):
         cv2.setLogLevel(level)
 
 
-
 def _opencv_decoded(path, notes):
     """The frame rate, then the frames, of OpenCV's VideoCapture: the same FFmpeg decoding as the program's,
     bit for bit on every bench video, in this process - no second process, no copy through a pipe: 0.9-1.4
