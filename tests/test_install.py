@@ -248,3 +248,19 @@ def test_a_tiny_run_is_bit_identical_on_the_other_python(tmp_path):
     assert runs["this"] == runs["other"] and len(runs["this"]) == 4
     weights = [(tmp_path / name / "ckpt-00000004" / "G.params").read_bytes() for name in runs]
     assert weights[0] == weights[1]
+
+
+@pytest.mark.parametrize("vendor,line", [
+    ("AuthenticAMD", "Draw       the demo (--kernels avx2) draws the README's table here"),
+    ("GenuineIntel", "Draw       the demo (--kernels avx2) draws another table than the README's here (README, \"A run "
+                     "is a draw\"): oneDNN sizes its blocks by this Intel CPU's own caches (it guesses them alike on "
+                     "every other CPU)")])
+def test_doctor_says_whether_the_demo_draws_the_readmes_table_here(tmp_path, monkeypatch, vendor, line):
+    from tinyvideo_mx.runtime import doctor, kernels
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nvendor_id\t: {vendor}\nmodel name\t: Test CPU\nflags\t\t: fpu avx avx2\n\n"
+                       "processor\t: 1\nvendor_id\t: SomeoneElse\nflags\t\t: fpu\n")
+    monkeypatch.setattr(kernels, "blas_core", lambda: "Zen")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    lines, _ = doctor.report(gpus=[], distributions=[("mxnet", "1.9.1")], cpuinfo=str(cpuinfo))
+    assert line in lines

@@ -139,3 +139,33 @@ def test_a_cpu_without_avx2_is_named_when_a_run_asks_for_its_kernels(monkeypatch
     assert calls == ["AVX2"]
     assert caplog.messages == ["this CPU (Old CPU) has no AVX2: oneDNN computes on the kernels it has, and this "
                                "run draws other samples than on a CPU with AVX2"]
+
+
+def test_the_readmes_draw_is_told_apart_from_another_machines():
+    """The demo draws the README's table only where oneDNN guesses the caches (every CPU but Intel's), MXNet's
+    OpenBLAS sums as Haswell's kernels do (Zen's are the same) and two threads split the sums; each other
+    machine hears every reason it differs."""
+    amd, avx2 = "AuthenticAMD", {"sse4_2", "avx", "avx2"}
+    assert kernels.demo_draw(amd, avx2, "Zen", "2") == []
+    assert kernels.demo_draw(amd, avx2 | {"avx512f"}, "Haswell", "2") == []
+    assert kernels.demo_draw("GenuineIntel", avx2 | {"avx512f", "amx_bf16"}, "Prescott", "2") == [
+        "oneDNN sizes its blocks by this Intel CPU's own caches (it guesses them alike on every other CPU)",
+        "MXNet's OpenBLAS runs its Prescott kernels (the table's: Haswell or Zen)"]
+    assert kernels.demo_draw(amd, {"sse4_2", "avx"}, None, None) == [
+        "this CPU has no AVX2", "MXNet's OpenBLAS runs its unknown kernels (the table's: Haswell or Zen)",
+        "OMP_NUM_THREADS is unset (the table's: 2)"]
+    assert kernels.demo_draw(amd, avx2, "Zen", "4") == ["OMP_NUM_THREADS is 4 (the table's: 2)"]
+
+
+@pytest.mark.parametrize("core", ["Haswell", "Zen"])
+def test_the_blas_kernels_are_read_from_the_library_mxnet_loaded(core):
+    """OPENBLAS_CORETYPE chooses OpenBLAS's kernels when libmxnet loads it; ``blas_core`` reads back the
+    choice from that library, and doctor's line names it."""
+    code = ("import tinyvideo_mx; from tinyvideo_mx.runtime import doctor, kernels; print(kernels.blas_core()); "
+            "print(doctor.draw_line())")
+    _, printed, _ = run_python(["-c", code], dict(os.environ, OPENBLAS_CORETYPE=core, OMP_NUM_THREADS="1"),
+                               timeout=120)
+    assert printed[0] == core
+    assert printed[1].startswith("Draw       the demo (--kernels avx2) draws another table than the README's here "
+                                 "(README, \"A run is a draw\"): ")
+    assert printed[1].endswith("OMP_NUM_THREADS is 1 (the table's: 2)") and "OpenBLAS" not in printed[1]

@@ -212,7 +212,8 @@ DISTRIBUTED_RANK_VARIABLES = ("DMLC_ROLE", "HOROVOD_RANK", "OMPI_COMM_WORLD_RANK
               help="Mixed precision (MXNet AMP): bfloat16 on CPU (needs avx512_bf16), float16 on GPU.")
 @click.option("--kernels", type=click.Choice(KERNELS), default=None,
               help="oneDNN's kernels: native = the fastest this CPU has (default); avx2 = AVX2's on every CPU, "
-              "so the run draws the same samples on any x86-64 CPU (demo; slower with AVX-512).")
+              "so the run draws the same samples on any AMD CPU (demo; slower with AVX-512; doctor says "
+              "whether this machine draws the README's table).")
 @click.option("--no-hybridize", is_flag=True, help="Run the networks imperatively (debugging).")
 @click.option("--overwrite", is_flag=True,
               help="--out already holds a run: move it aside to <out>.old-<time> and start afresh (nothing is deleted).")

@@ -14,7 +14,8 @@ D_FORMS = ("auto", "strided", "phases")         # how D's stride-2 convolutions 
 # the original pads) or "replicate" (copies of the end frames; layers.ResizeConvolution)
 TEMPORAL_PADDINGS = ("zeros", "replicate")
 # which of oneDNN's kernels the networks compute on: the fastest this CPU has, or AVX2's on every CPU, where
-# a run draws the same samples whichever x86-64 CPU runs it (runtime/kernels.py)
+# a run draws the same samples on every AMD CPU with AVX2 (an Intel CPU's caches order some sums otherwise;
+# runtime/kernels.py)
 KERNELS = ("native", "avx2")
 
 
@@ -104,7 +105,7 @@ class TrainConfig:
     kvstore: str = "device"
     hybridize: bool = True
     amp: bool = False              # MXNet AMP: bfloat16 on CPU, float16 on GPU (runtime/precision.py)
-    kernels: str = "native"        # oneDNN's kernels (KERNELS): "avx2" draws the same samples on every x86-64 CPU
+    kernels: str = "native"        # oneDNN's kernels (KERNELS): "avx2": the same samples on AMD CPUs
     checkpoint_every: int = 1000
     sample_every: int = 100
     log_every: int = 10
@@ -226,8 +227,9 @@ PRESETS = {
     # 16 frames of 32x32, quarter widths, 800 iterations of batch 16 (1000 drew the same look, a longer wait:
     # docs/learning.md, eighteenth study): README command 1 in the minutes the README states, measured in quiet
     # hours and estimated for the slowest hour seen (README, "How long the first command takes")
-    # AVX2's kernels on every CPU, so that its samples and its table are the README's on any x86-64 CPU of
-    # 2 cores (runtime/kernels.py; not a change of recipe, the same arithmetic summed in one order)
+    # AVX2's kernels on every CPU, so that its samples and its table are the README's on any AMD CPU of 2
+    # cores (runtime/kernels.py, which says why Intel CPUs draw others; not a change of recipe, the same
+    # arithmetic summed in one order)
     "demo": dict(frames=16, size=32, ngf=16, ndf=16, batch_size=16, iterations=800,
                  sample_every=400, checkpoint_every=400, log_every=20, kernels="avx2", **DEMO_DEVIATIONS),
     # seconds: for tests and smoke runs

@@ -24,28 +24,44 @@ _XFEATURE_XTILEDATA = 18
 amx_decision = "not decided (tinyvideo_mx decides at import)"    # what enable_amx decided, for doctor
 
 
+def _first_processor(path):
+    """(the "key: value" fields, the set of flags) of the first processor in ``path``, or None where there is
+    no such file (not Linux)."""
+    try:
+        with open(path) as f:
+            text = f.read(1 << 20)     # one processor's entry is a few KiB; never read an endless file whole
+    except OSError:
+        return None
+    fields, flags = {}, set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "flags":
+            flags = flags or set(value.split())
+        elif key and key not in fields:
+            fields[key] = value.strip()
+    return fields, flags
+
+
 def read_cpuinfo(path=CPUINFO):
     """(model name, set of flags) of the first processor in ``path``; ("unknown", set()) where there is
     no such file (not Linux). The name carries the CPU's family and model numbers where the file gives
     them: a virtual machine's name can be as short as "AMD EPYC" for CPUs of different kinds (family 25
     model 1 has AVX2 only, model 17 AVX-512), and every speed figure names the kind it was measured on."""
-    try:
-        with open(path) as f:
-            text = f.read(1 << 20)     # one processor's entry is a few KiB; never read an endless file whole
-    except OSError:
+    found = _first_processor(path)
+    if found is None:
         return platform.processor() or "unknown", set()
-    fields, flags = {}, set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key in ("model name", "cpu family", "model") and key not in fields:
-            fields[key] = value.strip()
-        elif key == "flags" and not flags:
-            flags = set(value.split())
+    fields, flags = found
     model = fields.get("model name", "unknown")
     if "cpu family" in fields and "model" in fields:
         model += f" (family {fields['cpu family']}, model {fields['model']})"
     return model, flags
+
+
+def read_vendor(path=CPUINFO):
+    """The CPU's maker as CPUID names it ("GenuineIntel", "AuthenticAMD"), or "unknown"."""
+    found = _first_processor(path)
+    return found[0].get("vendor_id", "unknown") if found else "unknown"
 
 
 def flags_or_this_machine(flags):

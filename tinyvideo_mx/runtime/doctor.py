@@ -3,7 +3,7 @@ import os
 import platform
 import sys
 
-from . import cpu, gpu_support, memory, precision
+from . import cpu, gpu_support, kernels, memory, precision
 from .threads import SERIAL_COPIES, usable_cores
 
 ORIGINAL_WIDTH = 64      # ngf = ndf = 64 in the original (docs/original.md, §1 and §2)
@@ -57,6 +57,17 @@ def cpu_lines(cpuinfo="/proc/cpuinfo"):
     return lines
 
 
+def draw_line(cpuinfo="/proc/cpuinfo"):
+    """The doctor's line on whether the demo, on AVX2's kernels, draws the README's table on this machine
+    (runtime/kernels.py): a user whose table differs learns whether to expect it."""
+    reasons = kernels.demo_draw(cpu.read_vendor(cpuinfo), cpu.read_cpuinfo(cpuinfo)[1], kernels.blas_core(),
+                                os.environ.get("OMP_NUM_THREADS"))
+    if not reasons:
+        return "Draw       the demo (--kernels avx2) draws the README's table here"
+    return ("Draw       the demo (--kernels avx2) draws another table than the README's here (README, \"A run is a "
+            "draw\"): " + "; ".join(reasons))
+
+
 def report(gpus=None, distributions=None, cpuinfo="/proc/cpuinfo"):
     """The doctor's lines, and whether everything asked for can run (False if the install is broken)."""
     distributions = gpu_support.installed_mxnet() if distributions is None else distributions
@@ -82,6 +93,8 @@ def report(gpus=None, distributions=None, cpuinfo="/proc/cpuinfo"):
                  f"{os.environ.get('OMP_NUM_THREADS', 'unset')} (tinyvideo-mx sets it to the cores unless you do)")
     lines.append(f"           MXNET_CPU_PARALLEL_SIZE={os.environ.get('MXNET_CPU_PARALLEL_SIZE', 'unset')} (tinyvideo-mx "
                  f"sets it to {SERIAL_COPIES} unless you do: copies without OpenMP, one OpenMP team; docs/performance.md)")
+    if version is not None:
+        lines.append(draw_line(cpuinfo))
     lines.append(f"Memory     {memory.plan(os.environ)[1]} (runtime/memory.py)")
     cuda_build = bool(features.get("CUDA")) or any(gpu_support.is_cuda_distribution(n) for n, _ in distributions)
     if not gpus:

@@ -6,7 +6,14 @@ different draw can miss where another meets (docs/learning.md, "One draw on ever
 its AVX2 kernels (``DNNL_MAX_CPU_ISA=AVX2``), oneDNN computes the same numbers on both: README command 1
 wrote one table digit for digit on each. So a configuration names its kernels (``TrainConfig.kernels``):
 "native", the fastest (the default), or "avx2", AVX2's wherever they run (the demo preset, whose README
-table is then every user's; it trains about 1.6 times slower on an AVX-512 CPU, docs/performance.md).
+table is then every AMD user's; it trains about 1.6 times slower on an AVX-512 CPU, docs/performance.md).
+
+Two more things order the sums, and a run cannot set them (``demo_draw`` tells whether this machine draws the
+README's table). oneDNN sizes its kernels' blocks by the caches, and MXNet 1.9.1's oneDNN reads them from the
+CPU only on Intel CPUs (CPUID leaf 4); on every other CPU it takes the same guesses (32 KiB, 512 KiB, 1 MiB).
+And MXNet's OpenBLAS, which takes two small products of a demo step (the resize layers' phase kernels, the
+clips' mean frames), picks its kernels by the CPU when libmxnet loads: Haswell's and Zen's sum alike,
+SkylakeX's otherwise. So an Intel Xeon draws another table than the AMD EPYCs (docs/learning.md).
 
 oneDNN reads the variable once, when a process creates its first primitive, and keeps it for the
 process's life. So ``use`` sets it, creates that first primitive at once (a convolution of a few
@@ -26,6 +33,9 @@ from . import cpu
 log = logging.getLogger(__name__)
 ISA_OF = {"avx2": "AVX2"}                  # kernels -> the DNNL_MAX_CPU_ISA that holds oneDNN to them
 BEYOND_AVX2 = ("avx512", "amx")            # flags of the instruction sets AVX2's kernels leave unused
+CACHES_READ_ON = "GenuineIntel"            # the one CPU maker whose caches MXNet 1.9.1's oneDNN reads
+TABLE_BLAS_CORES = ("Haswell", "Zen")      # OpenBLAS kernels that sum as on the CPUs that wrote the README's table
+TABLE_THREADS = "2"                        # the README's table's OMP_NUM_THREADS
 _in_force = None     # the kernels of this process's first network: oneDNN keeps them for the process's life
 
 
@@ -81,3 +91,37 @@ def _hold_to(kernels):
             del os.environ[cpu.ISA_VARIABLE]
         else:
             os.environ[cpu.ISA_VARIABLE] = before
+
+
+def blas_core():
+    """The name of the kernels MXNet's OpenBLAS took for this CPU when libmxnet loaded ("Haswell",
+    "SkylakeX", ...; ``OPENBLAS_CORETYPE`` chooses them if set then), or None where MXNet has no OpenBLAS
+    of its own."""
+    import ctypes
+
+    import mxnet as mx
+    try:    # the library libmxnet loaded: loading it again hands back the same one
+        library = ctypes.CDLL(os.path.join(os.path.dirname(mx.__file__), "libopenblas.so.0"))
+        corename = library.openblas_get_corename
+    except (OSError, AttributeError):
+        return None
+    corename.restype = ctypes.c_char_p
+    return corename().decode()
+
+
+def demo_draw(vendor, flags, core, threads):
+    """Why a run on AVX2's kernels (the demo) draws another table than the README's on a machine: a list of
+    reasons, empty where it draws that table. ``vendor``: the CPU's maker (``cpu.read_vendor``), ``flags``
+    its flags, ``core``: MXNet's OpenBLAS kernels (``blas_core``), ``threads``: OMP_NUM_THREADS."""
+    reasons = []
+    if "avx2" not in flags:
+        reasons.append("this CPU has no AVX2")
+    if vendor == CACHES_READ_ON:
+        reasons.append("oneDNN sizes its blocks by this Intel CPU's own caches (it guesses them alike on every "
+                       "other CPU)")
+    if core not in TABLE_BLAS_CORES:
+        reasons.append(f"MXNet's OpenBLAS runs its {core or 'unknown'} kernels (the table's: "
+                       f"{' or '.join(TABLE_BLAS_CORES)})")
+    if threads != TABLE_THREADS:
+        reasons.append(f"OMP_NUM_THREADS is {threads or 'unset'} (the table's: {TABLE_THREADS})")
+    return reasons
