@@ -12,8 +12,9 @@ Two more things order the sums, and a run cannot set them (``demo_draw`` tells w
 README's table). oneDNN sizes its kernels' blocks by the caches, and MXNet 1.9.1's oneDNN reads them from the
 CPU only on Intel CPUs (CPUID leaf 4); on every other CPU it takes the same guesses (32 KiB, 512 KiB, 1 MiB).
 And MXNet's OpenBLAS, which takes two small products of a demo step (the resize layers' phase kernels, the
-clips' mean frames), picks its kernels by the CPU when libmxnet loads: Haswell's and Zen's sum alike,
-SkylakeX's otherwise. So an Intel Xeon draws another table than the AMD EPYCs (docs/learning.md).
+clips' mean frames), picks its kernels by the CPU when libmxnet loads: Haswell's and Zen's sum alike, and
+on a CPU it does not know (the Intel Xeon with AMX) it falls back to Prescott's, which sum otherwise. So an
+Intel Xeon draws another table than the AMD EPYCs (docs/learning.md, twenty-second study).
 
 oneDNN reads the variable once, when a process creates its first primitive, and keeps it for the
 process's life. So ``use`` sets it, creates that first primitive at once (a convolution of a few
