@@ -49,6 +49,8 @@ class StabilizeConfig:
     cut_threshold: float = 0.2       # a cut: Bhattacharyya distance between consecutive HSV histograms above this
     cut_change: float = 25.0         # ... and mean |difference| of 32x24 grey thumbnails (0-255) above this (cuts.py)
     restart_at_unmatched: bool = True  # an unmatched frame starts the next clip (the original skipped it)
+    keep_before_unmatched: bool = True  # ... and ends the clip it failed to join, which is kept if its frames before
+                                        # it are min_frames or more (the original dropped the whole clip)
     lookahead: int = 4               # frames described (large ones also decoded) ahead, a thread each
                                      # (0: one thread, as the original)
     warp_full_frame: bool = False    # warp every frame at full resolution, then resize (the original); else frames
@@ -75,7 +77,7 @@ class StabilizeConfig:
         a frame that fails to match is skipped; one thread; the ffmpeg program's frames."""
         values = dict(motion="features", features="sift", feature_size=0, max_features=0, matcher="flann",
                       quality_gate=False, max_residual=0.0, scene_cuts=False,
-                      restart_at_unmatched=False, lookahead=0, warp_full_frame=True,
+                      restart_at_unmatched=False, keep_before_unmatched=False, lookahead=0, warp_full_frame=True,
                       decoder="ffmpeg")
         values.update(overrides)
         return cls(**values)

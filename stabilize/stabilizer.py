@@ -5,9 +5,10 @@ matched to the previous one, the homographies are chained (``bigM = bigM @ M``) 
 warped into the reference's coordinates, and pixels the warped frame does not cover keep the previous
 output (an eroded coverage mask blends them). A clip ends at ``max_frames`` frames, at the end of the
 stream, when the warp leaves the frame (coverage empty), or - beyond the original - at a scene cut;
-it is dropped if any frame failed to match (or failed the quality gate) or if it is shorter than
-``min_frames``; the frame that failed starts the next clip (``restart_at_unmatched``; the original
-skipped it). Beyond the original, a clip whose written frames still move - the dominant motion between
+it is dropped if it is shorter than ``min_frames``, and the original also dropped it if any frame failed to
+match; the default ends it there instead, before the frame that failed (``keep_before_unmatched``: every
+frame kept was linked to its predecessor), and that frame starts the next clip (``restart_at_unmatched``;
+the original skipped it). Beyond the original, a clip whose written frames still move - the dominant motion between
 them above ``max_residual`` output px per frame (metrics.dominant_motion) - is dropped with that reason.
 Output frames are ``video_size`` squares (short side resized, centre crop).
 
@@ -92,7 +93,7 @@ def _clips(stream, tracker, kernel, config, homographies):
             chains.append(chain)
             if len(output) >= config.max_frames:
                 break
-        if failure is not None:
+        if failure is not None and not (config.keep_before_unmatched and len(output) >= config.min_frames):
             yield "drop", f"matching failed: {failure}"
         elif len(output) < config.min_frames:
             yield "drop", f"too short ({len(output)} < {config.min_frames} frames)"

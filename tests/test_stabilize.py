@@ -644,6 +644,31 @@ def test_a_pair_neither_flow_nor_matching_can_follow_is_dropped_with_both_reason
     assert reason.startswith("too few matches (") and "; flow: too few points agree (" in reason, reason
 
 
+@pytest.mark.parametrize("scene_b_from", [30, 12])
+def test_a_clip_ends_before_a_frame_it_cannot_follow_and_keeps_what_came_before(tmp_path, scene_b_from):
+    """A pair no motion estimate can follow (two unrelated scenes, the cut detector off): the default ends the
+    clip before the frame that failed, keeps it if it has min_frames frames (16) or more, and that frame starts
+    the next clip; the original, and ``keep_before_unmatched=false``, drop the clip with the reason."""
+    def still(t):
+        return 0.0, 0.0, 0.0, 1.0
+    path = str(tmp_path / "unrelated.avi")
+    write_video(path, camera(texture(1, 1280), scene_b_from, still, size=(240, 320))
+                + camera(texture(2, 1280), 20, still, size=(240, 320)), fps=25)
+
+    def run(**settings):
+        return [(kind, value if kind == "drop" else (value[0], len(value[1])))
+                for kind, value in clips(path, StabilizeConfig(scene_cuts=False, **settings))]
+    ended, dropped = run(), run(keep_before_unmatched=False)
+    failed = dropped[0][1]
+    assert dropped[0][0] == "drop" and failed.startswith("matching failed: too few matches ("), failed
+    assert dropped[1:] == [("clip", (scene_b_from, 20))]
+    if scene_b_from == 30:       # frames 2-29 (the first two skipped): 28 frames before the failure are kept
+        assert ended == [("clip", (2, 28)), ("clip", (30, 20))]
+    else:                        # frames 2-11: 10 frames, fewer than 16: dropped with the failure as its reason
+        assert ended == dropped
+    assert StabilizeConfig.faithful().keep_before_unmatched is False
+
+
 def test_the_true_residual_is_the_camera_motion_left_in_the_output():
     from stabilize.synthetic import true_residual
     # a camera panning 3 px per frame over 480x640 frames; output 128 px from the 480 px centre square
