@@ -264,3 +264,19 @@ def test_doctor_says_whether_the_demo_draws_the_readmes_table_here(tmp_path, mon
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     lines, _ = doctor.report(gpus=[], distributions=[("mxnet", "1.9.1")], cpuinfo=str(cpuinfo))
     assert line in lines
+
+
+def test_doctor_cannot_tell_the_draw_where_the_system_does_not_describe_its_cpu(tmp_path, monkeypatch):
+    """No /proc/cpuinfo (not Linux): the line says it cannot tell rather than "no AVX2", unless a reason it
+    can read (the thread count here) settles that the table differs anyway."""
+    from tinyvideo_mx.runtime import doctor, kernels
+    missing = str(tmp_path / "no-cpuinfo")
+    monkeypatch.setattr(kernels, "blas_core", lambda: "Haswell")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert doctor.draw_line(missing) == (
+        f"Draw       cannot tell whether the demo (--kernels avx2) draws the README's table here: {missing} does not "
+        "describe this CPU (its AVX2, and whose caches oneDNN reads)")
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    assert doctor.draw_line(missing) == (
+        "Draw       the demo (--kernels avx2) draws another table than the README's here (README, \"A run is a "
+        "draw\"): OMP_NUM_THREADS is 4 (the table's: 2)")

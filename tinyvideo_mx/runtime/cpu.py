@@ -58,10 +58,13 @@ def read_cpuinfo(path=CPUINFO):
     return model, flags
 
 
+UNKNOWN = "unknown"   # read_vendor where the file does not name the maker
+
+
 def read_vendor(path=CPUINFO):
-    """The CPU's maker as CPUID names it ("GenuineIntel", "AuthenticAMD"), or "unknown"."""
+    """The CPU's maker as CPUID names it ("GenuineIntel", "AuthenticAMD"), or UNKNOWN."""
     found = _first_processor(path)
-    return found[0].get("vendor_id", "unknown") if found else "unknown"
+    return found[0].get("vendor_id", UNKNOWN) if found else UNKNOWN
 
 
 def flags_or_this_machine(flags):

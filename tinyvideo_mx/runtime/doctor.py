@@ -59,13 +59,20 @@ def cpu_lines(cpuinfo="/proc/cpuinfo"):
 
 def draw_line(cpuinfo="/proc/cpuinfo"):
     """The doctor's line on whether the demo, on AVX2's kernels, draws the README's table on this machine
-    (runtime/kernels.py): a user whose table differs learns whether to expect it."""
-    reasons = kernels.demo_draw(cpu.read_vendor(cpuinfo), cpu.read_cpuinfo(cpuinfo)[1], kernels.blas_core(),
+    (runtime/kernels.py): a user whose table differs learns whether to expect it. Where the system does not
+    describe its CPU (no /proc/cpuinfo: not Linux), the line says it cannot tell, unless another reason
+    settles it."""
+    vendor, flags = cpu.read_vendor(cpuinfo), cpu.read_cpuinfo(cpuinfo)[1]
+    described = vendor != cpu.UNKNOWN or bool(flags)
+    reasons = kernels.demo_draw(vendor, flags if described else None, kernels.blas_core(),
                                 os.environ.get("OMP_NUM_THREADS"))
-    if not reasons:
-        return "Draw       the demo (--kernels avx2) draws the README's table here"
-    return ("Draw       the demo (--kernels avx2) draws another table than the README's here (README, \"A run is a "
-            "draw\"): " + "; ".join(reasons))
+    if reasons:
+        return ("Draw       the demo (--kernels avx2) draws another table than the README's here (README, \"A run "
+                "is a draw\"): " + "; ".join(reasons))
+    if not described:
+        return (f"Draw       cannot tell whether the demo (--kernels avx2) draws the README's table here: {cpuinfo} "
+                "does not describe this CPU (its AVX2, and whose caches oneDNN reads)")
+    return "Draw       the demo (--kernels avx2) draws the README's table here"
 
 
 def report(gpus=None, distributions=None, cpuinfo="/proc/cpuinfo"):

@@ -113,9 +113,10 @@ def blas_core():
 def demo_draw(vendor, flags, core, threads):
     """Why a run on AVX2's kernels (the demo) draws another table than the README's on a machine: a list of
     reasons, empty where it draws that table. ``vendor``: the CPU's maker (``cpu.read_vendor``), ``flags``
-    its flags, ``core``: MXNet's OpenBLAS kernels (``blas_core``), ``threads``: OMP_NUM_THREADS."""
+    its flags (None where the system does not describe its CPU: the reasons then name only what is known),
+    ``core``: MXNet's OpenBLAS kernels (``blas_core``), ``threads``: OMP_NUM_THREADS."""
     reasons = []
-    if "avx2" not in flags:
+    if flags is not None and "avx2" not in flags:
         reasons.append("this CPU has no AVX2")
     if vendor == CACHES_READ_ON:
         reasons.append("oneDNN sizes its blocks by this Intel CPU's own caches (it guesses them alike on every "
