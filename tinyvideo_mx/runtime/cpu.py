@@ -58,13 +58,11 @@ def read_cpuinfo(path=CPUINFO):
     return model, flags
 
 
-UNKNOWN = "unknown"   # read_vendor where the file does not name the maker
-
-
-def read_vendor(path=CPUINFO):
-    """The CPU's maker as CPUID names it ("GenuineIntel", "AuthenticAMD"), or UNKNOWN."""
+def read_maker_and_flags(path=CPUINFO):
+    """(the CPU's maker as CPUID names it - "GenuineIntel", "AuthenticAMD" - or None where not named, set of
+    flags) of the first processor in ``path``, from one read; (None, set()) where there is no such file."""
     found = _first_processor(path)
-    return found[0].get("vendor_id", UNKNOWN) if found else UNKNOWN
+    return (found[0].get("vendor_id"), found[1]) if found else (None, set())
 
 
 def flags_or_this_machine(flags):

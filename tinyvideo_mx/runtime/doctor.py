@@ -62,8 +62,8 @@ def draw_line(cpuinfo="/proc/cpuinfo"):
     (runtime/kernels.py): a user whose table differs learns whether to expect it. Where the system does not
     describe its CPU (no /proc/cpuinfo: not Linux), the line says it cannot tell, unless another reason
     settles it."""
-    vendor, flags = cpu.read_vendor(cpuinfo), cpu.read_cpuinfo(cpuinfo)[1]
-    described = vendor != cpu.UNKNOWN or bool(flags)
+    vendor, flags = cpu.read_maker_and_flags(cpuinfo)
+    described = vendor is not None or bool(flags)
     reasons = kernels.demo_draw(vendor, flags if described else None, kernels.blas_core(),
                                 os.environ.get("OMP_NUM_THREADS"))
     if reasons:

@@ -112,7 +112,7 @@ def blas_core():
 
 def demo_draw(vendor, flags, core, threads):
     """Why a run on AVX2's kernels (the demo) draws another table than the README's on a machine: a list of
-    reasons, empty where it draws that table. ``vendor``: the CPU's maker (``cpu.read_vendor``), ``flags``
+    reasons, empty where it draws that table. ``vendor``: the CPU's maker (``cpu.read_maker_and_flags``), ``flags``
     its flags (None where the system does not describe its CPU: the reasons then name only what is known),
     ``core``: MXNet's OpenBLAS kernels (``blas_core``), ``threads``: OMP_NUM_THREADS."""
     reasons = []
