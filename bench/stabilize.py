@@ -13,7 +13,10 @@ or plain-wall backgrounds. TUNING_SEEDS may be looked at while changing the stab
 only for the table that judges it.
 
 Modes: raw (no stabilisation: every frame resized and cropped, cut into consecutive clips of up to 34
-frames - the motion there is to remove), faithful (``--faithful``, the original algorithm) and default.
+frames - the motion there is to remove), faithful (``--faithful``, the original algorithm) and default,
+all on glibc's own malloc settings, as the original ran. The command's ``--faithful`` asks glibc to keep the
+memory it frees (stabilize/runner.py, tinyvideo_mx/runtime/memory.py), which ran it 1.5x faster on an AMD EPYC
+(docs/performance.md): against the command's faithful mode the default's ratios are up to that much lower.
 Columns: output frames written per second of wall time (decoding included), clips, frames kept in
 clips, and residual motion - the mean global shift between consecutive 128-px output frames by phase
 correlation (px; lower is steadier). The summary compares the default with the faithful mode: frames
