@@ -631,13 +631,16 @@ def test_an_unknown_motion_setting_is_one_clear_error(tmp_path):
     assert result.output.splitlines()[-1] == "Error: motion must be 'flow' or 'features', got 'magic'"
 
 
+def no_motion(t):
+    """A camera that does not move (synthetic.camera's (dx, dy, angle, zoom) at frame t)."""
+    return 0.0, 0.0, 0.0, 1.0
+
+
 def test_a_pair_neither_flow_nor_matching_can_follow_is_dropped_with_both_reasons():
     """Two unrelated scenes (a cut the detector missed): the matching's reason leads, as report.json
     groups drops by it; the flow's follows."""
     from stabilize.homography import FlowTracker
-    def still(t):
-        return 0.0, 0.0, 0.0, 1.0
-    previous, current = (camera(texture(seed, 1280), 1, still, size=(480, 640))[0] for seed in (1, 2))
+    previous, current = (camera(texture(seed, 1280), 1, no_motion, size=(480, 640))[0] for seed in (1, 2))
     tracker = FlowTracker(StabilizeConfig())
     M, reason = tracker.homography(tracker.describe(current), tracker.describe(previous), current.shape)
     assert M is None and tracker.fallbacks == 1
@@ -649,11 +652,9 @@ def test_a_clip_ends_before_a_frame_it_cannot_follow_and_keeps_what_came_before(
     """A pair no motion estimate can follow (two unrelated scenes, the cut detector off): the default ends the
     clip before the frame that failed, keeps it if it has min_frames frames (16) or more, and that frame starts
     the next clip; the original, and ``keep_before_unmatched=false``, drop the clip with the reason."""
-    def still(t):
-        return 0.0, 0.0, 0.0, 1.0
     path = str(tmp_path / "unrelated.avi")
-    write_video(path, camera(texture(1, 1280), scene_b_from, still, size=(240, 320))
-                + camera(texture(2, 1280), 20, still, size=(240, 320)), fps=25)
+    write_video(path, camera(texture(1, 1280), scene_b_from, no_motion, size=(240, 320))
+                + camera(texture(2, 1280), 20, no_motion, size=(240, 320)), fps=25)
 
     def run(**settings):
         return [(kind, value if kind == "drop" else (value[0], len(value[1])))
